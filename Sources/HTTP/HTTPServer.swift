@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CoreMetrics
+import Dispatch
+import Logging
+import Synchronization
+
+/// An HTTP/1.1 server on POSIX sockets and Dispatch.
+///
+/// `start()` binds and begins accepting; `shutdown(gracePeriod:)` stops accepting, lets requests in flight
+/// finish and closes idle connections, then closes whatever is left when the grace period ends.
+public final class HTTPServer: Sendable {
+    /// What connections share.
+    final class Context: Sendable {
+        let configuration: HTTPServerConfiguration
+        let responder: any HTTPResponder
+        let logger: Logger
+        let metrics: HTTPServerMetrics
+        let encoder: HTTPResponseEncoder
+        let dateCache = HTTPDateCache()
+        let connectionQueue = DispatchQueue(label: "omniembed.http.connections", attributes: .concurrent)
+        let handlerExecutor = DispatchTaskExecutor(label: "omniembed.http.handlers")
+        let connections = Mutex<[UInt64: HTTPConnection]>([:])
+
+        init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger, metrics: HTTPServerMetrics) {
+            self.configuration = configuration
+            self.responder = responder
+            self.logger = logger
+            self.metrics = metrics
+            self.encoder = HTTPResponseEncoder(serverName: configuration.serverName)
+        }
+
+        func connectionClosed(_ connection: HTTPConnection) {
+            connections.withLock { _ = $0.removeValue(forKey: connection.id) }
+            metrics.openConnections.decrement()
+        }
+    }
+
+    private enum State {
+        case idle
+        case listening(port: Int, source: ListenerSource)
+        case stopped
+    }
+
+    /// Dispatch sources are thread-safe; the wrapper only lets the state lock hold one.
+    private struct ListenerSource: @unchecked Sendable {
+        let source: DispatchSourceRead
+    }
+
+    private let context: Context
+    private let state = Mutex<State>(.idle)
+    private let nextConnectionID = Atomic<UInt64>(0)
+    private let acceptQueue = DispatchQueue(label: "omniembed.http.accept")
+
+    public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
+                metricsFactory: any MetricsFactory) {
+        context = Context(configuration: configuration, responder: responder, logger: logger,
+                          metrics: HTTPServerMetrics(factory: metricsFactory))
+    }
+
+    public var configuration: HTTPServerConfiguration { context.configuration }
+
+    /// The bound port, once started.
+    public var port: Int? {
+        state.withLock { if case .listening(let port, _) = $0 { port } else { nil } }
+    }
+
+    /// Open connections right now.
+    public var connectionCount: Int { context.connections.withLock { $0.count } }
+
+    /// Binds and starts accepting; returns the bound port.
+    @discardableResult
+    public func start() throws -> Int {
+        signal(SIGPIPE, SIG_IGN)
+        let config = context.configuration
+        let (fd, port) = try Socket.listen(host: config.host, port: config.port, backlog: config.backlog)
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: acceptQueue)
+        source.setEventHandler { [self] in acceptPending(fd) }
+        source.setCancelHandler { close(fd) }
+        let listener = ListenerSource(source: source)
+        state.withLock { $0 = .listening(port: port, source: listener) }
+        source.resume()
+        context.logger.info("listening", metadata: ["host": "\(config.host)", "port": "\(port)"])
+        return port
+    }
+
+    private func acceptPending(_ listener: Int32) {
+        while true {
+            let accepted: (fd: Int32, peer: String)?
+            do {
+                accepted = try Socket.accept(listener)
+            } catch {
+                // EMFILE and friends: log and retry on the next readiness event rather than spin.
+                context.logger.error("accept failed", metadata: ["error": "\(error)"])
+                return
+            }
+            guard let (fd, peer) = accepted else { return }
+            context.metrics.acceptedConnections.increment()
+            // Only this queue adds connections, so the count cannot grow between the check and the insert.
+            guard connectionCount < context.configuration.maxConnections else {
+                refuseOverCapacity(fd)
+                continue
+            }
+            let id = nextConnectionID.wrappingAdd(1, ordering: .relaxed).newValue
+            let connection = HTTPConnection(id: id, fd: fd, remoteAddress: peer, context: context)
+            context.connections.withLock { $0[id] = connection }
+            context.metrics.openConnections.increment()
+            connection.start()
+        }
+    }
+
+    /// Best effort: one non-blocking write of a 503, then close.
+    private func refuseOverCapacity(_ fd: Int32) {
+        context.metrics.rejected("connection_limit")
+        let error = HTTPError(.serviceUnavailable, code: "connection_limit", message: "too many open connections",
+                              headers: HTTPHeaders([("Retry-After", "1")]))
+        let bytes = context.encoder.encode(.error(error), method: .get, version: .http1_1, keepAlive: false,
+                                           date: context.dateCache.current())
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        close(fd)
+    }
+
+    /// Stops accepting, drains connections for up to `gracePeriod`, then closes the rest.
+    public func shutdown(gracePeriod: Duration) async {
+        let wasListening = state.withLock { state -> Bool in
+            guard case .listening(_, let listener) = state else { return false }
+            listener.source.cancel()
+            state = .stopped
+            return true
+        }
+        guard wasListening else { return }
+        let open = context.connections.withLock { Array($0.values) }
+        context.logger.info("draining", metadata: ["connections": "\(open.count)", "grace_seconds": "\(gracePeriod.seconds)"])
+        for connection in open { connection.beginDrain() }
+
+        let deadline = ContinuousClock.now + gracePeriod
+        while connectionCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let remaining = context.connections.withLock { Array($0.values) }
+        if !remaining.isEmpty {
+            context.logger.warning("grace period over, closing connections", metadata: ["connections": "\(remaining.count)"])
+            for connection in remaining { connection.forceClose() }
+            while connectionCount > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        context.logger.info("stopped")
+    }
+}

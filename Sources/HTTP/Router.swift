@@ -1,0 +1,95 @@
+import Logging
+
+/// What a handler gets besides the request.
+public struct RequestContext: Sendable {
+    public var requestID: String
+    /// Path parameters by name, percent-decoded.
+    public var parameters: [String: String]
+    /// A logger carrying `request_id`.
+    public var logger: Logger
+    public var connection: HTTPConnectionInfo
+}
+
+public typealias RouteHandler = @Sendable (HTTPRequest, RequestContext) async throws -> HTTPResponse
+
+/// Routes by method and path pattern; `{name}` segments capture parameters.
+/// `HEAD` falls back to the `GET` route; a known path with the wrong method is a 405 with `Allow`.
+public struct Router: Sendable {
+    struct Route: Sendable {
+        var method: HTTPMethod
+        var pattern: String
+        var segments: [Segment]
+        var handler: RouteHandler
+    }
+
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    enum Match {
+        case found(Route, parameters: [String: String])
+        case methodNotAllowed(allowed: [HTTPMethod])
+        case notFound
+    }
+
+    private var routes: [Route] = []
+
+    public init() {}
+
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping RouteHandler) {
+        let segments = Self.split(pattern).map { part -> Segment in
+            part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
+        }
+        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+    }
+
+    public mutating func get(_ pattern: String, _ handler: @escaping RouteHandler) { add(.get, pattern, handler) }
+    public mutating func post(_ pattern: String, _ handler: @escaping RouteHandler) { add(.post, pattern, handler) }
+    public mutating func delete(_ pattern: String, _ handler: @escaping RouteHandler) { add(.delete, pattern, handler) }
+
+    func match(method: HTTPMethod, path: String) -> Match {
+        let parts = Self.split(path)
+        var allowed: [HTTPMethod] = []
+        var getFallback: (Route, [String: String])?
+        for route in routes {
+            guard let parameters = Self.bind(route.segments, to: parts) else { continue }
+            if route.method == method { return .found(route, parameters: parameters) }
+            if method == .head && route.method == .get { getFallback = (route, parameters) }
+            allowed.append(route.method)
+            if route.method == .get { allowed.append(.head) }
+        }
+        if let (route, parameters) = getFallback { return .found(route, parameters: parameters) }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+    }
+
+    private static func split(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
+    }
+
+    private static func bind(_ segments: [Segment], to parts: [Substring]) -> [String: String]? {
+        guard segments.count == parts.count else { return nil }
+        var parameters: [String: String] = [:]
+        for (segment, part) in zip(segments, parts) {
+            switch segment {
+            case .literal(let literal): guard part == literal else { return nil }
+            case .parameter(let name):
+                guard let decoded = percentDecode(part), !decoded.isEmpty else { return nil }
+                parameters[name] = decoded
+            }
+        }
+        return parameters
+    }
+}
+
+/// `%XX`-decodes a path segment; `nil` if an escape is malformed or the result is not UTF-8.
+func percentDecode(_ text: Substring) -> String? {
+    var bytes: [UInt8] = []
+    var iterator = text.utf8.makeIterator()
+    while let byte = iterator.next() {
+        guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
+        guard let high = iterator.next()?.hexValue, let low = iterator.next()?.hexValue else { return nil }
+        bytes.append(high << 4 | low)
+    }
+    return String(validating: bytes, as: UTF8.self)
+}

@@ -1,0 +1,133 @@
+import Configuration
+import HTTP
+import Logging
+import SystemPackage
+
+/// The service's settings. Read from a JSON file, each key overridable by an environment variable named
+/// `OMNIEMBED_` + the key path in upper snake case (`http.maxBodyBytes` → `OMNIEMBED_HTTP_MAX_BODY_BYTES`).
+/// A value that is present but malformed is an error, never silently replaced by the default.
+public struct ServiceConfiguration: Sendable {
+    public var http = HTTPServerConfiguration()
+    public var compression = CompressionOptions()
+    /// How long a graceful shutdown waits for requests in flight.
+    public var shutdownGracePeriod: Duration = .seconds(10)
+    public var logLevel: Logger.Level = .info
+    public var logFormat: LogFormat = .text
+
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
+
+    public init() {}
+
+    /// Loads `file` (if given) under environment overrides taken from `environment`.
+    public static func load(file: String?, environment: [String: String]) async throws -> ServiceConfiguration {
+        var providers: [any ConfigProvider] = [
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: "omniembed")
+        ]
+        if let file {
+            providers.append(try await FileProvider<JSONSnapshot>(filePath: FilePath(file)))
+        }
+        return try ServiceConfiguration(reading: ConfigReader(providers: providers))
+    }
+
+    /// Reads every setting from `config`, keeping the default for absent keys.
+    public init(reading config: ConfigReader) throws {
+        func int(_ key: String, _ value: inout Int) throws {
+            if let found = try config.present(key, { try config.requiredInt(forKey: $0) }) { value = found }
+        }
+        func milliseconds(_ key: String, _ value: inout Duration) throws {
+            var ms = Int(value.seconds * 1000)
+            try int(key, &ms)
+            value = .milliseconds(ms)
+        }
+
+        var http = HTTPServerConfiguration()
+        if let host = try config.present("host", { try config.requiredString(forKey: $0) }) { http.host = host }
+        try int("port", &http.port)
+        var backlog = Int(http.backlog)
+        try int("http.backlog", &backlog)
+        http.backlog = Int32(clamping: backlog)
+        try int("http.maxConnections", &http.maxConnections)
+        try int("http.maxRequestsPerConnection", &http.maxRequestsPerConnection)
+        try int("http.maxRequestLineBytes", &http.limits.maxRequestLineBytes)
+        try int("http.maxHeaderBytes", &http.limits.maxHeaderBytes)
+        try int("http.maxHeaderCount", &http.limits.maxHeaderCount)
+        try int("http.maxBodyBytes", &http.limits.maxBodyBytes)
+        try int("http.maxChunkLineBytes", &http.limits.maxChunkLineBytes)
+        try milliseconds("http.requestHeadTimeoutMs", &http.timeouts.requestHead)
+        try milliseconds("http.keepAliveTimeoutMs", &http.timeouts.keepAliveIdle)
+        try milliseconds("http.bodyGraceMs", &http.timeouts.bodyGrace)
+        try int("http.minBodyBytesPerSecond", &http.timeouts.minBodyBytesPerSecond)
+        try milliseconds("http.writeTimeoutMs", &http.timeouts.write)
+        try milliseconds("http.lingerTimeoutMs", &http.lingerTimeout)
+        self.http = http
+
+        if let enabled = try config.present("compression.enabled", { try config.requiredBool(forKey: $0) }) {
+            compression.enabled = enabled
+        }
+        try int("compression.minBytes", &compression.minimumBytes)
+        var level = Int(compression.level)
+        try int("compression.level", &level)
+        compression.level = Int32(clamping: level)
+
+        try milliseconds("shutdown.gracePeriodMs", &shutdownGracePeriod)
+
+        if let name = try config.present("log.level", { try config.requiredString(forKey: $0) }) {
+            guard let level = Logger.Level(rawValue: name) else {
+                throw ConfigurationError.invalid(key: "log.level", reason: "'\(name)' is not one of \(Logger.Level.allCases.map(\.rawValue))")
+            }
+            logLevel = level
+        }
+        if let name = try config.present("log.format", { try config.requiredString(forKey: $0) }) {
+            guard let format = LogFormat(rawValue: name) else {
+                throw ConfigurationError.invalid(key: "log.format", reason: "'\(name)' is not one of \(LogFormat.allCases.map(\.rawValue))")
+            }
+            logFormat = format
+        }
+        try validate()
+    }
+
+    /// Rejects settings the server cannot run with.
+    public func validate() throws {
+        func positive(_ key: String, _ value: Int) throws {
+            guard value > 0 else { throw ConfigurationError.invalid(key: key, reason: "must be positive, got \(value)") }
+        }
+        guard (0...65535).contains(http.port) else {
+            throw ConfigurationError.invalid(key: "port", reason: "must be 0...65535, got \(http.port)")
+        }
+        try positive("http.maxConnections", http.maxConnections)
+        try positive("http.maxRequestsPerConnection", http.maxRequestsPerConnection)
+        try positive("http.maxRequestLineBytes", http.limits.maxRequestLineBytes)
+        try positive("http.maxHeaderBytes", http.limits.maxHeaderBytes)
+        try positive("http.maxHeaderCount", http.limits.maxHeaderCount)
+        try positive("http.maxBodyBytes", http.limits.maxBodyBytes)
+        try positive("http.minBodyBytesPerSecond", http.timeouts.minBodyBytesPerSecond)
+        guard (1...9).contains(compression.level) else {
+            throw ConfigurationError.invalid(key: "compression.level", reason: "must be 1...9, got \(compression.level)")
+        }
+    }
+}
+
+public enum ConfigurationError: Error, CustomStringConvertible {
+    case invalid(key: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let key, let reason): "configuration key '\(key)': \(reason)"
+        }
+    }
+}
+
+extension ConfigReader {
+    /// The value at `key` read by `read`; `nil` when no provider has the key, an error when it is malformed.
+    func present<T>(_ key: String, _ read: (ConfigKey) throws -> T) throws -> T? {
+        do {
+            return try read(ConfigKey(key))
+        } catch {
+            // swift-configuration's error type is package-internal: "missing" is told apart by its text.
+            if "\(error)".hasPrefix("Missing required config value") { return nil }
+            throw ConfigurationError.invalid(key: key, reason: "\(error)")
+        }
+    }
+}

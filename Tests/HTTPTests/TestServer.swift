@@ -1,0 +1,44 @@
+import CoreMetrics
+import Logging
+@testable import HTTP
+
+/// An in-process server on a free loopback port with routes for exercising the connection layer.
+struct TestServer {
+    let server: HTTPServer
+    let port: Int
+
+    static func start(_ customize: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> TestServer {
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        configuration.lingerTimeout = .milliseconds(500)
+        customize(&configuration)
+
+        var router = Router()
+        router.get("/hello") { _, _ in .text("hello") }
+        router.post("/echo") { request, _ in HTTPResponse(status: .ok, body: request.body) }
+        router.get("/items/{id}") { _, context in .text("item \(context.parameters["id"]!)") }
+        router.get("/big") { _, _ in .text(String(repeating: "embedding ", count: 1000)) }
+        router.get("/empty") { _, _ in HTTPResponse(status: .noContent) }
+        router.get("/slow") { request, _ in
+            let ms = Int(request.head.query?.split(separator: "=").last ?? "300") ?? 300
+            try? await Task.sleep(for: .milliseconds(ms))
+            return .text("slow done")
+        }
+        router.get("/fail") { _, _ in throw HTTPError(.unprocessableContent, code: "bad_item", message: "item 3 has no modality") }
+        router.get("/crash") { _, _ in
+            struct Unexpected: Error {}
+            throw Unexpected()
+        }
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let responder = RouterResponder(router: router, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
+        let server = HTTPServer(configuration: configuration, responder: responder, logger: logger,
+                                metricsFactory: NOOPMetricsHandler.instance)
+        let port = try server.start()
+        return TestServer(server: server, port: port)
+    }
+
+    func client() throws -> RawClient { try RawClient(port: port) }
+
+    func stop() async { await server.shutdown(gracePeriod: .seconds(1)) }
+}
