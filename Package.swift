@@ -20,11 +20,14 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // <sys/epoll.h>, which the Glibc module leaves out.
+        .systemLibrary(name: "CEpoll"),
         // HTTP/1.1 on POSIX sockets and Dispatch. Knows nothing about models.
         .target(
             name: "HTTP",
             dependencies: [
                 "CZlib",
+                "CEpoll",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]

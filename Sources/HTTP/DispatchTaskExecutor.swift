@@ -8,7 +8,7 @@ final class DispatchTaskExecutor: TaskExecutor {
     private let queue: DispatchQueue
 
     init(label: String) {
-        queue = DispatchQueue(label: label, attributes: .concurrent)
+        queue = DispatchQueue(label: label, attributes: .concurrent, target: .global())
     }
 
     func enqueue(_ job: consuming ExecutorJob) {

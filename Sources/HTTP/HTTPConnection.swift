@@ -6,7 +6,7 @@ import Darwin
 import Dispatch
 import Logging
 
-/// One accepted socket, driven by Dispatch sources on its own serial queue.
+/// One accepted socket, driven by its event loop (an epoll set under a Dispatch source) on the loop's queue.
 ///
 /// All mutable state is touched only on `queue`; that confinement is what the `@unchecked Sendable` claims.
 /// Decisions are the state machine's; this class only moves bytes, runs the responder and keeps time.
@@ -14,15 +14,16 @@ final class HTTPConnection: @unchecked Sendable {
     let id: UInt64
     private let fd: Int32
     private let info: HTTPConnectionInfo
-    let queue: DispatchQueue
+    private let loop: EventLoop
+    var queue: DispatchQueue { loop.queue }
     private let context: HTTPServer.Context
     private var stateMachine: HTTPConnectionStateMachine
 
-    private var readSource: DispatchSourceRead?
-    private var readEnabled = false
-    private var writeSource: DispatchSourceWrite?
+    private var readEnabled = true
     private var writeEnabled = false
     private let timer: DispatchSourceTimer
+    /// When the timer is armed to fire; `nil` when disarmed (it has fired).
+    private var timerDeadline: MonotonicInstant?
 
     private var output: [UInt8] = []
     private var outputOffset = 0
@@ -33,16 +34,16 @@ final class HTTPConnection: @unchecked Sendable {
     private var handler: Task<Void, Never>?
     private var finished = false
 
-    init(id: UInt64, fd: Int32, remoteAddress: String, context: HTTPServer.Context) {
+    init(id: UInt64, fd: Int32, remoteAddress: String, loop: EventLoop, context: HTTPServer.Context) {
         self.id = id
         self.fd = fd
         self.info = HTTPConnectionInfo(remoteAddress: remoteAddress)
+        self.loop = loop
         self.context = context
-        self.queue = DispatchQueue(label: "omniembed.http.connection", target: context.connectionQueue)
         let config = context.configuration
         self.stateMachine = HTTPConnectionStateMachine(limits: config.limits, timeouts: config.timeouts,
                                                        maxRequests: config.maxRequestsPerConnection, now: .now())
-        self.timer = DispatchSource.makeTimerSource(queue: queue)
+        self.timer = DispatchSource.makeTimerSource(queue: loop.queue)
         // Dispatch aborts when an inactive source is released, so it is active from the start.
         timer.schedule(deadline: .distantFuture)
         timer.activate()
@@ -50,11 +51,13 @@ final class HTTPConnection: @unchecked Sendable {
 
     func start() {
         queue.async { [self] in
-            let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
-            source.setEventHandler { [unowned self] in readable() }
-            source.setCancelHandler { [fd] in close(fd) }
-            readSource = source
-            timer.setEventHandler { [unowned self] in drive() }
+            timer.setEventHandler { [unowned self] in timerFired() }
+            do {
+                try loop.register(fd, self)
+            } catch {
+                context.logger.error("cannot watch connection", metadata: ["error": "\(error)"])
+                return finish()
+            }
             drive()
         }
     }
@@ -75,7 +78,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     // MARK: Reading
 
-    private func readable() {
+    func readable() {
         let (count, readErrno) = withUnsafeTemporaryAllocation(byteCount: 64 * 1024, alignment: 16) { buffer in
             let count = read(fd, buffer.baseAddress, buffer.count)
             if count > 0 && lingerDeadline == nil {
@@ -104,7 +107,7 @@ final class HTTPConnection: @unchecked Sendable {
             if now >= lingerDeadline { finish() } else { updateInterest() }
             return
         }
-        loop: while true {
+        loop: while !finished {
             switch stateMachine.nextAction(now: now) {
             case .wait:
                 break loop
@@ -135,7 +138,12 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func dispatch(_ request: HTTPRequest) {
         let responder = context.responder
+        if let response = responder.respondImmediately(to: request, connection: info) {
+            write(response, for: request.head)  // the drive loop goes on with the next request
+            return
+        }
         let info = self.info
+        // On the Dispatch executor, never on the cooperative pool (see `DispatchTaskExecutor`).
         handler = Task(executorPreference: context.handlerExecutor) { [self] in
             let response = await responder.respond(to: request, connection: info)
             queue.async { self.deliver(response, for: request.head) }
@@ -145,13 +153,17 @@ final class HTTPConnection: @unchecked Sendable {
     private func deliver(_ response: HTTPResponse, for head: HTTPRequestHead) {
         handler = nil
         guard !finished else { return }
+        write(response, for: head)
+        drive()
+    }
+
+    private func write(_ response: HTTPResponse, for head: HTTPRequestHead) {
         let now = MonotonicInstant.now()
         let responderAllowsKeepAlive = !(response.headers["Connection"]?.lowercased().contains("close") ?? false)
         let keepAlive = stateMachine.responseReady(for: head, responderAllowsKeepAlive: responderAllowsKeepAlive, now: now)
         let bytes = context.encoder.encode(response, method: head.method, version: head.version,
                                            keepAlive: keepAlive, date: context.dateCache.current())
         enqueue(bytes, endsResponse: true)
-        drive()
     }
 
     // MARK: Writing
@@ -201,15 +213,16 @@ final class HTTPConnection: @unchecked Sendable {
         updateInterest()
     }
 
+    /// The socket can take more output.
+    func writable() {
+        flush()
+        drive()  // a response finished here may unblock the next pipelined request
+    }
+
     private func setWriteInterest(_ enabled: Bool) {
         guard enabled != writeEnabled else { return }
-        if writeSource == nil {
-            let source = DispatchSource.makeWriteSource(fileDescriptor: fd, queue: queue)
-            source.setEventHandler { [unowned self] in flush(); if !finished { updateInterest() } }
-            writeSource = source
-        }
         writeEnabled = enabled
-        enabled ? writeSource!.resume() : writeSource!.suspend()
+        loop.update(fd, read: readEnabled, write: writeEnabled)
     }
 
     private func updateInterest() {
@@ -217,10 +230,20 @@ final class HTTPConnection: @unchecked Sendable {
         let wantRead = lingerDeadline != nil || stateMachine.wantsInput
         if wantRead != readEnabled {
             readEnabled = wantRead
-            wantRead ? readSource?.resume() : readSource?.suspend()
+            loop.update(fd, read: readEnabled, write: writeEnabled)
         }
-        let deadline = lingerDeadline ?? stateMachine.nextDeadline
-        timer.schedule(deadline: deadline?.dispatchTime ?? .distantFuture)
+        // Re-arming a Dispatch timer wakes Dispatch's manager thread, which is costly once per request.
+        // So the timer only moves earlier; firing before a later deadline just re-arms it (see `timerFired`).
+        guard let deadline = lingerDeadline ?? stateMachine.nextDeadline else { return }
+        if timerDeadline.map({ deadline < $0 }) ?? true {
+            timerDeadline = deadline
+            timer.schedule(deadline: deadline.dispatchTime, leeway: .milliseconds(10))
+        }
+    }
+
+    private func timerFired() {
+        timerDeadline = nil
+        drive()
     }
 
     private func finish() {
@@ -228,17 +251,8 @@ final class HTTPConnection: @unchecked Sendable {
         finished = true
         handler?.cancel()
         timer.cancel()
-        if let writeSource {
-            if !writeEnabled { writeSource.resume() }
-            writeSource.cancel()
-        }
-        // The read source owns the descriptor: its cancel handler closes it once no handler can run.
-        if let readSource {
-            if !readEnabled { readSource.resume() }
-            readSource.cancel()
-        } else {
-            close(fd)
-        }
+        loop.unregister(fd)
+        close(fd)
         context.connectionClosed(self)
     }
 }

@@ -1,8 +1,8 @@
 /// The parsed head of a request, with its framing already resolved.
 public struct HTTPRequestHead: Sendable, Equatable {
     public var method: HTTPMethod
-    /// The request-target exactly as sent.
-    public var target: String
+    /// The request-target exactly as sent (`path` and `query` are derived from it once).
+    public let target: String
     public var version: HTTPVersion
     public var headers: HTTPHeaders
 
@@ -16,6 +16,11 @@ public struct HTTPRequestHead: Sendable, Equatable {
     /// `Expect: 100-continue` was sent.
     public var expectsContinue: Bool
 
+    /// The path of the target without its query, for origin-form and absolute-form targets.
+    public let path: String
+    /// The raw query string after `?`, if any.
+    public let query: String?
+
     public init(method: HTTPMethod, target: String, version: HTTPVersion, headers: HTTPHeaders,
                 framing: BodyFraming = .none, expectsContinue: Bool = false) {
         self.method = method
@@ -24,6 +29,7 @@ public struct HTTPRequestHead: Sendable, Equatable {
         self.headers = headers
         self.framing = framing
         self.expectsContinue = expectsContinue
+        (self.path, self.query) = Self.split(target)
     }
 
     /// Whether the client asked to keep the connection open: HTTP/1.1 unless `Connection: close`,
@@ -34,22 +40,17 @@ public struct HTTPRequestHead: Sendable, Equatable {
         return version.minor >= 1 || tokens.contains("keep-alive")
     }
 
-    /// The path of the target without query, for origin-form and absolute-form targets.
-    public var path: String {
+    private static func split(_ target: String) -> (path: String, query: String?) {
         var rest = Substring(target)
         if !rest.hasPrefix("/") {
             // absolute-form: skip "scheme://authority".
-            guard let colon = rest.firstIndex(of: ":") else { return "/" }
+            guard let colon = rest.firstIndex(of: ":") else { return ("/", nil) }
             rest = rest[colon...].dropFirst(3)
             rest = rest.firstIndex { $0 == "/" || $0 == "?" }.map { rest[$0...] } ?? "/"
-            if rest.hasPrefix("?") { rest = "/" + rest }
         }
-        return String(rest.prefix { $0 != "?" })
-    }
-
-    /// The raw query string after `?`, if any.
-    public var query: String? {
-        target.firstIndex(of: "?").map { String(target[target.index(after: $0)...]) }
+        guard let mark = rest.firstIndex(of: "?") else { return (String(rest), nil) }
+        let path = rest[..<mark]
+        return (path.isEmpty ? "/" : String(path), String(rest[rest.index(after: mark)...]))
     }
 }
 

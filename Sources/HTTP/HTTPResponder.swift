@@ -8,4 +8,12 @@ public struct HTTPConnectionInfo: Sendable {
 /// if the client disconnects before the response is written.
 public protocol HTTPResponder: Sendable {
     func respond(to request: HTTPRequest, connection: HTTPConnectionInfo) async -> HTTPResponse
+
+    /// The response, if it can be made at once without waiting (a probe, a routing error); `nil` sends the
+    /// request to `respond`. Runs on the connection's thread, saving two thread hops: it must not block.
+    func respondImmediately(to request: HTTPRequest, connection: HTTPConnectionInfo) -> HTTPResponse?
+}
+
+extension HTTPResponder {
+    public func respondImmediately(to request: HTTPRequest, connection: HTTPConnectionInfo) -> HTTPResponse? { nil }
 }

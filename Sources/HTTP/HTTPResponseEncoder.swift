@@ -44,14 +44,22 @@ public struct HTTPResponseEncoder: Sendable {
     }
 
     private func appendStatusLine(_ status: HTTPStatus, to out: inout [UInt8]) {
-        out.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\n".utf8)
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.append(contentsOf: String(status.code).utf8)
+        out.append(.space)
+        out.append(contentsOf: status.reasonPhrase.utf8)
+        out.append(contentsOf: [.cr, .lf])
     }
 
     private func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
         out.append(contentsOf: name.utf8)
         out.append(contentsOf: [.colon, .space])
         // A handler must not be able to inject a header line: CR, LF and NUL are replaced.
-        out.append(contentsOf: value.utf8.map { $0 == .cr || $0 == .lf || $0 == 0 ? .space : $0 })
+        let start = out.count
+        out.append(contentsOf: value.utf8)
+        for index in start..<out.count where out[index] == .cr || out[index] == .lf || out[index] == 0 {
+            out[index] = .space
+        }
         out.append(contentsOf: [.cr, .lf])
     }
 }

@@ -21,11 +21,14 @@ public final class HTTPServer: Sendable {
         let metrics: HTTPServerMetrics
         let encoder: HTTPResponseEncoder
         let dateCache = HTTPDateCache()
-        let connectionQueue = DispatchQueue(label: "omniembed.http.connections", attributes: .concurrent)
+        let eventLoops: [EventLoop]
         let handlerExecutor = DispatchTaskExecutor(label: "omniembed.http.handlers")
         let connections = Mutex<[UInt64: HTTPConnection]>([:])
 
-        init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger, metrics: HTTPServerMetrics) {
+        init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
+             metrics: HTTPServerMetrics) throws {
+            let loopCount = configuration.eventLoops > 0 ? configuration.eventLoops : System.activeProcessorCount
+            self.eventLoops = try (0..<loopCount).map { try EventLoop(label: "omniembed.http.loop.\($0)") }
             self.configuration = configuration
             self.responder = responder
             self.logger = logger
@@ -56,9 +59,9 @@ public final class HTTPServer: Sendable {
     private let acceptQueue = DispatchQueue(label: "omniembed.http.accept")
 
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
-                metricsFactory: any MetricsFactory) {
-        context = Context(configuration: configuration, responder: responder, logger: logger,
-                          metrics: HTTPServerMetrics(factory: metricsFactory))
+                metricsFactory: any MetricsFactory) throws {
+        context = try Context(configuration: configuration, responder: responder, logger: logger,
+                              metrics: HTTPServerMetrics(factory: metricsFactory))
     }
 
     public var configuration: HTTPServerConfiguration { context.configuration }
@@ -105,7 +108,8 @@ public final class HTTPServer: Sendable {
                 continue
             }
             let id = nextConnectionID.wrappingAdd(1, ordering: .relaxed).newValue
-            let connection = HTTPConnection(id: id, fd: fd, remoteAddress: peer, context: context)
+            let loop = context.eventLoops[Int(id % UInt64(context.eventLoops.count))]
+            let connection = HTTPConnection(id: id, fd: fd, remoteAddress: peer, loop: loop, context: context)
             context.connections.withLock { $0[id] = connection }
             context.metrics.openConnections.increment()
             connection.start()

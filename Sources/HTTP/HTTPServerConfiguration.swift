@@ -12,6 +12,8 @@ public struct HTTPServerConfiguration: Sendable {
     /// How long a closing connection keeps reading (and discarding) after its last response.
     public var lingerTimeout: Duration = .seconds(2)
     public var serverName: String = "omniembed"
+    /// Event loops (epoll sets, each on a serial queue) that connections are spread over; 0: one per processor.
+    public var eventLoops: Int = 0
 
     public init() {}
 }

@@ -5,12 +5,22 @@ public struct RequestContext: Sendable {
     public var requestID: String
     /// Path parameters by name, percent-decoded.
     public var parameters: [String: String]
-    /// A logger carrying `request_id`.
-    public var logger: Logger
     public var connection: HTTPConnectionInfo
+    let baseLogger: Logger
+
+    /// A logger carrying `request_id` (made on use: most requests log nothing but their one request line).
+    public var logger: Logger {
+        var logger = baseLogger
+        logger[metadataKey: "request_id"] = "\(requestID)"
+        return logger
+    }
 }
 
 public typealias RouteHandler = @Sendable (HTTPRequest, RequestContext) async throws -> HTTPResponse
+
+/// A handler that answers without waiting or blocking (a probe, a metrics scrape); it runs on the
+/// connection's thread.
+public typealias ImmediateRouteHandler = @Sendable (HTTPRequest, RequestContext) throws -> HTTPResponse
 
 /// Routes by method and path pattern; `{name}` segments capture parameters.
 /// `HEAD` falls back to the `GET` route; a known path with the wrong method is a 405 with `Allow`.
@@ -19,7 +29,12 @@ public struct Router: Sendable {
         var method: HTTPMethod
         var pattern: String
         var segments: [Segment]
-        var handler: RouteHandler
+        var handler: Handler
+    }
+
+    enum Handler: Sendable {
+        case async(RouteHandler)
+        case immediate(ImmediateRouteHandler)
     }
 
     enum Segment: Sendable, Equatable {
@@ -38,6 +53,14 @@ public struct Router: Sendable {
     public init() {}
 
     public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping RouteHandler) {
+        add(method, pattern, .async(handler))
+    }
+
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, immediate handler: @escaping ImmediateRouteHandler) {
+        add(method, pattern, .immediate(handler))
+    }
+
+    private mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: Handler) {
         let segments = Self.split(pattern).map { part -> Segment in
             part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
         }
@@ -45,6 +68,9 @@ public struct Router: Sendable {
     }
 
     public mutating func get(_ pattern: String, _ handler: @escaping RouteHandler) { add(.get, pattern, handler) }
+    public mutating func get(_ pattern: String, immediate handler: @escaping ImmediateRouteHandler) {
+        add(.get, pattern, immediate: handler)
+    }
     public mutating func post(_ pattern: String, _ handler: @escaping RouteHandler) { add(.post, pattern, handler) }
     public mutating func delete(_ pattern: String, _ handler: @escaping RouteHandler) { add(.delete, pattern, handler) }
 

@@ -28,48 +28,92 @@ public struct RouterResponder: HTTPResponder {
         self.metrics = RequestMetrics(factory: metricsFactory)
     }
 
-    public func respond(to request: HTTPRequest, connection: HTTPConnectionInfo) async -> HTTPResponse {
-        let start = ContinuousClock.now
-        metrics.inFlight.increment()
-        defer { metrics.inFlight.decrement() }
+    /// What is known of a request before its handler runs.
+    private struct Exchange {
+        let start: ContinuousClock.Instant
+        let requestID: String
+        let match: Router.Match
+    }
 
-        let requestID = request.headers["X-Request-Id"].flatMap(RequestIDGenerator.validated) ?? requestIDs.next()
-        var logger = self.logger
-        logger[metadataKey: "request_id"] = "\(requestID)"
-
-        let routeLabel: String
-        var response: HTTPResponse
-        switch router.match(method: request.method, path: request.path) {
-        case .found(let route, let parameters):
-            routeLabel = route.pattern
-            let context = RequestContext(requestID: requestID, parameters: parameters, logger: logger, connection: connection)
+    public func respondImmediately(to request: HTTPRequest, connection: HTTPConnectionInfo) -> HTTPResponse? {
+        let match = router.match(method: request.method, path: request.path)
+        if case .found(let route, _) = match, case .async = route.handler { return nil }
+        let exchange = begin(request, match: match)
+        let response: HTTPResponse
+        if case .found(let route, let parameters) = match, case .immediate(let handler) = route.handler {
             do {
-                response = try await route.handler(request, context)
-            } catch let error as any HTTPResponseError {
-                response = .error(error)
+                response = try handler(request, context(exchange, parameters, connection))
             } catch {
-                logger.error("handler failed", metadata: ["error": "\(error)", "route": "\(route.pattern)"])
-                response = .error(HTTPError(.internalServerError, code: "internal", message: "internal server error"))
+                response = errorResponse(error, exchange: exchange, route: route)
             }
-        case .methodNotAllowed(let allowed):
-            routeLabel = "unmatched"
-            let allow = Array(Set(allowed.map(\.rawValue))).sorted().joined(separator: ", ")
-            response = .error(HTTPError(.methodNotAllowed, code: "method_not_allowed",
-                                        message: "\(request.method) is not allowed on \(request.path)",
-                                        headers: HTTPHeaders([("Allow", allow)])))
-        case .notFound:
-            routeLabel = "unmatched"
-            response = .error(HTTPError(.notFound, code: "not_found", message: "no route for \(request.path)"))
+        } else {
+            response = routingError(request, exchange.match)
         }
+        return end(exchange, request, response)
+    }
 
-        response.headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
+    public func respond(to request: HTTPRequest, connection: HTTPConnectionInfo) async -> HTTPResponse {
+        let exchange = begin(request, match: router.match(method: request.method, path: request.path))
+        let response: HTTPResponse
+        if case .found(let route, let parameters) = exchange.match {
+            do {
+                switch route.handler {
+                case .async(let handler): response = try await handler(request, context(exchange, parameters, connection))
+                case .immediate(let handler): response = try handler(request, context(exchange, parameters, connection))
+                }
+            } catch {
+                response = errorResponse(error, exchange: exchange, route: route)
+            }
+        } else {
+            response = routingError(request, exchange.match)
+        }
+        return end(exchange, request, response)
+    }
+
+    private func begin(_ request: HTTPRequest, match: Router.Match) -> Exchange {
+        metrics.inFlight.increment()
+        let requestID = request.headers["X-Request-Id"].flatMap(RequestIDGenerator.validated) ?? requestIDs.next()
+        return Exchange(start: .now, requestID: requestID, match: match)
+    }
+
+    private func context(_ exchange: Exchange, _ parameters: [String: String], _ connection: HTTPConnectionInfo) -> RequestContext {
+        RequestContext(requestID: exchange.requestID, parameters: parameters, connection: connection, baseLogger: logger)
+    }
+
+    private func errorResponse(_ error: any Error, exchange: Exchange, route: Router.Route) -> HTTPResponse {
+        if let error = error as? any HTTPResponseError { return .error(error) }
+        logger.error("handler failed", metadata: [
+            "error": "\(error)", "route": "\(route.pattern)", "request_id": "\(exchange.requestID)",
+        ])
+        return .error(HTTPError(.internalServerError, code: "internal", message: "internal server error"))
+    }
+
+    private func routingError(_ request: HTTPRequest, _ match: Router.Match) -> HTTPResponse {
+        switch match {
+        case .methodNotAllowed(let allowed):
+            let allow = Array(Set(allowed.map(\.rawValue))).sorted().joined(separator: ", ")
+            return .error(HTTPError(.methodNotAllowed, code: "method_not_allowed",
+                                    message: "\(request.method) is not allowed on \(request.path)",
+                                    headers: HTTPHeaders([("Allow", allow)])))
+        case .notFound, .found:
+            return .error(HTTPError(.notFound, code: "not_found", message: "no route for \(request.path)"))
+        }
+    }
+
+    private func end(_ exchange: Exchange, _ request: HTTPRequest, _ response: HTTPResponse) -> HTTPResponse {
+        var response = response
+        response.headers.replaceOrAdd(name: "X-Request-Id", value: exchange.requestID)
         compressIfAccepted(&response, request: request)
 
-        let duration = ContinuousClock.now - start
+        let routeLabel: String
+        if case .found(let route, _) = exchange.match { routeLabel = route.pattern } else { routeLabel = "unmatched" }
+        let duration = ContinuousClock.now - exchange.start
         metrics.duration(route: routeLabel, method: request.method.metricLabel, status: response.status.code)
             .recordNanoseconds(Int64(duration.seconds * 1e9))
+        metrics.inFlight.decrement()
         let level: Logger.Level = response.status.code >= 500 ? .error : .info
         logger.log(level: level, "request", metadata: [
+            "request_id": "\(exchange.requestID)",
             "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status.code)",
             "duration_ms": "\((duration.seconds * 1e6).rounded() / 1e3)", "bytes": "\(response.body.count)",
         ])
@@ -92,7 +136,12 @@ public struct RouterResponder: HTTPResponder {
 final class RequestMetrics: Sendable {
     let factory: any MetricsFactory
     let inFlight: Meter
-    private let timers = Mutex<[String: Timer]>([:])
+    private struct Labels: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
+    private let timers = Mutex<[Labels: Timer]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory
@@ -100,7 +149,7 @@ final class RequestMetrics: Sendable {
     }
 
     func duration(route: String, method: String, status: Int) -> Timer {
-        let key = "\(route) \(method) \(status)"
+        let key = Labels(route: route, method: method, status: status)
         return timers.withLock { timers in
             if let timer = timers[key] { return timer }
             let timer = Timer(label: "http_request_duration_seconds",

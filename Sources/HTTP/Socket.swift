@@ -98,3 +98,10 @@ enum Socket {
         return "\(hostString):\(serviceString)"
     }
 }
+
+enum System {
+    /// Processors this process may run on.
+    static var activeProcessorCount: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+}

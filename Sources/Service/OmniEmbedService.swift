@@ -15,14 +15,14 @@ public final class OmniEmbedService: Sendable {
     private let server: HTTPServer
     private let logger: Logger
 
-    public init(configuration: ServiceConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) {
+    public init(configuration: ServiceConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) throws {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
         let router = Routes.router(readiness: readiness, metrics: metrics)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)
-        server = HTTPServer(configuration: configuration.http, responder: responder, logger: logger,
+        server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,
                             metricsFactory: metrics.factory)
     }
 

@@ -5,27 +5,31 @@ enum Routes {
     static func router(readiness: Readiness, metrics: ServiceMetrics) -> Router {
         var router = Router()
 
-        router.get("/healthz") { _, _ in
-            .json(["status": "ok"])
-        }
+        // Probes are polled constantly: their bodies are constant bytes, not encoded per request.
+        let ok = HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/json")]),
+                              body: Array(#"{"status":"ok"}"#.utf8))
+        let ready = HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/json")]),
+                                 body: Array(#"{"status":"ready"}"#.utf8))
 
-        router.get("/readyz") { _, _ in
+        router.get("/healthz", immediate: { _, _ in ok })
+
+        router.get("/readyz", immediate: { _, _ in
             switch readiness.state {
             case .ready:
-                return .json(["status": "ready"])
+                return ready
             case .starting:
                 throw HTTPError(.serviceUnavailable, code: "starting", message: "the service is still loading",
                                 headers: HTTPHeaders([("Retry-After", "1")]))
             case .draining:
                 throw HTTPError(.serviceUnavailable, code: "draining", message: "the service is shutting down")
             }
-        }
+        })
 
-        router.get("/metrics") { _, _ in
+        router.get("/metrics", immediate: { _, _ in
             HTTPResponse(status: .ok,
                          headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
                          body: metrics.exposition())
-        }
+        })
 
         return router
     }

@@ -48,6 +48,7 @@ public struct ServiceConfiguration: Sendable {
         var backlog = Int(http.backlog)
         try int("http.backlog", &backlog)
         http.backlog = Int32(clamping: backlog)
+        try int("http.eventLoops", &http.eventLoops)
         try int("http.maxConnections", &http.maxConnections)
         try int("http.maxRequestsPerConnection", &http.maxRequestsPerConnection)
         try int("http.maxRequestLineBytes", &http.limits.maxRequestLineBytes)
@@ -95,6 +96,9 @@ public struct ServiceConfiguration: Sendable {
         }
         guard (0...65535).contains(http.port) else {
             throw ConfigurationError.invalid(key: "port", reason: "must be 0...65535, got \(http.port)")
+        }
+        guard http.eventLoops >= 0 else {
+            throw ConfigurationError.invalid(key: "http.eventLoops", reason: "must be 0 (one per processor) or more")
         }
         try positive("http.maxConnections", http.maxConnections)
         try positive("http.maxRequestsPerConnection", http.maxRequestsPerConnection)

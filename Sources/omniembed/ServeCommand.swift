@@ -50,25 +50,16 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("invalid configuration: \(error)")
         }
 
-        let level = settings.logLevel
-        switch settings.logFormat {
-        case .json:
-            LoggingSystem.bootstrap { label in
-                var handler = JSONLogHandler(label: label)
-                handler.logLevel = level
-                return handler
-            }
-        case .text:
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+        let (level, format) = (settings.logLevel, settings.logFormat)
+        LoggingSystem.bootstrap { label in
+            var handler = ServiceLogHandler(label: label, format: format)
+            handler.logLevel = level
+            return handler
         }
         let logger = Logger(label: "omniembed")
 
-        let service = OmniEmbedService(configuration: settings, logger: logger)
         do {
+            let service = try OmniEmbedService(configuration: settings, logger: logger)
             try await service.run()
         } catch {
             logger.critical("could not start", metadata: ["error": "\(error)"])

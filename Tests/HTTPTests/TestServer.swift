@@ -32,7 +32,7 @@ struct TestServer {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
-        let server = HTTPServer(configuration: configuration, responder: responder, logger: logger,
+        let server = try HTTPServer(configuration: configuration, responder: responder, logger: logger,
                                 metricsFactory: NOOPMetricsHandler.instance)
         let port = try server.start()
         return TestServer(server: server, port: port)

@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""Real clients against the real binary: curl, Python's http.client and raw sockets.
+
+Usage: scripts/test-clients.py PATH/TO/omniembed
+
+Starts the service on free loopback ports (waiting for /readyz by polling, never by a fixed sleep),
+checks what the Swift suites cannot see from inside the process (command line, configuration file and
+environment overrides, log output, SIGTERM handling and exit code), and prints `clients: N passed, N failed`.
+"""
+import gzip
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "config", "default.json")
+BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/omniembed")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """One `omniembed serve` process with its stderr captured."""
+
+    def __init__(self, env=None, args=()):
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile(mode="w+")
+        environment = dict(os.environ, **(env or {}))
+        self.process = subprocess.Popen(
+            [BINARY, "serve", "--config", CONFIG, "--port", str(self.port), *args],
+            stdout=self.log, stderr=self.log, env=environment)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("service exited early: " + self.logs())
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.02)  # polling interval, not a wait for a known duration
+        raise RuntimeError("service did not become ready")
+
+    def request(self, method, path, body=None, headers=None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def logs(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+def curl(*args):
+    result = subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=20)
+    return result.returncode, result.stdout, result.stderr.decode()
+
+
+def raw(port, data, read_timeout=5):
+    """Sends bytes, returns everything received until the server closes, and whether it closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as s:
+        s.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return received, True
+                received += chunk
+        except socket.timeout:
+            return received, False
+
+
+TESTS = []
+
+
+def test(function):
+    TESTS.append(function)
+    return function
+
+
+@test
+def help_documents_every_option():
+    out = subprocess.run([BINARY, "serve", "--help"], capture_output=True, text=True, timeout=10).stdout
+    for option in ("--config", "--host", "--port", "--log-level", "OMNIEMBED_PORT"):
+        assert option in out, f"{option} missing from --help"
+
+
+@test
+def curl_basic_routes(service):
+    code, out, _ = curl("-i", service.url("/healthz"))
+    assert code == 0 and out.startswith(b"HTTP/1.1 200 OK\r\n"), out
+    assert b"\r\nServer: omniembed\r\n" in out and b"\r\nDate: " in out and b"X-Request-Id: " in out
+    assert out.endswith(b'{"status":"ok"}')
+    code, out, _ = curl("-i", "-X", "POST", service.url("/healthz"))
+    assert b" 405 " in out.split(b"\r\n")[0] and b"\r\nAllow: GET, HEAD\r\n" in out, out
+    body = json.loads(out.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == "method_not_allowed", body
+    code, out, _ = curl("-i", service.url("/no/such/route"))
+    assert b" 404 " in out.split(b"\r\n")[0]
+    assert json.loads(out.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "not_found"
+
+
+@test
+def curl_head_keepalive_and_http10(service):
+    code, out, _ = curl("-I", service.url("/healthz"))
+    assert b"Content-Length: 15" in out and out.endswith(b"\r\n\r\n"), out
+    # Two URLs in one curl run reuse the connection.
+    code, out, err = curl("-v", service.url("/healthz"), service.url("/readyz"))
+    assert "Re-using existing connection" in err or "Reusing existing" in err, err
+    code, out, _ = curl("-i", "--http1.0", service.url("/healthz"))
+    assert b"\r\nConnection: close\r\n" in out, out
+
+
+@test
+def curl_chunked_upload_and_expect_continue(service):
+    payload = b"x" * 200_000
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(payload)
+        f.flush()
+        # curl sends Expect: 100-continue for large bodies and waits for the interim response.
+        code, out, err = curl("-v", "-i", "-X", "POST", "--data-binary", "@" + f.name,
+                              "-H", "Expect: 100-continue", service.url("/healthz"))
+        assert "HTTP/1.1 100 Continue" in err, err
+        assert out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 405 "), out
+        code, out, _ = curl("-i", "-X", "POST", "-H", "Transfer-Encoding: chunked", "--data-binary",
+                            "@" + f.name, service.url("/healthz"))
+        assert b" 405 " in out.split(b"\r\n")[0], out
+
+
+@test
+def curl_compressed_metrics(service):
+    service.request("GET", "/healthz")
+    code, out, _ = curl("-i", "--compressed", service.url("/metrics"))
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert b"Content-Encoding: gzip" in head, head
+    text = body.decode()
+    assert 'http_request_duration_seconds_bucket{route="/healthz",method="GET",status="200"' in text, text[:500]
+    for family in ("http_open_connections", "http_requests_in_flight", "http_received_bytes_total",
+                   "http_sent_bytes_total", "http_connections_total"):
+        assert f"# TYPE {family} " in text, family
+
+
+@test
+def http_client_keepalive_request_ids_and_errors(service):
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
+    seen = set()
+    for i in range(5):
+        connection.request("GET", "/healthz", headers={"X-Request-Id": f"client-{i}"})
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b'{"status":"ok"}'
+        assert response.getheader("X-Request-Id") == f"client-{i}"
+        seen.add(connection.sock.getsockname())
+    assert len(seen) == 1, "keep-alive connection was not reused"
+    connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    response = connection.getresponse()
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert b"http_request_duration_seconds" in gzip.decompress(response.read())
+    connection.request("DELETE", "/readyz")
+    response = connection.getresponse()
+    assert response.status == 405 and response.getheader("Allow") == "GET, HEAD"
+    assert json.loads(response.read())["error"]["code"] == "method_not_allowed"
+    connection.close()
+
+
+@test
+def raw_socket_smuggling_and_limits(service):
+    cases = [
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"b" * 20000 + b"\r\n\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n", 413),
+    ]
+    for request, status in cases:
+        received, closed = raw(service.port, request)
+        assert received.startswith(b"HTTP/1.1 %d " % status), (request[:60], received[:80])
+        assert b"\r\nConnection: close\r\n" in received and closed, request[:60]
+
+
+@test
+def environment_overrides_the_config_file():
+    service = Service(env={"OMNIEMBED_HTTP_MAX_BODY_BYTES": "100", "OMNIEMBED_LOG_FORMAT": "json"})
+    try:
+        status, _, body = service.request("POST", "/healthz", body=b"x" * 101)
+        assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large", (status, body)
+        status, _, _ = service.request("POST", "/healthz", body=b"x" * 100)
+        assert status == 405
+        service.request("GET", "/healthz", headers={"X-Request-Id": "log-check"})
+    finally:
+        assert service.stop() == 0
+    lines = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+    request_lines = [line for line in lines if line.get("request_id") == "log-check"]
+    assert request_lines, service.logs()
+    line = request_lines[0]
+    assert line["level"] == "info" and line["msg"] == "request"
+    assert line["method"] == "GET" and line["path"] == "/healthz" and line["status"] == "200"
+    assert float(line["duration_ms"]) >= 0
+    listening = [line for line in lines if line["msg"] == "listening"][0]
+    assert listening["host"] == "127.0.0.1", listening
+
+
+@test
+def invalid_configuration_fails_to_start():
+    result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, OMNIEMBED_PORT="not-a-port"))
+    assert result.returncode != 0 and "port" in result.stderr, result.stderr
+
+
+@test
+def sigterm_drains_and_exits_zero():
+    service = Service()
+    # An idle keep-alive connection and a request whose body is still arriving.
+    idle = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+    busy = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    busy.sendall(b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
+    time.sleep(0.2)  # let the head arrive before the signal: this orders events, it does not wait for readiness
+    service.process.send_signal(signal.SIGTERM)
+    assert idle.recv(65536) == b"", "idle connection not closed on drain"
+    busy.sendall(b"world")
+    response = busy.recv(65536)
+    assert response.startswith(b"HTTP/1.1 405") and b"\r\nConnection: close\r\n" in response, response
+    code = service.process.wait(timeout=15)
+    assert code == 0, f"exit code {code}: {service.logs()}"
+    try:
+        socket.create_connection(("127.0.0.1", service.port), timeout=1).close()
+        raise AssertionError("still accepting after shutdown")
+    except ConnectionRefusedError:
+        pass
+
+
+def main():
+    passed = failed = 0
+    shared = Service()
+    try:
+        for function in TESTS:
+            name = function.__name__
+            try:
+                if function.__code__.co_argcount:
+                    function(shared)
+                else:
+                    function()
+                passed += 1
+                print(f"✔ {name}")
+            except Exception:
+                failed += 1
+                print(f"✘ {name}")
+                traceback.print_exc()
+        if shared.stop() != 0:
+            failed += 1
+            print("✘ shared service did not exit 0 on SIGTERM")
+    finally:
+        if shared.process.poll() is None:
+            shared.process.kill()
+    print(f"clients: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
