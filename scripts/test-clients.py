@@ -239,8 +239,10 @@ def sigterm_drains_and_exits_zero():
     idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
     assert idle.recv(65536).startswith(b"HTTP/1.1 200")
     busy = socket.create_connection(("127.0.0.1", service.port), timeout=5)
-    busy.sendall(b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
-    time.sleep(0.2)  # let the head arrive before the signal: this orders events, it does not wait for readiness
+    # The interim response proves the server has read the head: the request is in progress at the signal.
+    busy.sendall(b"POST /healthz HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+    assert busy.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    busy.sendall(b"hello")
     service.process.send_signal(signal.SIGTERM)
     assert idle.recv(65536) == b"", "idle connection not closed on drain"
     busy.sendall(b"world")

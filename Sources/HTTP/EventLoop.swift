@@ -55,17 +55,24 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func poll() {
-        while true {
+        // A few rounds at most: this queue also runs responses of async handlers and timers, which must not wait
+        // behind a stream of socket events. Level-triggered epoll reports whatever is left on the next event.
+        for _ in 0..<4 {
             let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), 0) }
             guard count > 0 else { return }
             for index in 0..<Int(count) {
                 let event = events[index]
+                let fd = event.data.fd
                 // A connection closed earlier in this batch is gone from the table; its stale events are dropped.
-                guard let connection = connections[event.data.fd] else { continue }
+                guard let connection = connections[fd] else { continue }
                 let flags = event.events
-                if flags & (Readiness.output | Readiness.error) != 0 { connection.writable() }
-                if flags & (Readiness.input | Readiness.peerClosed | Readiness.hangUp | Readiness.error) != 0,
-                   connections[event.data.fd] === connection {
+                // Reported whatever the interest mask: the peer is gone both ways (reset, or closed after our FIN).
+                if flags & (Readiness.hangUp | Readiness.error) != 0 {
+                    connection.peerGone()
+                    continue
+                }
+                if flags & Readiness.output != 0 { connection.writable() }
+                if flags & (Readiness.input | Readiness.peerClosed) != 0, connections[fd] === connection {
                     connection.readable()
                 }
             }

@@ -213,6 +213,11 @@ final class HTTPConnection: @unchecked Sendable {
         updateInterest()
     }
 
+    /// The peer reset the connection or closed it after ours: nothing more can be read or written.
+    func peerGone() {
+        finish()
+    }
+
     /// The socket can take more output.
     func writable() {
         flush()

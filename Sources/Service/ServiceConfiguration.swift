@@ -13,6 +13,10 @@ public struct ServiceConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     public var logLevel: Logger.Level = .info
     public var logFormat: LogFormat = .text
+    /// Log lines are buffered up to this many bytes (0: a write per line) ...
+    public var logBufferBytes: Int = 64 * 1024
+    /// ... and flushed at least this often.
+    public var logFlushInterval: Duration = .milliseconds(200)
 
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -73,6 +77,8 @@ public struct ServiceConfiguration: Sendable {
         compression.level = Int32(clamping: level)
 
         try milliseconds("shutdown.gracePeriodMs", &shutdownGracePeriod)
+        try int("log.bufferBytes", &logBufferBytes)
+        try milliseconds("log.flushIntervalMs", &logFlushInterval)
 
         if let name = try config.present("log.level", { try config.requiredString(forKey: $0) }) {
             guard let level = Logger.Level(rawValue: name) else {
@@ -107,6 +113,9 @@ public struct ServiceConfiguration: Sendable {
         try positive("http.maxHeaderCount", http.limits.maxHeaderCount)
         try positive("http.maxBodyBytes", http.limits.maxBodyBytes)
         try positive("http.minBodyBytesPerSecond", http.timeouts.minBodyBytesPerSecond)
+        guard logBufferBytes >= 0 else {
+            throw ConfigurationError.invalid(key: "log.bufferBytes", reason: "must be 0 (unbuffered) or more")
+        }
         guard (1...9).contains(compression.level) else {
             throw ConfigurationError.invalid(key: "compression.level", reason: "must be 1...9, got \(compression.level)")
         }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
 import HTTP
 import Logging
 import Synchronization
@@ -10,16 +11,18 @@ import Synchronization
 /// One line per event on stderr, as logfmt-style text or as a JSON object for log shippers.
 ///
 /// Written for the per-request log line: bytes built directly, UTC timestamps without time-zone look-ups,
-/// and a single `write(2)` per line, so that concurrent lines never interleave.
+/// whole lines handed to a `LogOutput`, so that concurrent lines never interleave.
 public struct ServiceLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
     private let label: String
     private let format: ServiceConfiguration.LogFormat
+    private let output: LogOutput
 
-    public init(label: String, format: ServiceConfiguration.LogFormat) {
+    public init(label: String, format: ServiceConfiguration.LogFormat, output: LogOutput) {
         self.label = label
         self.format = format
+        self.output = output
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -67,12 +70,7 @@ public struct ServiceLogHandler: LogHandler {
             }
         }
         line.append(UInt8(ascii: "\n"))
-        var offset = 0
-        while offset < line.count {
-            let written = line[offset...].withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if written <= 0 { break }
-            offset += written
-        }
+        output.write(line, urgent: event.level >= .error)
     }
 
     private static let clock = LogClock()
@@ -108,5 +106,64 @@ final class LogClock: Sendable {
         }
         return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+    }
+}
+
+/// Where log lines go: stderr, through a buffer that is flushed when full, every `flushInterval`, at once for
+/// urgent lines (errors), and on `flush()` at shutdown. A zero capacity writes every line as it comes.
+///
+/// Buffering is what nginx's `access_log buffer=` does: one `write(2)` per request is a measurable share of
+/// a cheap request. The price is that a crash may lose the last `flushInterval` of info lines.
+public final class LogOutput: Sendable {
+    private let capacity: Int
+    private let buffer = Mutex<[UInt8]>([])
+    /// Dispatch sources are thread-safe; the type just does not say so.
+    private nonisolated(unsafe) let timer: (any DispatchSourceTimer)?
+
+    public init(capacity: Int, flushInterval: Duration) {
+        self.capacity = capacity
+        guard capacity > 0 else {
+            timer = nil
+            return
+        }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "omniembed.log.flush"))
+        let interval = DispatchTimeInterval.milliseconds(max(1, Int(flushInterval.seconds * 1000)))
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(20))
+        self.timer = timer
+        timer.setEventHandler { [weak self] in self?.flush() }
+        timer.activate()
+    }
+
+    deinit {
+        timer?.cancel()
+        flush()
+    }
+
+    func write(_ line: [UInt8], urgent: Bool) {
+        guard capacity > 0 else { return Self.writeAll(line) }
+        buffer.withLock { buffer in
+            buffer += line
+            if urgent || buffer.count >= capacity {
+                Self.writeAll(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+    }
+
+    /// Writes out whatever is buffered.
+    public func flush() {
+        buffer.withLock { buffer in
+            Self.writeAll(buffer)
+            buffer.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private static func writeAll(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count) }
+            if written <= 0 { return }
+            offset += written
+        }
     }
 }

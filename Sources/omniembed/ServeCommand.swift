@@ -51,11 +51,13 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         let (level, format) = (settings.logLevel, settings.logFormat)
+        let output = LogOutput(capacity: settings.logBufferBytes, flushInterval: settings.logFlushInterval)
         LoggingSystem.bootstrap { label in
-            var handler = ServiceLogHandler(label: label, format: format)
+            var handler = ServiceLogHandler(label: label, format: format, output: output)
             handler.logLevel = level
             return handler
         }
+        defer { output.flush() }
         let logger = Logger(label: "omniembed")
 
         do {

@@ -273,6 +273,30 @@ import Testing
         await server.stop()
     }
 
+    @Test func halfClosedClientStillGetsItsResponses() async throws {
+        let server = try TestServer.start()
+        let client = try server.client()
+        client.send("GET /slow?ms=100 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.shutdownWrite()
+        #expect(String(decoding: try client.readResponse().body, as: UTF8.self) == "slow done")
+        let last = try client.readResponse()
+        #expect(String(decoding: last.body, as: UTF8.self) == "hello")
+        #expect(client.isClosedByServer())  // input has ended: nothing more will come
+        await server.stop()
+    }
+
+    @Test func clientResetDuringASlowRequestDoesNotStallOtherConnections() async throws {
+        let server = try TestServer.start { $0.eventLoops = 1 }  // both clients on the same loop
+        let gone = try server.client()
+        gone.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await server.waitForSlowRequests(1)
+        gone.reset()
+        let other = try server.client()
+        other.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try other.readResponse(timeout: 1).status == 200)
+        await server.stop()
+    }
+
     @Test func gracefulDrainFinishesInFlightRequestsAndRefusesNewConnections() async throws {
         let server = try TestServer.start()
         let busy = try server.client()
@@ -280,7 +304,7 @@ import Testing
         idle.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         _ = try idle.readResponse()
         busy.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(100))
+        try await server.waitForSlowRequests(1)
 
         // Not on the cooperative pool: this test's blocking reads may be holding its threads.
         let shutdown = Task(executorPreference: DispatchTaskExecutor(label: "test.shutdown")) {
@@ -300,7 +324,7 @@ import Testing
         let server = try TestServer.start()
         let busy = try server.client()
         busy.send("GET /slow?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(100))
+        try await server.waitForSlowRequests(1)
         let start = Date()
         await server.server.shutdown(gracePeriod: .milliseconds(300))
         #expect(Date().timeIntervalSince(start) < 2)

@@ -38,6 +38,18 @@ final class RawClient {
 
     deinit { close() }
 
+    /// Sends FIN: the request is complete, responses can still be read.
+    func shutdownWrite() {
+        shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Closes with a TCP reset (SO_LINGER 0), as a crashed client would.
+    func reset() {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close()
+    }
+
     func close() {
         if fd >= 0 { Glibc.close(fd) }
         fd = -1

@@ -1,11 +1,25 @@
 import CoreMetrics
 import Logging
+import Synchronization
 @testable import HTTP
 
 /// An in-process server on a free loopback port with routes for exercising the connection layer.
 struct TestServer {
     let server: HTTPServer
     let port: Int
+    /// How many `/slow` requests have reached their handler.
+    let slowStarted: Counter
+
+    final class Counter: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    /// Polls until `count` slow requests are being handled.
+    func waitForSlowRequests(_ count: Int) async throws {
+        while slowStarted.value.load(ordering: .relaxed) < count {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
 
     static func start(_ customize: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> TestServer {
         var configuration = HTTPServerConfiguration()
@@ -13,6 +27,7 @@ struct TestServer {
         configuration.lingerTimeout = .milliseconds(500)
         customize(&configuration)
 
+        let slowStarted = Counter()
         var router = Router()
         router.get("/hello") { _, _ in .text("hello") }
         router.post("/echo") { request, _ in HTTPResponse(status: .ok, body: request.body) }
@@ -20,6 +35,7 @@ struct TestServer {
         router.get("/big") { _, _ in .text(String(repeating: "embedding ", count: 1000)) }
         router.get("/empty") { _, _ in HTTPResponse(status: .noContent) }
         router.get("/slow") { request, _ in
+            slowStarted.value.add(1, ordering: .relaxed)
             let ms = Int(request.head.query?.split(separator: "=").last ?? "300") ?? 300
             try? await Task.sleep(for: .milliseconds(ms))
             return .text("slow done")
@@ -35,7 +51,7 @@ struct TestServer {
         let server = try HTTPServer(configuration: configuration, responder: responder, logger: logger,
                                 metricsFactory: NOOPMetricsHandler.instance)
         let port = try server.start()
-        return TestServer(server: server, port: port)
+        return TestServer(server: server, port: port, slowStarted: slowStarted)
     }
 
     func client() throws -> RawClient { try RawClient(port: port) }
