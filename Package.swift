@@ -51,7 +51,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP"]),
+        // A raw-socket HTTP client for the live tests.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
     ]
 )

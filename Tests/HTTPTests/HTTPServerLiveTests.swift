@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import HTTP
+import TestSupport
 
 /// The server over real loopback sockets, with a raw client. Serialized: the client's reads block a thread,
 /// and on two cores parallel blocking tests would starve the timing-sensitive ones.

@@ -2,6 +2,7 @@ import CoreMetrics
 import Logging
 import Synchronization
 @testable import HTTP
+import TestSupport
 
 /// An in-process server on a free loopback port with routes for exercising the connection layer.
 struct TestServer {

@@ -3,8 +3,9 @@ import Logging
 import Testing
 @testable import HTTP
 @testable import Service
+import TestSupport
 
-/// The assembled service over loopback, through Foundation-free raw HTTP (no client library needed).
+/// The assembled service over loopback, through a raw-socket client.
 @Suite(.serialized) struct ServiceLiveTests {
     func makeService() throws -> (OmniEmbedService, Int) {
         var configuration = ServiceConfiguration()
@@ -17,8 +18,10 @@ import Testing
     }
 
     func get(_ path: String, port: Int, headers: String = "") throws -> (status: Int, head: String, body: String) {
-        let socket = try LineClient(port: port)
-        return try socket.request("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\(headers)Connection: close\r\n\r\n")
+        let client = try RawClient(port: port)
+        client.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\(headers)\r\n")
+        let response = try client.readResponse()
+        return (response.status, response.rawHead, String(decoding: response.body, as: UTF8.self))
     }
 
     @Test func healthAndReadiness() async throws {
@@ -45,8 +48,9 @@ import Testing
         let (service, port) = try makeService()
         _ = try get("/healthz", port: port)
         _ = try get("/nowhere", port: port)
-        let bad = try LineClient(port: port)
-        _ = try? bad.request("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let bad = try RawClient(port: port)
+        bad.send("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(try bad.readResponse().status == 400)
         let metrics = try get("/metrics", port: port)
         #expect(metrics.status == 200)
         #expect(metrics.head.contains("Content-Type: text/plain; version=0.0.4"))
@@ -68,41 +72,5 @@ import Testing
         let metrics = try get("/metrics", port: port, headers: "Accept-Encoding: gzip\r\n")
         #expect(metrics.head.contains("Content-Encoding: gzip"))
         await service.shutdown()
-    }
-}
-
-/// A minimal blocking client: one request, read to EOF (the request says `Connection: close`).
-struct LineClient {
-    let fd: Int32
-
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    func request(_ text: String) throws -> (status: Int, head: String, body: String) {
-        defer { close(fd) }
-        _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &chunk, chunk.count, 0)
-            if n <= 0 { break }
-            received.append(contentsOf: chunk[0..<n])
-        }
-        let text = String(decoding: received, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EPROTO) }
-        let head = String(text[..<split.lowerBound])
-        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return (status, head, String(text[split.upperBound...]))
     }
 }

@@ -4,23 +4,23 @@ import Glibc
 import Foundation
 
 /// A blocking TCP client that sends raw bytes and parses raw responses, for testing the server on the wire.
-final class RawClient {
-    private(set) var fd: Int32
+public final class RawClient {
+    public private(set) var fd: Int32
     private var buffer: [UInt8] = []
 
-    struct Response {
-        var status: Int
-        var headers: [(String, String)]
-        var body: [UInt8]
-        var rawHead: String
-        func header(_ name: String) -> String? {
+    public struct Response {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: [UInt8]
+        public var rawHead: String
+        public func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
     }
 
-    enum Failure: Error { case connect(Int32), timeout, closed, malformed(String) }
+    public enum Failure: Error { case connect(Int32), timeout, closed, malformed(String) }
 
-    init(port: Int) throws {
+    public init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -39,23 +39,23 @@ final class RawClient {
     deinit { close() }
 
     /// Sends FIN: the request is complete, responses can still be read.
-    func shutdownWrite() {
+    public func shutdownWrite() {
         shutdown(fd, Int32(SHUT_WR))
     }
 
     /// Closes with a TCP reset (SO_LINGER 0), as a crashed client would.
-    func reset() {
+    public func reset() {
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         close()
     }
 
-    func close() {
+    public func close() {
         if fd >= 0 { Glibc.close(fd) }
         fd = -1
     }
 
-    func send(_ bytes: [UInt8]) {
+    public func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -64,7 +64,7 @@ final class RawClient {
         }
     }
 
-    func send(_ text: String) { send(Array(text.utf8)) }
+    public func send(_ text: String) { send(Array(text.utf8)) }
 
     /// Reads more bytes into the buffer; false on EOF or error, throws on timeout.
     private func fill(timeout: Double) throws -> Bool {
@@ -79,7 +79,7 @@ final class RawClient {
     }
 
     /// Reads one response (head, then a `Content-Length` body unless `bodyless`).
-    func readResponse(timeout: Double = 5, bodyless: Bool = false) throws -> Response {
+    public func readResponse(timeout: Double = 5, bodyless: Bool = false) throws -> Response {
         let deadline = Date().addingTimeInterval(timeout)
         func remaining() -> Double { max(0.001, deadline.timeIntervalSinceNow) }
         var headEnd: Int?
@@ -118,7 +118,7 @@ final class RawClient {
     }
 
     /// Whether the server closes the connection within `timeout` (any further bytes are discarded).
-    func isClosedByServer(within timeout: Double = 5) -> Bool {
+    public func isClosedByServer(within timeout: Double = 5) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while deadline.timeIntervalSinceNow > 0 {
             do {
@@ -131,10 +131,10 @@ final class RawClient {
     }
 
     /// Whether no bytes arrive and the connection stays open for `duration`.
-    func staysOpen(for duration: Double) -> Bool {
+    public func staysOpen(for duration: Double) -> Bool {
         do { return try fill(timeout: duration) && false } catch { return true }
     }
 
     /// Bytes received but not consumed by `readResponse`.
-    var unread: [UInt8] { buffer }
+    public var unread: [UInt8] { buffer }
 }
