@@ -14,6 +14,8 @@ final class EventLoop: @unchecked Sendable {
     private let source: DispatchSourceRead
     private var connections: [Int32: HTTPConnection] = [:]
     private var events = [epoll_event](repeating: epoll_event(), count: 256)
+    /// Where the loop's connections read into, one at a time: allocating 64 KiB per read showed in profiles.
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
 
     init(label: String) throws {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -25,7 +27,10 @@ final class EventLoop: @unchecked Sendable {
         source.activate()
     }
 
-    deinit { source.cancel() }
+    deinit {
+        source.cancel()
+        readBuffer.deallocate()
+    }
 
     /// Watches `fd` for input on behalf of `connection`.
     func register(_ fd: Int32, _ connection: HTTPConnection) throws {

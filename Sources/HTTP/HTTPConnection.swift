@@ -79,12 +79,11 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Reading
 
     func readable() {
-        let (count, readErrno) = withUnsafeTemporaryAllocation(byteCount: 64 * 1024, alignment: 16) { buffer in
-            let count = read(fd, buffer.baseAddress, buffer.count)
-            if count > 0 && lingerDeadline == nil {
-                stateMachine.bytesReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), now: .now())
-            }
-            return (count, errno)
+        let buffer = loop.readBuffer
+        let count = read(fd, buffer.baseAddress, buffer.count)
+        let readErrno = errno
+        if count > 0 && lingerDeadline == nil {
+            stateMachine.bytesReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), now: .now())
         }
         if count > 0 {
             context.metrics.receivedBytes.increment(by: count)

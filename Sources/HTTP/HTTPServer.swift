@@ -96,8 +96,10 @@ public final class HTTPServer: Sendable {
             do {
                 accepted = try Socket.accept(listener)
             } catch {
-                // EMFILE and friends: log and retry on the next readiness event rather than spin.
-                context.logger.error("accept failed", metadata: ["error": "\(error)"])
+                // Out of descriptors or memory: the pending connection stays queued and the listener stays
+                // readable, so pause accepting for a moment instead of spinning on the error.
+                context.logger.error("accept failed, pausing accepts for 100 ms", metadata: ["error": "\(error)"])
+                pauseAccepting(for: .milliseconds(100))
                 return
             }
             guard let (fd, peer) = accepted else { return }
@@ -114,6 +116,12 @@ public final class HTTPServer: Sendable {
             context.metrics.openConnections.increment()
             connection.start()
         }
+    }
+
+    private func pauseAccepting(for duration: DispatchTimeInterval) {
+        guard case .listening(_, let listener) = state.withLock({ $0 }) else { return }
+        listener.source.suspend()
+        acceptQueue.asyncAfter(deadline: .now() + duration) { listener.source.resume() }
     }
 
     /// Best effort: one non-blocking write of a 503, then close.
