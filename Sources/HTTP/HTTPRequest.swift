@@ -35,6 +35,7 @@ public struct HTTPRequestHead: Sendable, Equatable {
     /// Whether the client asked to keep the connection open: HTTP/1.1 unless `Connection: close`,
     /// HTTP/1.0 only with `Connection: keep-alive`.
     public var clientWantsKeepAlive: Bool {
+        guard headers["Connection"] != nil else { return version.minor >= 1 }
         let tokens = headers.tokens("Connection")
         if tokens.contains("close") { return false }
         return version.minor >= 1 || tokens.contains("keep-alive")

@@ -284,14 +284,22 @@ public struct HTTPRequestDecoder: Sendable {
         let headers = partial.headers
         let isHTTP11 = partial.version.minor >= 1
 
-        let hosts = headers.values("Host")
+        // One pass sorts out the fields that decide framing; most requests carry none but Host.
+        var hosts: [String] = [], transferEncodings: [String] = [], contentLengths: [String] = [], expects: [String] = []
+        for field in headers {
+            switch field.name.utf8.count {
+            case 4 where field.name.caseInsensitiveEquals("Host"): hosts.append(field.value)
+            case 6 where field.name.caseInsensitiveEquals("Expect"): expects.append(field.value)
+            case 14 where field.name.caseInsensitiveEquals("Content-Length"): contentLengths.append(field.value)
+            case 17 where field.name.caseInsensitiveEquals("Transfer-Encoding"): transferEncodings.append(field.value)
+            default: break
+            }
+        }
         if hosts.count > 1 { throw .badRequest("more than one Host field") }
         if isHTTP11 && hosts.isEmpty { throw .badRequest("missing Host field") }
         if let host = hosts.first, !Self.isValidHost(host) { throw .badRequest("invalid Host field") }
 
         var framing = HTTPRequestHead.BodyFraming.none
-        let transferEncodings = headers.values("Transfer-Encoding")
-        let contentLengths = headers.values("Content-Length")
         if !transferEncodings.isEmpty {
             if !contentLengths.isEmpty { throw .badRequest("both Content-Length and Transfer-Encoding") }
             if !isHTTP11 { throw .badRequest("Transfer-Encoding in an HTTP/1.0 request") }
@@ -310,10 +318,8 @@ public struct HTTPRequestDecoder: Sendable {
         }
 
         var expectsContinue = false
-        if let expect = headers["Expect"] {
-            guard headers.values("Expect").count == 1, expect.lowercased() == "100-continue" else {
-                throw .expectationFailed
-            }
+        if let expect = expects.first {
+            guard expects.count == 1, expect.lowercased() == "100-continue" else { throw .expectationFailed }
             expectsContinue = isHTTP11
         }
 
