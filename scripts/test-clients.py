@@ -257,6 +257,25 @@ def sigterm_drains_and_exits_zero():
         pass
 
 
+@test
+def sigint_right_after_start_still_drains():
+    # Signals are watched before the port opens: one that arrives as soon as the port answers is a drain, not death.
+    port = free_port()
+    process = subprocess.Popen([BINARY, "serve", "--config", CONFIG, "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=15)
+    log = process.stderr.read()
+    assert code == 0 and "shutting down" in log, (code, log)
+
+
 def main():
     passed = failed = 0
     shared = Service()

@@ -42,39 +42,46 @@ public final class OmniEmbedService: Sendable {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     public func run() async throws {
+        // Watch the signals before the port opens: a SIGTERM right after start must drain, not kill.
+        let signals = TerminationSignals()
         try start()
-        let signal = await Self.waitForTerminationSignal()
+        let signal = await signals.first()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         await shutdown()
     }
+}
 
-    private static func waitForTerminationSignal() async -> Int32 {
+/// SIGTERM and SIGINT as an event: their default action (die at once) is replaced by a Dispatch source.
+private final class TerminationSignals: @unchecked Sendable {
+    // Mutable state is touched only on `queue`.
+    private let queue = DispatchQueue(label: "omniembed.signals")
+    private var sources: [any DispatchSourceSignal] = []
+    private var received: Int32?
+    private var waiter: CheckedContinuation<Int32, Never>?
+
+    init() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)  // Dispatch sees the signal; the default action must not kill us first.
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { [unowned self] in fire(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// The first signal received, waiting for one if none has come yet.
+    func first() async -> Int32 {
         await withCheckedContinuation { continuation in
-            let queue = DispatchQueue(label: "omniembed.signals")
-            let once = SignalLatch(continuation)
-            for number in [SIGTERM, SIGINT] {
-                signal(number, SIG_IGN)  // Dispatch sees the signal; the default action must not kill us first.
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler { once.fire(number) }
-                source.resume()
-                once.keep(source)
+            queue.async { [self] in
+                if let received { continuation.resume(returning: received) } else { waiter = continuation }
             }
         }
     }
-}
 
-/// Resumes a continuation once, on the first of several signals; keeps the sources alive until then.
-private final class SignalLatch: @unchecked Sendable {
-    // Touched only on the signal queue.
-    private var continuation: CheckedContinuation<Int32, Never>?
-    private var sources: [any DispatchSourceSignal] = []
-
-    init(_ continuation: CheckedContinuation<Int32, Never>) { self.continuation = continuation }
-
-    func keep(_ source: any DispatchSourceSignal) { sources.append(source) }
-
-    func fire(_ signal: Int32) {
-        continuation?.resume(returning: signal)
-        continuation = nil
+    private func fire(_ signal: Int32) {
+        guard received == nil else { return }
+        received = signal
+        waiter?.resume(returning: signal)
+        waiter = nil
     }
 }
