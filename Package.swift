@@ -32,6 +32,8 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
+        // Model files and model code: tokenizer (later safetensors, towers, fusion).
+        .target(name: "Models"),
         // Routes, configuration and metrics wiring of the OmniEmbed service.
         .target(
             name: "Service",
@@ -55,5 +57,6 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
     ]
 )
