@@ -39,6 +39,7 @@ let package = Package(
             name: "Service",
             dependencies: [
                 "HTTP",
+                "Models",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

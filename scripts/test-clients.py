@@ -164,6 +164,21 @@ def curl_compressed_metrics(service):
 
 
 @test
+def curl_tokenize(service):
+    code, out, _ = curl("-X", "POST", "-H", "Content-Type: application/json",
+                        "--data-binary", '{"texts": ["Café au lait", "東京 naïve"]}', service.url("/tokenize"))
+    data = json.loads(out)["data"]
+    # Expected values from Hugging Face tokenizers on the same tokenizer.json.
+    assert data[0]["tokens"] == ["[CLS]", "cafe", "au", "lai", "##t", "[SEP]"], data
+    assert data[1]["ids"] == [101, 1879, 1755, 15743, 102], data
+    code, out, _ = curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+                        "--data-binary", '{"texts": "not a list"}', service.url("/tokenize"))
+    assert b" 400 " in out.split(b"\r\n")[0] and b'"invalid_json"' in out, out
+    code, out, _ = curl("-i", "-X", "POST", "--data-binary", '{"texts": ["a"]}', service.url("/tokenize"))
+    assert b" 415 " in out.split(b"\r\n")[0], out  # curl's default form content type
+
+
+@test
 def http_client_keepalive_request_ids_and_errors(service):
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
     seen = set()
@@ -222,6 +237,13 @@ def environment_overrides_the_config_file():
     assert float(line["duration_ms"]) >= 0
     listening = [line for line in lines if line["msg"] == "listening"][0]
     assert listening["host"] == "127.0.0.1", listening
+
+
+@test
+def missing_model_fails_to_start():
+    result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, OMNIEMBED_MODEL_DIRECTORY="/nonexistent/model", OMNIEMBED_PORT="0"))
+    assert result.returncode != 0 and "/nonexistent/model/tokenizer.json" in result.stderr, result.stderr
 
 
 @test

@@ -4,8 +4,10 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+import Foundation
 import HTTP
 import Logging
+import Models
 
 /// The running service: HTTP server, routes, readiness and metrics.
 public final class OmniEmbedService: Sendable {
@@ -19,7 +21,11 @@ public final class OmniEmbedService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        let router = Routes.router(readiness: readiness, metrics: metrics)
+        let tokenizer = try WordPieceTokenizer(
+            contentsOf: URL(fileURLWithPath: configuration.modelDirectory).appendingPathComponent("tokenizer.json"),
+            maxLength: configuration.maxTokens)
+        let router = Routes.router(readiness: readiness, metrics: metrics, tokenizer: tokenizer,
+                                   limits: configuration.limits)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)
         server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,

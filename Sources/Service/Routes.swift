@@ -1,9 +1,14 @@
 import HTTP
+import Models
 
 /// The service's HTTP API.
 enum Routes {
-    static func router(readiness: Readiness, metrics: ServiceMetrics) -> Router {
+    static func router(readiness: Readiness, metrics: ServiceMetrics, tokenizer: WordPieceTokenizer,
+                       limits: ServiceConfiguration.RequestLimits) -> Router {
         var router = Router()
+
+        let tokenize = TokenizeRoute(tokenizer: tokenizer, limits: limits)
+        router.post("/tokenize") { request, _ in try tokenize.handle(request) }
 
         // Probes are polled constantly: their bodies are constant bytes, not encoded per request.
         let ok = HTTPResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/json")]),

@@ -18,6 +18,18 @@ public struct ServiceConfiguration: Sendable {
     /// ... and flushed at least this often.
     public var logFlushInterval: Duration = .milliseconds(200)
 
+    /// Where the text model's files are (`tokenizer.json`, `config.json`, `model.safetensors`).
+    public var modelDirectory = "models/all-MiniLM-L6-v2"
+    /// Longest token sequence, special tokens included (sentence-transformers' `max_seq_length`).
+    public var maxTokens = 256
+    public var limits = RequestLimits()
+
+    /// Per-request limits, each refused with 413 and a message naming the item.
+    public struct RequestLimits: Sendable {
+        public var maxTexts = 256
+        public var maxTextBytes = 64 * 1024
+    }
+
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
     }
@@ -77,6 +89,12 @@ public struct ServiceConfiguration: Sendable {
         compression.level = Int32(clamping: level)
 
         try milliseconds("shutdown.gracePeriodMs", &shutdownGracePeriod)
+        if let directory = try config.present("model.directory", { try config.requiredString(forKey: $0) }) {
+            modelDirectory = directory
+        }
+        try int("model.maxTokens", &maxTokens)
+        try int("limits.maxTexts", &limits.maxTexts)
+        try int("limits.maxTextBytes", &limits.maxTextBytes)
         try int("log.bufferBytes", &logBufferBytes)
         try milliseconds("log.flushIntervalMs", &logFlushInterval)
 
@@ -113,6 +131,11 @@ public struct ServiceConfiguration: Sendable {
         try positive("http.maxHeaderCount", http.limits.maxHeaderCount)
         try positive("http.maxBodyBytes", http.limits.maxBodyBytes)
         try positive("http.minBodyBytesPerSecond", http.timeouts.minBodyBytesPerSecond)
+        try positive("limits.maxTexts", limits.maxTexts)
+        try positive("limits.maxTextBytes", limits.maxTextBytes)
+        guard maxTokens >= 2 else {
+            throw ConfigurationError.invalid(key: "model.maxTokens", reason: "must leave room for [CLS] and [SEP]")
+        }
         guard logBufferBytes >= 0 else {
             throw ConfigurationError.invalid(key: "log.bufferBytes", reason: "must be 0 (unbuffered) or more")
         }

@@ -11,6 +11,10 @@ import TestSupport
         var configuration = ServiceConfiguration()
         configuration.http.port = 0
         configuration.shutdownGracePeriod = .seconds(3)
+        configuration.modelDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../models/all-MiniLM-L6-v2").standardizedFileURL.path
+        configuration.limits.maxTexts = 4
+        configuration.limits.maxTextBytes = 1000
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let service = try OmniEmbedService(configuration: configuration, logger: logger)
@@ -22,6 +26,65 @@ import TestSupport
         client.send("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\(headers)\r\n")
         let response = try client.readResponse()
         return (response.status, response.rawHead, String(decoding: response.body, as: UTF8.self))
+    }
+
+    func post(_ path: String, port: Int, json: String, contentType: String = "application/json") throws
+        -> (status: Int, body: [String: Any]) {
+        let client = try RawClient(port: port)
+        client.send("POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Type: \(contentType)\r\n"
+                    + "Content-Length: \(json.utf8.count)\r\n\r\n\(json)")
+        let response = try client.readResponse()
+        let body = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+        return (response.status, body)
+    }
+
+    func errorCode(_ body: [String: Any]) -> String? {
+        (body["error"] as? [String: Any])?["code"] as? String
+    }
+
+    @Test func tokenizeReturnsIDsAndTokensInOrder() async throws {
+        let (service, port) = try makeService()
+        let long = String(repeating: "a ", count: 300)  // 300 pieces in 600 bytes
+        let (status, body) = try post("/tokenize", port: port, json: #"{"texts": ["Hello, world!", "", "\#(long)"]}"#)
+        #expect(status == 200)
+        let data = try #require(body["data"] as? [[String: Any]])
+        #expect(data.count == 3)
+        #expect(data[0]["ids"] as? [Int] == [101, 7592, 1010, 2088, 999, 102])
+        #expect(data[0]["tokens"] as? [String] == ["[CLS]", "hello", ",", "world", "!", "[SEP]"])
+        #expect(data[0]["truncated"] as? Bool == false)
+        #expect(data[1]["ids"] as? [Int] == [101, 102])
+        #expect((data[2]["ids"] as? [Int])?.count == 256)
+        #expect(data[2]["truncated"] as? Bool == true)
+        await service.shutdown()
+    }
+
+    @Test func tokenizeRefusesBadRequestsClearly() async throws {
+        let (service, port) = try makeService()
+        let cases: [(String, String, Int, String)] = [
+            ("{\"texts\": [", "application/json", 400, "invalid_json"),
+            ("{\"text\": [\"a\"]}", "application/json", 400, "invalid_json"),
+            ("{\"texts\": [1, 2]}", "application/json", 400, "invalid_json"),
+            ("{\"texts\": []}", "application/json", 422, "no_texts"),
+            ("{\"texts\": [\"a\",\"b\",\"c\",\"d\",\"e\"]}", "application/json", 413, "too_many_texts"),
+            ("{\"texts\": [\"ok\", \"\(String(repeating: "x", count: 1001))\"]}", "application/json", 413, "text_too_long"),
+            ("texts=a", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        ]
+        for (json, contentType, status, code) in cases {
+            let response = try post("/tokenize", port: port, json: json, contentType: contentType)
+            #expect(response.status == status, "\(json.prefix(40))")
+            #expect(errorCode(response.body) == code, "\(json.prefix(40))")
+        }
+        let message = try post("/tokenize", port: port, json: "{\"texts\": [\"ok\", \"\(String(repeating: "x", count: 1001))\"]}")
+        #expect(((message.body["error"] as? [String: Any])?["message"] as? String)?.contains("texts[1]") == true)
+        await service.shutdown()
+    }
+
+    @Test func aMissingModelStopsTheStartWithItsPath() throws {
+        var configuration = ServiceConfiguration()
+        configuration.modelDirectory = "/nonexistent/model"
+        #expect(throws: (any Error).self) {
+            _ = try OmniEmbedService(configuration: configuration, logger: Logger(label: "test"))
+        }
     }
 
     @Test func healthAndReadiness() async throws {
