@@ -22,6 +22,8 @@ let package = Package(
         ),
         // <sys/epoll.h>, which the Glibc module leaves out.
         .systemLibrary(name: "CEpoll"),
+        // OpenBLAS's CBLAS interface.
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // HTTP/1.1 on POSIX sockets and Dispatch. Knows nothing about models.
         .target(
             name: "HTTP",
@@ -32,8 +34,10 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
-        // Model files and model code: tokenizer (later safetensors, towers, fusion).
-        .target(name: "Models"),
+        // BLAS wrappers and kernels.
+        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        // Model files and model code: safetensors, tokenizer (later towers, fusion).
+        .target(name: "Models", dependencies: ["Tensor"]),
         // Routes, configuration and metrics wiring of the OmniEmbed service.
         .target(
             name: "Service",
@@ -50,6 +54,7 @@ let package = Package(
             name: "omniembed",
             dependencies: [
                 "Service",
+                "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,5 +64,6 @@ let package = Package(
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
     ]
 )

@@ -33,10 +33,11 @@ def free_port():
 class Service:
     """One `omniembed serve` process with its stderr captured."""
 
-    def __init__(self, env=None, args=()):
+    def __init__(self, env=None, args=(), unset=()):
         self.port = free_port()
         self.log = tempfile.TemporaryFile(mode="w+")
-        environment = dict(os.environ, **(env or {}))
+        environment = {k: v for k, v in os.environ.items() if k not in unset}
+        environment.update(env or {})
         self.process = subprocess.Popen(
             [BINARY, "serve", "--config", CONFIG, "--port", str(self.port), *args],
             stdout=self.log, stderr=self.log, env=environment)
@@ -237,6 +238,28 @@ def environment_overrides_the_config_file():
     assert float(line["duration_ms"]) >= 0
     listening = [line for line in lines if line["msg"] == "listening"][0]
     assert listening["host"] == "127.0.0.1", listening
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@test
+def blas_kernel_is_chosen_before_openblas_loads_and_logged():
+    def kernel(env):
+        service = Service(env=dict(env, OMNIEMBED_LOG_FORMAT="json"), unset=("OPENBLAS_CORETYPE",))
+        assert service.stop() == 0
+        lines = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+        return [line for line in lines if line["msg"] == "blas"][0]["kernel"]
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags():
+        assert kernel({}) == "SkylakeX"
+    else:
+        assert kernel({}) not in ("", "unknown")
+    assert kernel({"OPENBLAS_CORETYPE": "Haswell"}) == "Haswell"  # an explicit choice is respected
 
 
 @test

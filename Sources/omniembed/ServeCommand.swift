@@ -7,6 +7,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Service
+import Tensor
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,6 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         defer { output.flush() }
         let logger = Logger(label: "omniembed")
+        logger.info("blas", metadata: ["kernel": "\(BLAS.coreName)"])
 
         do {
             let service = try OmniEmbedService(configuration: settings, logger: logger)
