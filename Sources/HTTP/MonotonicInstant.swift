@@ -17,10 +17,6 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
         MonotonicInstant(nanoseconds: lhs.nanoseconds &+ rhs.nanoseconds)
     }
 
-    public static func - (lhs: Self, rhs: Self) -> Duration {
-        .nanoseconds(Int64(bitPattern: lhs.nanoseconds &- rhs.nanoseconds))
-    }
-
     public var dispatchTime: DispatchTime { DispatchTime(uptimeNanoseconds: nanoseconds) }
 }
 
