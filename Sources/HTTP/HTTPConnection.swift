@@ -92,7 +92,7 @@ final class HTTPConnection: @unchecked Sendable {
             if lingerDeadline != nil { return finish() }
             // The client is gone (or half-closed): work for it is no longer wanted.
             handler?.cancel()
-            stateMachine.inputClosed()
+            stateMachine.receivedEndOfInput()
             drive()
         }
     }

@@ -81,7 +81,7 @@ public struct HTTPConnectionStateMachine: Sendable {
     }
 
     /// The peer has sent FIN (or the read failed): finish what is complete, then close.
-    public mutating func inputClosed() {
+    public mutating func receivedEndOfInput() {
         inputClosed = true
     }
 

@@ -213,7 +213,7 @@ func transcriptEveryWay(_ text: String, maxRequests: Int = 100, sourceLocation: 
         let clock = ManualClock()
         var machine = HTTPConnectionStateMachine(now: clock.now)
         machine.bytesReceived(Array((get + "GET /partial HT").utf8), now: clock.now)
-        machine.inputClosed()
+        machine.receivedEndOfInput()
         guard case .dispatch(let request) = machine.nextAction(now: clock.now) else { Issue.record("dispatch"); return }
         let keepAlive = machine.responseReady(for: request.head, now: clock.now)
         #expect(!keepAlive)
