@@ -36,11 +36,14 @@ public enum BLAS {
 /// Matrix products through OpenBLAS `sgemm`, on row-major `Float` matrices.
 public enum GEMM {
     /// `c = alpha · a · op(b) + beta · c`: `a` is m×k; `b` is k×n, or n×k when `transposeB` (weights stored
-    /// [out, in], as PyTorch's `Linear` keeps them); `c` is m×n.
+    /// [out, in], as PyTorch's `Linear` keeps them); `c` is m×n. Leading dimensions default to packed rows and
+    /// let the operands be column slices of wider matrices (one attention head of a fused QKV projection).
     public static func multiply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
-                                m: Int, n: Int, k: Int, transposeB: Bool, alpha: Float = 1, beta: Float = 0) {
+                                m: Int, n: Int, k: Int, transposeB: Bool, alpha: Float = 1, beta: Float = 0,
+                                lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
+        guard m > 0, n > 0 else { return }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n),
-                    beta, c, Int32(n))
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda ?? k), b, Int32(ldb ?? (transposeB ? k : n)),
+                    beta, c, Int32(ldc ?? n))
     }
 }
