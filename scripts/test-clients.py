@@ -180,6 +180,19 @@ def curl_tokenize(service):
 
 
 @test
+def curl_embed(service):
+    code, out, _ = curl("-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                        '{"items": [{"id": "v1", "text": "a cat on a sofa"}, {"id": "v2", "text": "a kitten on a couch"},'
+                        ' {"id": "v3", "text": "quarterly tax filing deadline"}]}', service.url("/embed"))
+    body = json.loads(out)
+    assert body["dimensions"] == 384 and [d["id"] for d in body["data"]] == ["v1", "v2", "v3"], body
+    v1, v2, v3 = (d["embedding"] for d in body["data"])
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert abs(dot(v1, v1) - 1) < 1e-4, dot(v1, v1)  # normalised
+    assert dot(v1, v2) > dot(v1, v3) + 0.2, (dot(v1, v2), dot(v1, v3))  # related texts are closer
+
+
+@test
 def http_client_keepalive_request_ids_and_errors(service):
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
     seen = set()

@@ -153,9 +153,18 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
         guard let tensor = tensors[name] else { throw ModelLoadingError(file: path, reason: "tensor \(name): missing") }
         let start = base + dataStart + tensor.range.lowerBound
         let count = tensor.elementCount
+        guard count > 0 else { return [] }
         switch tensor.dtype {
         case .f32:
+            #if _endian(little)
+            // The file's byte order is the machine's: one copy, whatever the alignment.
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: start, byteCount: count * 4)
+                initialized = count
+            }
+            #else
             return (0..<count).map { Float(bitPattern: UInt32(littleEndian: start.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            #endif
         case .f16:
             return (0..<count).map { Float(Float16(bitPattern: UInt16(littleEndian: start.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
         case .bf16:

@@ -4,8 +4,10 @@ import Models
 /// The service's HTTP API.
 enum Routes {
     static func router(readiness: Readiness, metrics: ServiceMetrics, tokenizer: WordPieceTokenizer,
-                       limits: ServiceConfiguration.RequestLimits) -> Router {
+                       embed: EmbedRoute, limits: ServiceConfiguration.RequestLimits) -> Router {
         var router = Router()
+
+        router.post("/embed") { request, _ in try embed.handle(request) }
 
         let tokenize = TokenizeRoute(tokenizer: tokenizer, limits: limits)
         router.post("/tokenize") { request, _ in try tokenize.handle(request) }

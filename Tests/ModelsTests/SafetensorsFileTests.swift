@@ -32,6 +32,7 @@ func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
              "a":{"dtype":"F32","shape":[2,3],"data_offsets":[2,26]},
              "b":{"dtype":"F16","shape":[6],"data_offsets":[26,38]},
              "c":{"dtype":"BF16","shape":[3,2],"data_offsets":[38,50]},
+             "empty":{"dtype":"F32","shape":[0,4],"data_offsets":[50,50]},
              "__metadata__":{"format":"pt"}}
             """
         let path = try writeSafetensors(header: header, data: [7, 0] + f32 + f16 + bf16)
@@ -40,9 +41,10 @@ func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
         #expect(try file.floats("a") == values)
         #expect(try file.floats("b") == values)
         #expect(try file.floats("c") == values)
+        #expect(try file.floats("empty") == [])
         #expect(file.tensors["a"]?.shape == [2, 3])
         #expect(file.metadata == ["format": "pt"])
-        #expect(try file.require(["a": [2, 3], "b": [6]]) == ["c", "pad"])
+        #expect(try file.require(["a": [2, 3], "b": [6]]) == ["c", "empty", "pad"])
         #expect(throws: ModelLoadingError.self) { try file.floats("pad") }
         #expect(throws: ModelLoadingError.self) { try file.require(["a": [3, 2]]) }
         #expect(throws: ModelLoadingError.self) { try file.require(["missing": [1]]) }

@@ -79,6 +79,48 @@ import TestSupport
         await service.shutdown()
     }
 
+    @Test func embedServesSentenceTransformersEmbeddings() async throws {
+        let (service, port) = try makeService()
+        // Reference embeddings from sentence-transformers (the encoder's own fixtures).
+        let fixtureFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../ModelsTests/Fixtures/embeddings-minilm.jsonl")
+        let fixtures = try String(contentsOf: fixtureFile, encoding: .utf8).split(separator: "\n").prefix(3)
+            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let items = fixtures.enumerated().map { ["id": "item-\($0.offset)", "text": $0.element["text"] as! String] }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: ["items": items]), as: UTF8.self)
+        let (status, body) = try post("/embed", port: port, json: json)
+        #expect(status == 200)
+        #expect(body["model"] as? String == "all-MiniLM-L6-v2")
+        #expect(body["dimensions"] as? Int == 384)
+        let data = try #require(body["data"] as? [[String: Any]])
+        #expect(data.map { $0["id"] as? String } == ["item-0", "item-1", "item-2"])
+        for (served, fixture) in zip(data, fixtures) {
+            let embedding = try #require(served["embedding"] as? [Double])
+            let reference = try #require(fixture["embedding"] as? [Double])
+            #expect(embedding.count == 384)
+            #expect(zip(embedding, reference).map(*).reduce(0, +) >= 0.99999)
+        }
+        #expect(((body["usage"] as? [String: Any])?["tokens"] as? Int ?? 0) > 0)
+        await service.shutdown()
+    }
+
+    @Test func embedRefusesBadItemsClearly() async throws {
+        let (service, port) = try makeService()
+        let cases: [(String, Int, String)] = [
+            ("{\"items\": []}", 422, "no_items"),
+            ("{\"items\": [{\"text\": \"a\"}]}", 400, "invalid_json"),
+            ("{\"items\": [{\"id\": \"\", \"text\": \"a\"}]}", 422, "invalid_item"),
+            ("{\"items\": [\(Array(repeating: "{\"id\": \"x\", \"text\": \"a\"}", count: 5).joined(separator: ","))]}", 413, "too_many_items"),
+            ("{\"items\": [{\"id\": \"big\", \"text\": \"\(String(repeating: "x", count: 1001))\"}]}", 413, "text_too_long"),
+        ]
+        for (json, status, code) in cases {
+            let response = try post("/embed", port: port, json: json)
+            #expect(response.status == status, "\(json.prefix(50))")
+            #expect(errorCode(response.body) == code, "\(json.prefix(50))")
+        }
+        await service.shutdown()
+    }
+
     @Test func aMissingModelStopsTheStartWithItsPath() throws {
         var configuration = ServiceConfiguration()
         configuration.modelDirectory = "/nonexistent/model"

@@ -1,0 +1,73 @@
+import HTTP
+import Models
+import Synchronization
+
+/// `POST /embed` for text items until the multimodal pipeline exists:
+/// `{"items": [{"id": "...", "text": "..."}]}` → `{"model", "dimensions", "data": [{"id", "embedding"}], "usage"}`.
+final class EmbedRoute: Sendable {
+    let model: String
+    let tokenizer: WordPieceTokenizer
+    let encoder: BertEncoder
+    let limits: ServiceConfiguration.RequestLimits
+    /// One encoder call at a time: concurrent OpenBLAS calls would each take every core and contend.
+    /// (Dynamic batching replaces this.)
+    private let encoderTurn = Mutex(())
+
+    init(model: String, tokenizer: WordPieceTokenizer, encoder: BertEncoder, limits: ServiceConfiguration.RequestLimits) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.limits = limits
+    }
+
+    struct Request: Decodable {
+        struct Item: Decodable {
+            var id: String
+            var text: String
+        }
+        var items: [Item]
+    }
+
+    struct Response: Encodable {
+        struct Item: Encodable {
+            var id: String
+            var embedding: [Float]
+        }
+        struct Usage: Encodable {
+            var tokens: Int
+            /// Ids of items whose text was cut to the model's maximum length.
+            var truncated: [String]
+        }
+        var model: String
+        var dimensions: Int
+        var data: [Item]
+        var usage: Usage
+    }
+
+    func handle(_ request: HTTPRequest) throws -> HTTPResponse {
+        let body = try request.decodeJSON(Request.self)
+        guard !body.items.isEmpty else {
+            throw HTTPError(.unprocessableContent, code: "no_items", message: "'items' must hold at least one item")
+        }
+        guard body.items.count <= limits.maxTexts else {
+            throw HTTPError(.payloadTooLarge, code: "too_many_items",
+                            message: "\(body.items.count) items; at most \(limits.maxTexts) per request")
+        }
+        for (index, item) in body.items.enumerated() {
+            if item.id.isEmpty {
+                throw HTTPError(.unprocessableContent, code: "invalid_item", message: "items[\(index)]: 'id' is empty")
+            }
+            if item.text.utf8.count > limits.maxTextBytes {
+                throw HTTPError(.payloadTooLarge, code: "text_too_long",
+                                message: "items[\(index)] (\(item.id)): \(item.text.utf8.count) bytes; at most \(limits.maxTextBytes)")
+            }
+        }
+        let ids = body.items.map { tokenizer.encode($0.text) }
+        let truncated = body.items.filter { tokenizer.pieceCount($0.text) > tokenizer.maxLength - 2 }.map(\.id)
+        let embeddings = encoderTurn.withLock { _ in encoder.embed(ids) }
+        return .json(Response(
+            model: model, dimensions: encoder.configuration.hiddenSize,
+            data: zip(body.items, embeddings).map { Response.Item(id: $0.id, embedding: $1) },
+            usage: Response.Usage(tokens: ids.map(\.count).reduce(0, +), truncated: truncated)))
+    }
+}
