@@ -46,21 +46,12 @@ final class EmbedRoute: Sendable {
 
     func handle(_ request: HTTPRequest) throws -> HTTPResponse {
         let body = try request.decodeJSON(Request.self)
-        guard !body.items.isEmpty else {
-            throw HTTPError(.unprocessableContent, code: "no_items", message: "'items' must hold at least one item")
-        }
-        guard body.items.count <= limits.maxTexts else {
-            throw HTTPError(.payloadTooLarge, code: "too_many_items",
-                            message: "\(body.items.count) items; at most \(limits.maxTexts) per request")
-        }
+        try limits.checkCount(body.items.count, of: "items")
         for (index, item) in body.items.enumerated() {
             if item.id.isEmpty {
                 throw HTTPError(.unprocessableContent, code: "invalid_item", message: "items[\(index)]: 'id' is empty")
             }
-            if item.text.utf8.count > limits.maxTextBytes {
-                throw HTTPError(.payloadTooLarge, code: "text_too_long",
-                                message: "items[\(index)] (\(item.id)): \(item.text.utf8.count) bytes; at most \(limits.maxTextBytes)")
-            }
+            try limits.checkText(item.text, at: "items[\(index)] (\(item.id))")
         }
         let ids = body.items.map { tokenizer.encode($0.text) }
         let truncated = body.items.filter { tokenizer.pieceCount($0.text) > tokenizer.maxLength - 2 }.map(\.id)

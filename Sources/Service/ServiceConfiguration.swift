@@ -28,6 +28,25 @@ public struct ServiceConfiguration: Sendable {
     public struct RequestLimits: Sendable {
         public var maxTexts = 256
         public var maxTextBytes = 64 * 1024
+
+        /// 422 for none, 413 for more than `maxTexts`; `field` names the list (`texts`, `items`).
+        func checkCount(_ count: Int, of field: String) throws(HTTPError) {
+            guard count > 0 else {
+                throw HTTPError(.unprocessableContent, code: "no_\(field)", message: "'\(field)' must not be empty")
+            }
+            guard count <= maxTexts else {
+                throw HTTPError(.payloadTooLarge, code: "too_many_\(field)",
+                                message: "\(count) \(field); at most \(maxTexts) per request")
+            }
+        }
+
+        /// 413 for a text over `maxTextBytes`; `label` names it in the message.
+        func checkText(_ text: String, at label: String) throws(HTTPError) {
+            guard text.utf8.count <= maxTextBytes else {
+                throw HTTPError(.payloadTooLarge, code: "text_too_long",
+                                message: "\(label): \(text.utf8.count) bytes; at most \(maxTextBytes)")
+            }
+        }
     }
 
     public enum LogFormat: String, Sendable, CaseIterable {

@@ -22,16 +22,9 @@ struct TokenizeRoute: Sendable {
 
     func handle(_ request: HTTPRequest) throws -> HTTPResponse {
         let body = try request.decodeJSON(Request.self)
-        guard !body.texts.isEmpty else {
-            throw HTTPError(.unprocessableContent, code: "no_texts", message: "'texts' must hold at least one text")
-        }
-        guard body.texts.count <= limits.maxTexts else {
-            throw HTTPError(.payloadTooLarge, code: "too_many_texts",
-                            message: "\(body.texts.count) texts; at most \(limits.maxTexts) per request")
-        }
-        if let index = body.texts.firstIndex(where: { $0.utf8.count > limits.maxTextBytes }) {
-            throw HTTPError(.payloadTooLarge, code: "text_too_long",
-                            message: "texts[\(index)] has \(body.texts[index].utf8.count) bytes; at most \(limits.maxTextBytes)")
+        try limits.checkCount(body.texts.count, of: "texts")
+        for (index, text) in body.texts.enumerated() {
+            try limits.checkText(text, at: "texts[\(index)]")
         }
         let items = body.texts.map { text in
             let ids = tokenizer.encode(text)
