@@ -54,6 +54,7 @@ let package = Package(
             name: "omniembed",
             dependencies: [
                 "Service",
+                "Models",
                 "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -276,6 +276,32 @@ def blas_kernel_is_chosen_before_openblas_loads_and_logged():
 
 
 @test
+def offline_embed_matches_the_reference():
+    fixtures = [json.loads(line) for line in open(os.path.join(ROOT, "Tests/ModelsTests/Fixtures/embeddings-minilm.jsonl"))][:40]
+    with tempfile.TemporaryDirectory() as work:
+        source, target = os.path.join(work, "items.jsonl"), os.path.join(work, "out.jsonl")
+        with open(source, "w") as f:
+            for index, fixture in enumerate(fixtures):
+                f.write(json.dumps({"id": f"item-{index}", "text": fixture["text"]}) + "\n")
+                if index == 10:
+                    f.write("\n")  # blank lines are skipped
+        result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target,
+                                 "--batch-size", "16"], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "embedded 40 items" in result.stderr, result.stderr
+        lines = [json.loads(line) for line in open(target)]
+        assert [line["id"] for line in lines] == [f"item-{i}" for i in range(40)]
+        for line, fixture in zip(lines, fixtures):  # reference: sentence-transformers
+            cosine = sum(a * b for a, b in zip(line["embedding"], fixture["embedding"]))
+            assert cosine >= 0.99999, (line["id"], cosine)
+        with open(source, "a") as f:
+            f.write('{"id": "broken", "txt": 1}\n')
+        result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode != 0 and "items.jsonl:42" in result.stderr, result.stderr
+
+
+@test
 def missing_model_fails_to_start():
     result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,
                             env=dict(os.environ, OMNIEMBED_MODEL_DIRECTORY="/nonexistent/model", OMNIEMBED_PORT="0"))
