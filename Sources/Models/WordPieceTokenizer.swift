@@ -86,24 +86,32 @@ public struct WordPieceTokenizer: Sendable {
         self.maxLength = maxLength
     }
 
-    /// Token ids for `text`: `[CLS]`, at most `maxLength - 2` pieces, `[SEP]`.
-    public func encode(_ text: String) -> [Int32] {
+    /// The ids of a text and whether pieces were cut off to fit `maxLength`.
+    public struct Encoding: Sendable, Equatable {
+        public var ids: [Int32]
+        public var truncated: Bool
+    }
+
+    /// `[CLS]`, at most `maxLength - 2` pieces, `[SEP]`; one pass, stopping at the first piece that does not fit.
+    public func encoding(_ text: String) -> Encoding {
         var ids: [Int32] = [classifierID]
+        var truncated = false
         let limit = maxLength - 1
         forEachPiece(of: text) { id in
-            guard ids.count < limit else { return false }
+            guard ids.count < limit else {
+                truncated = true
+                return false
+            }
             ids.append(id)
             return true
         }
         ids.append(separatorID)
-        return ids
+        return Encoding(ids: ids, truncated: truncated)
     }
 
-    /// How many pieces `text` has before truncation (to report truncation instead of hiding it).
-    public func pieceCount(_ text: String) -> Int {
-        var count = 0
-        forEachPiece(of: text) { _ in count += 1; return true }
-        return count
+    /// Token ids for `text` (see `encoding`).
+    public func encode(_ text: String) -> [Int32] {
+        encoding(text).ids
     }
 
     /// Calls `body` with each piece id in order until it returns false.

@@ -5,18 +5,14 @@ import Synchronization
 /// `POST /embed` for text items until the multimodal pipeline exists:
 /// `{"items": [{"id": "...", "text": "..."}]}` → `{"model", "dimensions", "data": [{"id", "embedding"}], "usage"}`.
 final class EmbedRoute: Sendable {
-    let model: String
-    let tokenizer: WordPieceTokenizer
-    let encoder: BertEncoder
+    let model: TextEmbedder
     let limits: ServiceConfiguration.RequestLimits
     /// One encoder call at a time: concurrent OpenBLAS calls would each take every core and contend.
     /// (Dynamic batching replaces this.)
     private let encoderTurn = Mutex(())
 
-    init(model: String, tokenizer: WordPieceTokenizer, encoder: BertEncoder, limits: ServiceConfiguration.RequestLimits) {
+    init(model: TextEmbedder, limits: ServiceConfiguration.RequestLimits) {
         self.model = model
-        self.tokenizer = tokenizer
-        self.encoder = encoder
         self.limits = limits
     }
 
@@ -53,12 +49,10 @@ final class EmbedRoute: Sendable {
             }
             try limits.checkText(item.text, at: "items[\(index)] (\(item.id))")
         }
-        let ids = body.items.map { tokenizer.encode($0.text) }
-        let truncated = body.items.filter { tokenizer.pieceCount($0.text) > tokenizer.maxLength - 2 }.map(\.id)
-        let embeddings = encoderTurn.withLock { _ in encoder.embed(ids) }
+        let result = encoderTurn.withLock { _ in model.embed(body.items.map(\.text)) }
         return .json(Response(
-            model: model, dimensions: encoder.configuration.hiddenSize,
-            data: zip(body.items, embeddings).map { Response.Item(id: $0.id, embedding: $1) },
-            usage: Response.Usage(tokens: ids.map(\.count).reduce(0, +), truncated: truncated)))
+            model: model.name, dimensions: model.encoder.configuration.hiddenSize,
+            data: zip(body.items, result.embeddings).map { Response.Item(id: $0.id, embedding: $1) },
+            usage: Response.Usage(tokens: result.tokens, truncated: result.truncated.map { body.items[$0].id })))
     }
 }

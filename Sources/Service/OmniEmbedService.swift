@@ -21,14 +21,9 @@ public final class OmniEmbedService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        let directory = URL(fileURLWithPath: configuration.modelDirectory)
-        let tokenizer = try WordPieceTokenizer(contentsOf: directory.appendingPathComponent("tokenizer.json"),
-                                               maxLength: configuration.maxTokens)
-        let encoder = try BertEncoder(directory: directory)
-        let embed = EmbedRoute(model: directory.lastPathComponent, tokenizer: tokenizer, encoder: encoder,
-                               limits: configuration.limits)
-        let router = Routes.router(readiness: readiness, metrics: metrics, tokenizer: tokenizer, embed: embed,
-                                   limits: configuration.limits)
+        let model = try TextEmbedder(directory: URL(fileURLWithPath: configuration.modelDirectory),
+                                     maxTokens: configuration.maxTokens)
+        let router = Routes.router(readiness: readiness, metrics: metrics, model: model, limits: configuration.limits)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)
         server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,

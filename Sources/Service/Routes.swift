@@ -3,13 +3,14 @@ import Models
 
 /// The service's HTTP API.
 enum Routes {
-    static func router(readiness: Readiness, metrics: ServiceMetrics, tokenizer: WordPieceTokenizer,
-                       embed: EmbedRoute, limits: ServiceConfiguration.RequestLimits) -> Router {
+    static func router(readiness: Readiness, metrics: ServiceMetrics, model: TextEmbedder,
+                       limits: ServiceConfiguration.RequestLimits) -> Router {
         var router = Router()
 
+        let embed = EmbedRoute(model: model, limits: limits)
         router.post("/embed") { request, _ in try embed.handle(request) }
 
-        let tokenize = TokenizeRoute(tokenizer: tokenizer, limits: limits)
+        let tokenize = TokenizeRoute(tokenizer: model.tokenizer, limits: limits)
         router.post("/tokenize") { request, _ in try tokenize.handle(request) }
 
         // Probes are polled constantly: their bodies are constant bytes, not encoded per request.

@@ -27,9 +27,9 @@ struct TokenizeRoute: Sendable {
             try limits.checkText(text, at: "texts[\(index)]")
         }
         let items = body.texts.map { text in
-            let ids = tokenizer.encode(text)
-            return Response.Item(ids: ids, tokens: ids.map { tokenizer.tokens[Int($0)] },
-                                 truncated: tokenizer.pieceCount(text) > tokenizer.maxLength - 2)
+            let encoding = tokenizer.encoding(text)
+            return Response.Item(ids: encoding.ids, tokens: encoding.ids.map { tokenizer.tokens[Int($0)] },
+                                 truncated: encoding.truncated)
         }
         return .json(Response(data: items))
     }

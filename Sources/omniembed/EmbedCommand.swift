@@ -42,10 +42,7 @@ struct EmbedCommand: AsyncParsableCommand {
     func run() async throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
-        let directory = URL(fileURLWithPath: settings.modelDirectory)
-        let tokenizer = try WordPieceTokenizer(contentsOf: directory.appendingPathComponent("tokenizer.json"),
-                                               maxLength: settings.maxTokens)
-        let encoder = try BertEncoder(directory: directory)
+        let model = try TextEmbedder(directory: URL(fileURLWithPath: settings.modelDirectory), maxTokens: settings.maxTokens)
 
         guard let source = fopen(input, "r") else {
             throw ValidationError("cannot read \(input): \(String(cString: strerror(errno)))")
@@ -64,9 +61,9 @@ struct EmbedCommand: AsyncParsableCommand {
         var lineNumber = 0, written = 0, truncated = 0, bytesRead = 0
         func flush() throws {
             guard !batch.isEmpty else { return }
-            let ids = batch.map { tokenizer.encode($0.text) }
-            truncated += batch.filter { tokenizer.pieceCount($0.text) > tokenizer.maxLength - 2 }.count
-            for (item, embedding) in zip(batch, encoder.embed(ids)) {
+            let result = model.embed(batch.map(\.text))
+            truncated += result.truncated.count
+            for (item, embedding) in zip(batch, result.embeddings) {
                 var line = try jsonEncoder.encode(Line(id: item.id, embedding: embedding))
                 line.append(UInt8(ascii: "\n"))
                 guard line.withUnsafeBytes({ fwrite($0.baseAddress, 1, $0.count, sink) }) == line.count else {

@@ -39,14 +39,17 @@ func loadMiniLMTokenizer() throws -> WordPieceTokenizer {
         #expect(mismatches.isEmpty, "\(mismatches.count) of \(fixtures.count) differ:\n\(mismatches.prefix(15).joined(separator: "\n"))")
     }
 
-    @Test func truncationKeepsSeparatorAndCountsPieces() throws {
+    @Test func truncationKeepsSeparatorAndIsReported() throws {
         let tokenizer = try loadMiniLMTokenizer()
-        let long = String(repeating: "the ", count: 400)
-        let ids = tokenizer.encode(long)
-        #expect(ids.count == 256)
-        #expect(ids.first == tokenizer.classifierID)
-        #expect(ids.last == tokenizer.separatorID)
-        #expect(tokenizer.pieceCount(long) == 400)
+        let long = tokenizer.encoding(String(repeating: "the ", count: 400))
+        #expect(long.ids.count == 256)
+        #expect(long.ids.first == tokenizer.classifierID)
+        #expect(long.ids.last == tokenizer.separatorID)
+        #expect(long.truncated)
+        // Exactly at the limit (254 pieces): nothing is cut; one more piece is.
+        #expect(tokenizer.encoding(String(repeating: "the ", count: 254)) == .init(
+            ids: [tokenizer.classifierID] + Array(repeating: 1996, count: 254) + [tokenizer.separatorID], truncated: false))
+        #expect(tokenizer.encoding(String(repeating: "the ", count: 255)).truncated)
     }
 
     @Test func specialTokenLiteralsAreTheirIDs() throws {
