@@ -35,7 +35,11 @@ let package = Package(
             ]
         ),
         // BLAS wrappers and kernels.
-        .target(name: "Tensor", dependencies: ["CBLAS"]),
+        // Element-wise kernels in C: clang vectorises them for AVX-512/AVX2 clones picked at load time (Swift's
+        // SIMD types compile to scalar code for min/max and selects on baseline x86-64). Optimised in debug
+        // builds too, or the encoder's fixture tests take minutes.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         // Model files and model code: safetensors, tokenizer (later towers, fusion).
         .target(name: "Models", dependencies: ["Tensor"]),
         // Routes, configuration and metrics wiring of the OmniEmbed service.
@@ -44,6 +48,7 @@ let package = Package(
             dependencies: [
                 "HTTP",
                 "Models",
+                "Tensor",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -30,11 +30,11 @@ public final class BertEncoder: Sendable {
     public let configuration: BertConfiguration
 
     struct Layer: Sendable {
-        var qkvWeight: [Float], qkvBias: [Float]            // [3H, H]: query, key, value stacked
-        var outputWeight: [Float], outputBias: [Float]      // [H, H]
+        var qkv: Linear                 // H → 3H: query, key, value stacked
+        var output: Linear              // H → H
         var attentionNormWeight: [Float], attentionNormBias: [Float]
-        var intermediateWeight: [Float], intermediateBias: [Float]  // [I, H]
-        var ffnOutputWeight: [Float], ffnOutputBias: [Float]        // [H, I]
+        var intermediate: Linear        // H → I
+        var ffnOutput: Linear           // I → H
         var outputNormWeight: [Float], outputNormBias: [Float]
     }
 
@@ -42,8 +42,13 @@ public final class BertEncoder: Sendable {
     let embeddingNormWeight: [Float], embeddingNormBias: [Float]
     let layers: [Layer]
 
+    /// Threads one batch is split over (by rows); each runs its GEMMs with OpenBLAS's own threads, so this
+    /// times `BLAS.setThreads` should not exceed the cores.
+    public let threads: Int
+
     /// Loads `config.json` and `model.safetensors` from `directory`, checking every tensor's presence and shape.
-    public init(directory: URL) throws {
+    public init(directory: URL, threads: Int = 1) throws {
+        self.threads = max(1, threads)
         let configURL = directory.appendingPathComponent("config.json")
         do {
             configuration = try JSONDecoder().decode(BertConfiguration.self, from: Data(contentsOf: configURL))
@@ -91,91 +96,71 @@ public final class BertEncoder: Sendable {
             let p = "encoder.layer.\(layer)."
             func f(_ name: String) throws -> [Float] { try file.floats(p + name) }
             return Layer(
-                qkvWeight: try f("attention.self.query.weight") + f("attention.self.key.weight") + f("attention.self.value.weight"),
-                qkvBias: try f("attention.self.query.bias") + f("attention.self.key.bias") + f("attention.self.value.bias"),
-                outputWeight: try f("attention.output.dense.weight"), outputBias: try f("attention.output.dense.bias"),
+                qkv: Linear(weight: try f("attention.self.query.weight") + f("attention.self.key.weight") + f("attention.self.value.weight"),
+                            bias: try f("attention.self.query.bias") + f("attention.self.key.bias") + f("attention.self.value.bias"),
+                            outputs: 3 * h, inputs: h),
+                output: Linear(weight: try f("attention.output.dense.weight"), bias: try f("attention.output.dense.bias"),
+                               outputs: h, inputs: h),
                 attentionNormWeight: try f("attention.output.LayerNorm.weight"),
                 attentionNormBias: try f("attention.output.LayerNorm.bias"),
-                intermediateWeight: try f("intermediate.dense.weight"), intermediateBias: try f("intermediate.dense.bias"),
-                ffnOutputWeight: try f("output.dense.weight"), ffnOutputBias: try f("output.dense.bias"),
+                intermediate: Linear(weight: try f("intermediate.dense.weight"), bias: try f("intermediate.dense.bias"),
+                                     outputs: i, inputs: h),
+                ffnOutput: Linear(weight: try f("output.dense.weight"), bias: try f("output.dense.bias"), outputs: h, inputs: i),
                 outputNormWeight: try f("output.LayerNorm.weight"), outputNormBias: try f("output.LayerNorm.bias"))
         }
     }
 
-    /// Mean-pooled, L2-normalised embeddings, one per sequence of token ids (each at most `maxPositions` long).
-    public func embed(_ sequences: [[Int32]]) -> [[Float]] {
+    /// Mean-pooled, L2-normalised embeddings, one per sequence of token ids (each at most `maxPositions` long),
+    /// split over `threads` (the encoder's own setting by default).
+    public func embed(_ sequences: [[Int32]], threads: Int? = nil) -> [[Float]] {
         let c = configuration
-        let (h, inter, heads) = (c.hiddenSize, c.intermediateSize, c.heads)
-        let headSize = h / heads
+        let (h, inter) = (c.hiddenSize, c.intermediateSize)
+        let shape = Attention.Shape(heads: c.heads, headSize: h / c.heads)
         let lengths = sequences.map { min($0.count, c.maxPositions) }
         var offsets = [0]
         for length in lengths { offsets.append(offsets.last! + length) }
-        let rows = offsets.last!
+        let (starts, rows) = (offsets, offsets.last!)
         guard rows > 0 else { return sequences.map { _ in [Float](repeating: 0, count: h) } }
 
-        // Embeddings: word + position + token type 0, then LayerNorm.
-        var x = [Float](repeating: 0, count: rows * h)
-        for (s, ids) in sequences.enumerated() {
-            for position in 0..<lengths[s] {
-                let id = Int(ids[position])
-                let row = (offsets[s] + position) * h
-                for j in 0..<h {
-                    x[row + j] = wordEmbeddings[id * h + j] + positionEmbeddings[position * h + j] + typeEmbeddings[j]
+        // Row r of the packed batch is token `tokens[r]` at `positions[r]` of sequence `owners[r]`.
+        let tokens = sequences.indices.flatMap { s in sequences[s].prefix(lengths[s]).map(Int.init) }
+        let positions = lengths.flatMap { 0..<$0 }
+        let owners = lengths.indices.flatMap { s in repeatElement(s, count: lengths[s]) }
+
+        let parts = Parallel.ranges(rows, parts: min(max(1, threads ?? self.threads), max(1, rows / Self.minimumRowsPerThread)))
+        // Attention scores of a thread's queries against one sequence's keys.
+        let scoresPerPart = Attention.scratchSize(length: lengths.max() ?? 0, queries: parts.map(\.count).max() ?? 0,
+                                                  shape: shape)
+        let workspace = Workspace(rows: rows, hidden: h, intermediate: inter, scores: parts.count * scoresPerPart)
+        defer { workspace.deallocate() }
+
+        // One parallel pass per layer: each thread owns a range of rows. Attention needs the keys and values of
+        // whole sequences, so the passes meet after each QKV projection; everything else is row-local, so a
+        // pass runs a layer's attention and feed-forward and then the next layer's QKV for its rows. The QKV
+        // buffers alternate by layer: a thread writing the next layer's must not overwrite keys another still reads.
+        for layer in -1..<layers.count {
+            Parallel.run(parts.count) { part in
+                let range = parts[part]
+                if layer < 0 {
+                    embedTokens(range, tokens: tokens, positions: positions, into: workspace.x)
+                } else {
+                    attend(layers[layer], range, qkv: workspace.qkv(layer), owners: owners, starts: starts,
+                           lengths: lengths, shape: shape, workspace: workspace,
+                           scores: workspace.scores + part * scoresPerPart)
+                    feedForward(layers[layer], range, workspace: workspace)
+                }
+                if layer + 1 < layers.count {
+                    layers[layer + 1].qkv.apply(workspace.x + range.lowerBound * h, rows: range.count,
+                                                into: workspace.qkv(layer + 1) + range.lowerBound * 3 * h)
                 }
             }
-        }
-        Kernels.layerNorm(&x, rows: rows, columns: h, weight: embeddingNormWeight, bias: embeddingNormBias,
-                          epsilon: c.layerNormEpsilon)
-
-        var qkv = [Float](repeating: 0, count: rows * 3 * h)
-        var context = [Float](repeating: 0, count: rows * h)
-        var projected = [Float](repeating: 0, count: rows * h)
-        var intermediate = [Float](repeating: 0, count: rows * inter)
-        let maxLength = lengths.max() ?? 0
-        var scores = [Float](repeating: 0, count: maxLength * maxLength)
-        let scale = 1 / Float(headSize).squareRoot()
-
-        for layer in layers {
-            Kernels.linear(x, layer.qkvWeight, layer.qkvBias, into: &qkv, rows: rows, inputs: h, outputs: 3 * h)
-            qkv.withUnsafeBufferPointer { qkv in
-                scores.withUnsafeMutableBufferPointer { scores in
-                    context.withUnsafeMutableBufferPointer { context in
-                        for s in sequences.indices where lengths[s] > 0 {
-                            let (start, length) = (offsets[s], lengths[s])
-                            for head in 0..<heads {
-                                let q = qkv.baseAddress! + start * 3 * h + head * headSize
-                                let k = q + h
-                                let v = q + 2 * h
-                                GEMM.multiply(q, k, into: scores.baseAddress!, m: length, n: length, k: headSize,
-                                              transposeB: true, alpha: scale, lda: 3 * h, ldb: 3 * h, ldc: length)
-                                Kernels.softmaxRows(scores.baseAddress!, rows: length, columns: length)
-                                GEMM.multiply(scores.baseAddress!, v, into: context.baseAddress! + start * h + head * headSize,
-                                              m: length, n: headSize, k: length, transposeB: false,
-                                              lda: length, ldb: 3 * h, ldc: h)
-                            }
-                        }
-                    }
-                }
-            }
-            Kernels.linear(context, layer.outputWeight, layer.outputBias, into: &projected, rows: rows, inputs: h, outputs: h)
-            Kernels.addInPlace(&x, projected)
-            Kernels.layerNorm(&x, rows: rows, columns: h, weight: layer.attentionNormWeight, bias: layer.attentionNormBias,
-                              epsilon: c.layerNormEpsilon)
-            Kernels.linear(x, layer.intermediateWeight, layer.intermediateBias, into: &intermediate, rows: rows,
-                           inputs: h, outputs: inter)
-            Kernels.geluInPlace(&intermediate)
-            Kernels.linear(intermediate, layer.ffnOutputWeight, layer.ffnOutputBias, into: &projected, rows: rows,
-                           inputs: inter, outputs: h)
-            Kernels.addInPlace(&x, projected)
-            Kernels.layerNorm(&x, rows: rows, columns: h, weight: layer.outputNormWeight, bias: layer.outputNormBias,
-                              epsilon: c.layerNormEpsilon)
         }
 
         return sequences.indices.map { s in
             var pooled = [Float](repeating: 0, count: h)
             guard lengths[s] > 0 else { return pooled }
-            for row in offsets[s]..<offsets[s + 1] {
-                for j in 0..<h { pooled[j] += x[row * h + j] }
+            for row in starts[s]..<starts[s + 1] {
+                for j in 0..<h { pooled[j] += workspace.x[row * h + j] }
             }
             var norm: Float = 0
             for j in 0..<h {
@@ -184,6 +169,95 @@ public final class BertEncoder: Sendable {
             }
             let inverse = 1 / max(norm.squareRoot(), 1e-12)
             return pooled.map { $0 * inverse }
+        }
+    }
+
+    /// Below this many rows per thread, splitting a batch costs more than it saves.
+    static let minimumRowsPerThread = 8
+
+    /// Activations of one batch, rows × width each; threads write disjoint row ranges.
+    struct Workspace: @unchecked Sendable {
+        let x, evenQKV, oddQKV, context, projected, intermediate, scores: UnsafeMutablePointer<Float>
+
+        func qkv(_ layer: Int) -> UnsafeMutablePointer<Float> { layer % 2 == 0 ? evenQKV : oddQKV }
+
+        init(rows: Int, hidden: Int, intermediate width: Int, scores scoreCount: Int) {
+            x = .allocate(capacity: rows * hidden)
+            evenQKV = .allocate(capacity: rows * 3 * hidden)
+            oddQKV = .allocate(capacity: rows * 3 * hidden)
+            context = .allocate(capacity: rows * hidden)
+            projected = .allocate(capacity: rows * hidden)
+            intermediate = .allocate(capacity: rows * width)
+            scores = .allocate(capacity: max(scoreCount, 1))
+        }
+
+        func deallocate() {
+            for buffer in [x, evenQKV, oddQKV, context, projected, intermediate, scores] { buffer.deallocate() }
+        }
+    }
+
+    /// Word + position + token-type-0 embeddings of rows `range`, then LayerNorm.
+    private func embedTokens(_ range: Range<Int>, tokens: [Int], positions: [Int], into x: UnsafeMutablePointer<Float>) {
+        let h = configuration.hiddenSize
+        wordEmbeddings.withUnsafeBufferPointer { word in
+            positionEmbeddings.withUnsafeBufferPointer { position in
+                typeEmbeddings.withUnsafeBufferPointer { type in
+                    for row in range {
+                        let out = x + row * h
+                        let w = word.baseAddress! + tokens[row] * h
+                        let p = position.baseAddress! + positions[row] * h
+                        for j in 0..<h { out[j] = w[j] + p[j] + type[j] }
+                    }
+                }
+            }
+        }
+        embeddingNormWeight.withUnsafeBufferPointer { weight in
+            embeddingNormBias.withUnsafeBufferPointer { bias in
+                Kernels.addLayerNorm(x + range.lowerBound * h, residual: nil, rows: range.count, columns: h,
+                                     weight: weight.baseAddress!, bias: bias.baseAddress!,
+                                     epsilon: configuration.layerNormEpsilon)
+            }
+        }
+    }
+
+    /// Attention context of the query rows `range` (against all keys of their sequences), output projection,
+    /// residual and LayerNorm.
+    private func attend(_ layer: Layer, _ range: Range<Int>, qkv: UnsafeMutablePointer<Float>, owners: [Int], starts: [Int], lengths: [Int],
+                        shape: Attention.Shape, workspace: Workspace, scores: UnsafeMutablePointer<Float>) {
+        let h = shape.hidden
+        var row = range.lowerBound
+        while row < range.upperBound {
+            let s = owners[row]
+            let end = min(range.upperBound, starts[s + 1])
+            Attention.context(qkv: qkv + starts[s] * 3 * h, length: lengths[s],
+                              queries: (row - starts[s])..<(end - starts[s]), shape: shape,
+                              into: workspace.context + row * h, scratch: scores)
+            row = end
+        }
+        let (first, count) = (range.lowerBound * h, range.count)
+        layer.output.apply(workspace.context + first, rows: count, into: workspace.projected + first)
+        layer.attentionNormWeight.withUnsafeBufferPointer { w in
+            layer.attentionNormBias.withUnsafeBufferPointer { b in
+                Kernels.addLayerNorm(workspace.x + first, residual: workspace.projected + first, rows: count, columns: h,
+                                     weight: w.baseAddress!, bias: b.baseAddress!, epsilon: configuration.layerNormEpsilon)
+            }
+        }
+    }
+
+    /// The feed-forward block of rows `range`: dense, GELU, dense, residual, LayerNorm.
+    private func feedForward(_ layer: Layer, _ range: Range<Int>, workspace: Workspace) {
+        let (h, inter) = (configuration.hiddenSize, configuration.intermediateSize)
+        let (first, count) = (range.lowerBound, range.count)
+        let intermediate = workspace.intermediate + first * inter
+        layer.intermediate.apply(workspace.x + first * h, rows: count, into: intermediate)
+        Kernels.gelu(intermediate, count: count * inter)
+        layer.ffnOutput.apply(intermediate, rows: count, into: workspace.projected + first * h)
+        layer.outputNormWeight.withUnsafeBufferPointer { w in
+            layer.outputNormBias.withUnsafeBufferPointer { b in
+                Kernels.addLayerNorm(workspace.x + first * h, residual: workspace.projected + first * h, rows: count,
+                                     columns: h, weight: w.baseAddress!, bias: b.baseAddress!,
+                                     epsilon: configuration.layerNormEpsilon)
+            }
         }
     }
 }

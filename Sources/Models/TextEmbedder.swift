@@ -7,11 +7,12 @@ public final class TextEmbedder: Sendable {
     public let tokenizer: WordPieceTokenizer
     public let encoder: BertEncoder
 
-    /// Loads `tokenizer.json`, `config.json` and `model.safetensors` from `directory`.
-    public init(directory: URL, maxTokens: Int) throws {
+    /// Loads `tokenizer.json`, `config.json` and `model.safetensors` from `directory`; a batch is split over
+    /// `threads` (see `BertEncoder.threads`).
+    public init(directory: URL, maxTokens: Int, threads: Int = 1) throws {
         name = directory.lastPathComponent
         tokenizer = try WordPieceTokenizer(contentsOf: directory.appendingPathComponent("tokenizer.json"), maxLength: maxTokens)
-        encoder = try BertEncoder(directory: directory)
+        encoder = try BertEncoder(directory: directory, threads: threads)
     }
 
     public struct Result: Sendable {

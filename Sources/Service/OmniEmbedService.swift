@@ -21,8 +21,7 @@ public final class OmniEmbedService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        let model = try TextEmbedder(directory: URL(fileURLWithPath: configuration.modelDirectory),
-                                     maxTokens: configuration.maxTokens)
+        let model = try configuration.loadTextModel()
         let router = Routes.router(readiness: readiness, metrics: metrics, model: model, limits: configuration.limits)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)

@@ -1,7 +1,10 @@
 import Configuration
+import Foundation
 import HTTP
 import Logging
+import Models
 import SystemPackage
+import Tensor
 
 /// The service's settings. Read from a JSON file, each key overridable by an environment variable named
 /// `OMNIEMBED_` + the key path in upper snake case (`http.maxBodyBytes` → `OMNIEMBED_HTTP_MAX_BODY_BYTES`).
@@ -22,7 +25,42 @@ public struct ServiceConfiguration: Sendable {
     public var modelDirectory = "models/all-MiniLM-L6-v2"
     /// Longest token sequence, special tokens included (sentence-transformers' `max_seq_length`).
     public var maxTokens = 256
+    public var encoder = EncoderThreads()
     public var limits = RequestLimits()
+
+    /// How the encoder uses the cores: a batch is split by rows over `threads`, and each of those runs its
+    /// GEMMs on `blasThreads` OpenBLAS threads. Their product must not exceed the processors: oversubscribed
+    /// OpenBLAS threads spin against each other.
+    public struct EncoderThreads: Sendable, Equatable {
+        /// 0: one per processor.
+        public var threads = 0
+        public var blasThreads = 1
+
+        public init(threads: Int = 0, blasThreads: Int = 1) {
+            self.threads = threads
+            self.blasThreads = blasThreads
+        }
+
+        /// `threads` with 0 resolved against `processors`.
+        public func resolvedThreads(processors: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+            threads == 0 ? max(1, processors / blasThreads) : threads
+        }
+
+        func validate(processors: Int) throws {
+            guard threads >= 0 else {
+                throw ConfigurationError.invalid(key: "model.threads", reason: "must be 0 (one per processor) or more")
+            }
+            guard blasThreads >= 1 else {
+                throw ConfigurationError.invalid(key: "model.blasThreads", reason: "must be positive, got \(blasThreads)")
+            }
+            let used = resolvedThreads(processors: processors) * blasThreads
+            guard used <= processors else {
+                throw ConfigurationError.invalid(
+                    key: "model.threads",
+                    reason: "\(resolvedThreads(processors: processors)) threads × \(blasThreads) BLAS threads = \(used) would oversubscribe \(processors) processors")
+            }
+        }
+    }
 
     /// Per-request limits, each refused with 413 and a message naming the item.
     public struct RequestLimits: Sendable {
@@ -112,6 +150,8 @@ public struct ServiceConfiguration: Sendable {
             modelDirectory = directory
         }
         try int("model.maxTokens", &maxTokens)
+        try int("model.threads", &encoder.threads)
+        try int("model.blasThreads", &encoder.blasThreads)
         try int("limits.maxTexts", &limits.maxTexts)
         try int("limits.maxTextBytes", &limits.maxTextBytes)
         try int("log.bufferBytes", &logBufferBytes)
@@ -155,6 +195,7 @@ public struct ServiceConfiguration: Sendable {
         guard maxTokens >= 2 else {
             throw ConfigurationError.invalid(key: "model.maxTokens", reason: "must leave room for [CLS] and [SEP]")
         }
+        try encoder.validate(processors: ProcessInfo.processInfo.activeProcessorCount)
         guard logBufferBytes >= 0 else {
             throw ConfigurationError.invalid(key: "log.bufferBytes", reason: "must be 0 (unbuffered) or more")
         }
@@ -184,5 +225,14 @@ extension ConfigReader {
             if "\(error)".hasPrefix("Missing required config value") { return nil }
             throw ConfigurationError.invalid(key: key, reason: "\(error)")
         }
+    }
+}
+
+extension ServiceConfiguration {
+    /// The configured text model, with OpenBLAS set to `model.blasThreads` (a process-wide setting).
+    public func loadTextModel() throws -> TextEmbedder {
+        BLAS.setThreads(encoder.blasThreads)
+        return try TextEmbedder(directory: URL(fileURLWithPath: modelDirectory), maxTokens: maxTokens,
+                                threads: encoder.resolvedThreads())
     }
 }

@@ -42,7 +42,7 @@ struct EmbedCommand: AsyncParsableCommand {
     func run() async throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
-        let model = try TextEmbedder(directory: URL(fileURLWithPath: settings.modelDirectory), maxTokens: settings.maxTokens)
+        let model = try settings.loadTextModel()
 
         guard let source = fopen(input, "r") else {
             throw ValidationError("cannot read \(input): \(String(cString: strerror(errno)))")
@@ -53,7 +53,7 @@ struct EmbedCommand: AsyncParsableCommand {
         }
         defer { fclose(sink) }
         let totalBytes = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
-        var progress = Progress(totalBytes: totalBytes, enabled: isatty(STDERR_FILENO) == 1)
+        let progress = Progress(totalBytes: totalBytes, enabled: isatty(STDERR_FILENO) == 1)
 
         let decoder = JSONDecoder()
         let jsonEncoder = JSONEncoder()

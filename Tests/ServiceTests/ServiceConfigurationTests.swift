@@ -16,6 +16,19 @@ import Testing
         #expect(loaded.http.maxConnections == builtIn.http.maxConnections)
         #expect(loaded.shutdownGracePeriod == builtIn.shutdownGracePeriod)
         #expect(loaded.logLevel == .info)
+        #expect(loaded.encoder == builtIn.encoder)
+    }
+
+    @Test func encoderThreadsResolveAndRefuseOversubscription() throws {
+        #expect(ServiceConfiguration.EncoderThreads().resolvedThreads(processors: 8) == 8)
+        #expect(ServiceConfiguration.EncoderThreads(threads: 0, blasThreads: 2).resolvedThreads(processors: 8) == 4)
+        try ServiceConfiguration.EncoderThreads(threads: 2, blasThreads: 4).validate(processors: 8)
+        #expect(throws: ConfigurationError.self) {
+            try ServiceConfiguration.EncoderThreads(threads: 4, blasThreads: 4).validate(processors: 8)
+        }
+        #expect(throws: ConfigurationError.self) {
+            try ServiceConfiguration.EncoderThreads(threads: 1, blasThreads: 0).validate(processors: 8)
+        }
     }
 
     @Test func environmentOverridesTheFile() async throws {
@@ -47,6 +60,8 @@ import Testing
         ["OMNIEMBED_HTTP_MAX_BODY_BYTES": "0"],
         ["OMNIEMBED_LOG_LEVEL": "loud"],
         ["OMNIEMBED_COMPRESSION_LEVEL": "12"],
+        ["OMNIEMBED_MODEL_THREADS": "-1"],
+        ["OMNIEMBED_MODEL_BLAS_THREADS": "many"],
     ])
     func malformedValuesAreErrorsNotDefaults(_ environment: [String: String]) async {
         await #expect(throws: (any Error).self) {

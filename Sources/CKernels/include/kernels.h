@@ -1,0 +1,39 @@
+#ifndef OMNIEMBED_KERNELS_H
+#define OMNIEMBED_KERNELS_H
+
+#include <stddef.h>
+
+/* Element-wise and row-wise transformer kernels on row-major float rows. Each is compiled for AVX-512, AVX2+FMA
+   and baseline x86-64 and picks one at load time, so the binary runs anywhere and uses the widest vectors the
+   CPU has. */
+
+/* x = GELU(x) with the error function (BERT's gelu). */
+void oe_gelu(float *x, size_t count);
+
+/* Each of `rows` rows (`columns` used, `stride` apart) replaced by its softmax. */
+void oe_softmax_rows(float *x, size_t rows, size_t columns, size_t stride);
+
+/* x = LayerNorm(x + residual) per row, biased variance; `residual` may be NULL. */
+void oe_add_layer_norm(float *x, const float *residual, size_t rows, size_t columns,
+                       const float *weight, const float *bias, float epsilon);
+
+/* Softmax attention of one head: for each of `queries` query rows q_i (`stride` apart, `size` floats), writes
+   sum_j softmax_j(scale * q_i . k_j) v_j to out + i * out_stride, over `keys` key and value rows (`stride` apart).
+   `scratch` holds oe_attention_scratch_size(keys, size) floats. */
+size_t oe_attention_scratch_size(size_t keys, size_t size);
+void oe_attention(const float *q, const float *k, const float *v, float *out, size_t queries, size_t keys,
+                  size_t size, size_t stride, size_t out_stride, float scale, float *scratch);
+
+/* Weights packed for oe_packed_linear: `w` is n × k (PyTorch Linear layout); `out` holds oe_packed_size(n, k). */
+size_t oe_packed_size(size_t n, size_t k);
+void oe_pack_weights(const float *w, size_t n, size_t k, float *out);
+
+/* y = x · wᵀ + bias for m rows of x (k floats each), y rows `ldy` apart, with w packed by oe_pack_weights. */
+void oe_packed_linear(const float *x, size_t m, size_t k, const float *packed, size_t n, const float *bias,
+                      float *y, size_t ldy);
+
+/* exp and erf of `count` values, for tests. */
+void oe_exp(const float *x, float *y, size_t count);
+void oe_erf(const float *x, float *y, size_t count);
+
+#endif

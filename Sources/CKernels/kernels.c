@@ -1,0 +1,198 @@
+#include "kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* One clone per instruction set; the loader picks the best for the CPU (ifunc). */
+#define KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* Reductions keep LANES independent partial results (summed in a fixed order at the end), so the compiler
+   vectorises them without reassociating, and a row's result never depends on the rows around it. */
+#define LANES 16
+
+static inline __attribute__((always_inline)) float clamp(float x, float lo, float hi) {
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
+/* exp(x): Cody-Waite reduction to |r| <= ln2/2, degree-7 Taylor polynomial, 2^n built in the exponent field.
+   Relative error below 2e-7 on [-87, 88]. */
+static inline __attribute__((always_inline)) float exp_approx(float x) {
+    x = clamp(x, -87.3f, 88.3f);
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer held in the low bits */
+    float shifted = x * 1.44269504088896341f + magic;
+    float n = shifted - magic;
+    float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &shifted, sizeof bits);
+    int32_t exponent = (bits - 0x4B400000 + 127) << 23;
+    float scale;
+    memcpy(&scale, &exponent, sizeof scale);
+    return p * scale;
+}
+
+/* erf(x): odd rational approximation on [-4, 4] (erf is +-1 in float beyond), absolute error below 5e-7. */
+static inline __attribute__((always_inline)) float erf_approx(float x) {
+    float c = clamp(x, -4.0f, 4.0f);
+    float s = c * c;
+    float num = -2.72614225801306e-10f;
+    num = num * s + 2.77068142495902e-08f;
+    num = num * s - 2.10102402082508e-06f;
+    num = num * s - 5.69250639462346e-05f;
+    num = num * s - 7.34990630326855e-04f;
+    num = num * s - 2.95459980854025e-03f;
+    num = num * s - 1.60960333262415e-02f;
+    float den = -1.45660718464996e-05f;
+    den = den * s - 2.13374055278905e-04f;
+    den = den * s - 1.68282697438203e-03f;
+    den = den * s - 7.37332916720468e-03f;
+    den = den * s - 1.42647390514189e-02f;
+    return c * num / den;
+}
+
+KERNEL void oe_gelu(float *x, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
+    }
+}
+
+static inline __attribute__((always_inline)) float row_max(const float *p, size_t n) {
+    float lanes[LANES];
+    for (int l = 0; l < LANES; l++) lanes[l] = -INFINITY;
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) lanes[l] = p[j + l] > lanes[l] ? p[j + l] : lanes[l];
+    float m = -INFINITY;
+    for (int l = 0; l < LANES; l++) m = lanes[l] > m ? lanes[l] : m;
+    for (; j < n; j++) m = p[j] > m ? p[j] : m;
+    return m;
+}
+
+static inline __attribute__((always_inline)) float row_sum(const float *p, size_t n) {
+    float lanes[LANES] = {0};
+    size_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int l = 0; l < LANES; l++) lanes[l] += p[j + l];
+    float s = 0;
+    for (int l = 0; l < LANES; l++) s += lanes[l];
+    for (; j < n; j++) s += p[j];
+    return s;
+}
+
+KERNEL void oe_softmax_rows(float *x, size_t rows, size_t columns, size_t stride) {
+    for (size_t row = 0; row < rows; row++) {
+        float *p = x + row * stride;
+        float m = row_max(p, columns);
+        for (size_t j = 0; j < columns; j++) p[j] = exp_approx(p[j] - m);
+        float inverse = 1.0f / row_sum(p, columns);
+        for (size_t j = 0; j < columns; j++) p[j] *= inverse;
+    }
+}
+
+KERNEL void oe_add_layer_norm(float *x, const float *residual, size_t rows, size_t columns,
+                              const float *weight, const float *bias, float epsilon) {
+    for (size_t row = 0; row < rows; row++) {
+        float *p = x + row * columns;
+        if (residual) {
+            const float *r = residual + row * columns;
+            for (size_t j = 0; j < columns; j++) p[j] += r[j];
+        }
+        float mean = row_sum(p, columns) / (float)columns;
+        float lanes[LANES] = {0};
+        size_t j = 0;
+        for (; j + LANES <= columns; j += LANES)
+            for (int l = 0; l < LANES; l++) {
+                float d = p[j + l] - mean;
+                lanes[l] += d * d;
+            }
+        float variance = 0;
+        for (int l = 0; l < LANES; l++) variance += lanes[l];
+        for (; j < columns; j++) variance += (p[j] - mean) * (p[j] - mean);
+        float inverse = 1.0f / sqrtf(variance / (float)columns + epsilon);
+        for (j = 0; j < columns; j++) p[j] = (p[j] - mean) * inverse * weight[j] + bias[j];
+    }
+}
+
+/* Queries handled together: their accumulators are independent chains, so the FMAs overlap. */
+#define QUERY_BLOCK 4
+
+size_t oe_attention_scratch_size(size_t keys, size_t size) {
+    size_t padded = (keys + LANES - 1) / LANES * LANES;
+    return size * padded + QUERY_BLOCK * padded;
+}
+
+/* `nq` (QUERY_BLOCK or 1, a constant after inlining) queries starting at q: scores against the transposed keys,
+   softmax, weighted sum of values. */
+static inline __attribute__((always_inline)) void attend_block(const int nq, const float *q, const float *kt, const float *v, float *out,
+                                size_t keys, size_t padded, size_t size, size_t stride, size_t out_stride,
+                                float scale, float *scores) {
+    for (size_t j0 = 0; j0 < padded; j0 += LANES) {
+        float acc[QUERY_BLOCK][LANES] = {{0}};
+        for (size_t d = 0; d < size; d++) {
+            const float *row = kt + d * padded + j0;
+            for (int r = 0; r < nq; r++) {
+                const float a = q[r * stride + d] * scale;
+                for (int l = 0; l < LANES; l++) acc[r][l] += a * row[l];
+            }
+        }
+        for (int r = 0; r < nq; r++)
+            for (int l = 0; l < LANES; l++) scores[r * padded + j0 + l] = acc[r][l];
+    }
+    for (int r = 0; r < nq; r++) oe_softmax_rows(scores + r * padded, 1, keys, keys);
+    size_t d0 = 0;
+    for (; d0 + LANES <= size; d0 += LANES) {
+        float acc[QUERY_BLOCK][LANES] = {{0}};
+        for (size_t j = 0; j < keys; j++) {
+            const float *vj = v + j * stride + d0;
+            for (int r = 0; r < nq; r++) {
+                const float w = scores[r * padded + j];
+                for (int l = 0; l < LANES; l++) acc[r][l] += w * vj[l];
+            }
+        }
+        for (int r = 0; r < nq; r++)
+            for (int l = 0; l < LANES; l++) out[r * out_stride + d0 + l] = acc[r][l];
+    }
+    for (int r = 0; r < nq; r++)
+        for (size_t d = d0; d < size; d++) {
+            float acc = 0;
+            for (size_t j = 0; j < keys; j++) acc += scores[r * padded + j] * v[j * stride + d];
+            out[r * out_stride + d] = acc;
+        }
+}
+
+KERNEL void oe_attention(const float *q, const float *k, const float *v, float *out, size_t queries,
+                         size_t keys, size_t size, size_t stride, size_t out_stride, float scale, float *scratch) {
+    /* Keys transposed (size × padded keys, zeros past the end), so scores and weighted sums are both loops over
+       contiguous data, LANES accumulators at a time, which stay in registers. */
+    size_t padded = (keys + LANES - 1) / LANES * LANES;
+    float *kt = scratch, *scores = scratch + size * padded;
+    for (size_t d = 0; d < size; d++) {
+        for (size_t j = 0; j < keys; j++) kt[d * padded + j] = k[j * stride + d];
+        for (size_t j = keys; j < padded; j++) kt[d * padded + j] = 0;
+    }
+    size_t i = 0;
+    for (; i + QUERY_BLOCK <= queries; i += QUERY_BLOCK)
+        attend_block(QUERY_BLOCK, q + i * stride, kt, v, out + i * out_stride, keys, padded, size, stride,
+                     out_stride, scale, scores);
+    for (; i < queries; i++)
+        attend_block(1, q + i * stride, kt, v, out + i * out_stride, keys, padded, size, stride, out_stride, scale,
+                     scores);
+}
+
+void oe_exp(const float *x, float *y, size_t count) {
+    for (size_t i = 0; i < count; i++) y[i] = exp_approx(x[i]);
+}
+
+void oe_erf(const float *x, float *y, size_t count) {
+    for (size_t i = 0; i < count; i++) y[i] = erf_approx(x[i]);
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Testing
+@testable import Tensor
+
+/// The vectorised kernels against straightforward Double-precision loops.
+@Suite struct KernelsTests {
+    func random(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var seed = seed
+        return randomMatrix(1, count, seed: &seed).values.map { $0 * scale }
+    }
+
+    @Test func expIsWithinTwoMillionthsRelative() {
+        let x = stride(from: Float(-87), through: 88, by: 0.001).map { $0 }
+        let y = Kernels.exp(x)
+        let worst = zip(x, y).map { abs(Double($1) / Foundation.exp(Double($0)) - 1) }.max()!
+        #expect(worst < 2e-7, "worst relative error \(worst)")
+        // Far below the range: tiny, not NaN or negative; never infinite above it.
+        let extremes = Kernels.exp([-1000, -88, 89, 1000])
+        #expect(extremes[0] >= 0 && extremes[0] < 1e-37 && extremes[1] < 1e-37)
+        #expect(extremes[2].isFinite && extremes[3].isFinite)
+    }
+
+    @Test func erfIsWithinHalfAMillionthAbsolute() {
+        let x = stride(from: Float(-10), through: 10, by: 0.0005).map { $0 }
+        let y = Kernels.erf(x)
+        let worst = zip(x, y).map { abs(Double($1) - Foundation.erf(Double($0))) }.max()!
+        #expect(worst < 5e-7, "worst absolute error \(worst)")
+    }
+
+    @Test(arguments: [1, 15, 16, 17, 1536 * 3 + 5])
+    func geluMatchesTheErfDefinition(count: Int) {
+        var x = random(count, seed: UInt64(count), scale: 6)
+        let expected = x.map { 0.5 * Double($0) * (1 + Foundation.erf(Double($0) / 2.0.squareRoot())) }
+        Kernels.gelu(&x, count: count)
+        let worst = zip(x, expected).map { abs(Double($0) - $1) }.max()!
+        #expect(worst < 3e-6, "worst \(worst)")
+    }
+
+    @Test(arguments: [(1, 1), (3, 7), (5, 16), (2, 300)])
+    func softmaxRowsSumToOneAndMatch(rows: Int, columns: Int) {
+        var x = random(rows * columns, seed: UInt64(rows * 31 + columns), scale: 30)
+        let input = x
+        Kernels.softmaxRows(&x, rows: rows, columns: columns)
+        for row in 0..<rows {
+            let slice = input[(row * columns)..<((row + 1) * columns)].map(Double.init)
+            let maximum = slice.max()!
+            let total = slice.map { Foundation.exp($0 - maximum) }.reduce(0, +)
+            for column in 0..<columns {
+                let expected = Foundation.exp(slice[column] - maximum) / total
+                #expect(abs(Double(x[row * columns + column]) - expected) < 1e-6)
+            }
+        }
+    }
+
+    @Test(arguments: [1, 17, 384])
+    func addLayerNormMatches(columns: Int) {
+        let rows = 3
+        var x = random(rows * columns, seed: 5, scale: 4)
+        let residual = random(rows * columns, seed: 6)
+        let weight = random(columns, seed: 7), bias = random(columns, seed: 8)
+        let input = x
+        Kernels.addLayerNorm(&x, residual: residual, rows: rows, columns: columns, weight: weight, bias: bias, epsilon: 1e-12)
+        for row in 0..<rows {
+            let values = (0..<columns).map { Double(input[row * columns + $0]) + Double(residual[row * columns + $0]) }
+            let mean = values.reduce(0, +) / Double(columns)
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(columns)
+            for j in 0..<columns {
+                let expected = (values[j] - mean) / (variance + 1e-12).squareRoot() * Double(weight[j]) + Double(bias[j])
+                #expect(abs(Double(x[row * columns + j]) - expected) < 1e-4, "row \(row) column \(j)")
+            }
+        }
+    }
+
+    /// Both paths of `Linear` (packed kernel for few rows, OpenBLAS for many) against Double loops, with widths
+    /// that are not multiples of the packed panel.
+    @Test(arguments: [(1, 50, 37), (8, 1152, 384), (13, 384, 1536), (65, 70, 20), (200, 33, 9)])
+    func linearMatchesLoops(rows: Int, outputs: Int, inputs: Int) {
+        let weight = random(outputs * inputs, seed: 11), bias = random(outputs, seed: 12)
+        let x = random(rows * inputs, seed: 13)
+        let layer = Linear(weight: weight, bias: bias, outputs: outputs, inputs: inputs)
+        for limit in [0, Int.max] {
+            var y = [Float](repeating: .nan, count: rows * outputs)
+            layer.apply(x, rows: rows, into: &y, packedRowLimit: limit)
+            var worst = 0.0
+            for r in 0..<rows {
+                for o in 0..<outputs {
+                    var sum = Double(bias[o])
+                    for i in 0..<inputs { sum += Double(x[r * inputs + i]) * Double(weight[o * inputs + i]) }
+                    worst = max(worst, abs(Double(y[r * outputs + o]) - sum))
+                }
+            }
+            #expect(worst <= 1e-4 * Double(inputs).squareRoot(), "limit \(limit): \(worst)")
+        }
+    }
+
+    /// Attention over a fused QKV block, for lengths around the vector width and past the direct-kernel limit.
+    @Test(arguments: [(1, 32), (5, 32), (16, 32), (33, 64), (100, 24), (600, 32)])
+    func attentionMatchesLoops(length: Int, headSize: Int) {
+        let shape = Attention.Shape(heads: 3, headSize: headSize)
+        let (h, stride) = (shape.hidden, 3 * shape.hidden)
+        let qkv = random(length * stride, seed: UInt64(length), scale: 2)
+        let queries = (length / 3)..<length
+        var context = [Float](repeating: .nan, count: queries.count * h)
+        var scratch = [Float](repeating: 0, count: Attention.scratchSize(length: length, queries: queries.count, shape: shape))
+        Attention.context(qkv: qkv, length: length, queries: queries, shape: shape, into: &context, scratch: &scratch)
+        let scale = 1 / Double(headSize).squareRoot()
+        var worst = 0.0
+        func value(_ row: Int, _ block: Int, _ head: Int, _ d: Int) -> Double {
+            Double(qkv[row * stride + block * h + head * headSize + d])
+        }
+        for head in 0..<shape.heads {
+            for (index, query) in queries.enumerated() {
+                var scores = [Double](repeating: 0, count: length)
+                for key in 0..<length {
+                    for d in 0..<headSize { scores[key] += value(query, 0, head, d) * value(key, 1, head, d) }
+                    scores[key] *= scale
+                }
+                let maximum = scores.max()!
+                let weights = scores.map { Foundation.exp($0 - maximum) }
+                let total = weights.reduce(0, +)
+                for d in 0..<headSize {
+                    var expected = 0.0
+                    for key in 0..<length { expected += weights[key] / total * value(key, 2, head, d) }
+                    worst = max(worst, abs(Double(context[index * h + head * headSize + d]) - expected))
+                }
+            }
+        }
+        #expect(worst < 1e-5, "worst \(worst)")
+    }
+}
