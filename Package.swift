@@ -40,6 +40,10 @@ let package = Package(
         // builds too, or the encoder's fixture tests take minutes.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
+        // JPEG and PNG decoding through libjpeg-turbo and libpng, with their error exits turned into returns.
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
+        // Image (and later audio) decoding and preprocessing.
+        .target(name: "Media", dependencies: ["CImageCodecs"]),
         // Model files and model code: safetensors, tokenizer (later towers, fusion).
         .target(name: "Models", dependencies: ["Tensor"]),
         // Routes, configuration and metrics wiring of the OmniEmbed service.
@@ -71,5 +75,6 @@ let package = Package(
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "MediaTests", dependencies: ["Media"], resources: [.copy("Fixtures")]),
     ]
 )
