@@ -45,7 +45,7 @@ let package = Package(
         // Image (and later audio) decoding and preprocessing.
         .target(name: "Media", dependencies: ["CImageCodecs"]),
         // Model files and model code: safetensors, tokenizer (later towers, fusion).
-        .target(name: "Models", dependencies: ["Tensor"]),
+        .target(name: "Models", dependencies: ["Tensor", "CKernels"]),
         // Routes, configuration and metrics wiring of the OmniEmbed service.
         .target(
             name: "Service",
@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"], resources: [.copy("Fixtures")]),
     ]

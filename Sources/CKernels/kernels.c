@@ -189,6 +189,38 @@ KERNEL void oe_attention(const float *q, const float *k, const float *v, float *
                      scores);
 }
 
+KERNEL void oe_depthwise_conv(const float *in, size_t height, size_t width, size_t channels, const float *weights,
+                              const float *bias, size_t kernel, size_t stride, size_t pad_top, size_t pad_left,
+                              float *out, size_t out_width, size_t row_begin, size_t row_end, int relu6) {
+    for (size_t oy = row_begin; oy < row_end; oy++) {
+        for (size_t ox = 0; ox < out_width; ox++) {
+            float *o = out + (oy * out_width + ox) * channels;
+            for (size_t c = 0; c < channels; c++) o[c] = bias[c];
+            for (size_t ky = 0; ky < kernel; ky++) {
+                ptrdiff_t iy = (ptrdiff_t)(oy * stride + ky) - (ptrdiff_t)pad_top;
+                if (iy < 0 || iy >= (ptrdiff_t)height) continue;
+                for (size_t kx = 0; kx < kernel; kx++) {
+                    ptrdiff_t ix = (ptrdiff_t)(ox * stride + kx) - (ptrdiff_t)pad_left;
+                    if (ix < 0 || ix >= (ptrdiff_t)width) continue;
+                    const float *x = in + ((size_t)iy * width + (size_t)ix) * channels;
+                    const float *w = weights + (ky * kernel + kx) * channels;
+                    for (size_t c = 0; c < channels; c++) o[c] += x[c] * w[c];
+                }
+            }
+            if (relu6)
+                for (size_t c = 0; c < channels; c++) o[c] = clamp(o[c], 0.0f, 6.0f);
+        }
+    }
+}
+
+KERNEL void oe_relu6(float *x, size_t count) {
+    for (size_t i = 0; i < count; i++) x[i] = clamp(x[i], 0.0f, 6.0f);
+}
+
+KERNEL void oe_add(float *x, const float *y, size_t count) {
+    for (size_t i = 0; i < count; i++) x[i] += y[i];
+}
+
 void oe_exp(const float *x, float *y, size_t count) {
     for (size_t i = 0; i < count; i++) y[i] = exp_approx(x[i]);
 }

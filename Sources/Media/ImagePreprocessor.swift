@@ -33,9 +33,14 @@ public struct ImagePreprocessor: Sendable {
         return RGBImage(width: crop, height: crop, pixels: pixels)
     }
 
-    /// Channel-major (3 × crop × crop) floats, the tower's input layout.
+    /// Channel-major (3 × crop × crop) floats of `image` resized and cropped: the tower's input.
     public func tensor(_ image: RGBImage) -> [Float] {
-        let square = cropped(resized(image))
+        normalized(cropped(resized(image)))
+    }
+
+    /// Channel-major floats of an already cropped `square`, each channel normalised.
+    public func normalized(_ square: RGBImage) -> [Float] {
+        precondition(square.width == crop && square.height == crop, "expected a \(crop)×\(crop) image")
         let plane = crop * crop
         var out = [Float](repeating: 0, count: 3 * plane)
         for i in 0..<plane {

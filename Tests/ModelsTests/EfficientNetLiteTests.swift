@@ -1,0 +1,70 @@
+import Foundation
+import Media
+import Testing
+@testable import Models
+
+/// The image tower against the PyTorch reference (scripts/make-image-tower-fixtures.py) on scikit-image photos.
+@Suite struct EfficientNetLiteTests {
+    struct Case: Decodable {
+        var name: String
+        var features: [Float]
+        var logits: [Float]
+        var top5: [Int]
+    }
+
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../models/efficientnet-lite0").standardized
+    /// The photos and Pillow's crops live with the Media tests' fixtures.
+    static let photos = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../MediaTests/Fixtures/images/preprocess").standardized
+    static let model: EfficientNetLite? = try? EfficientNetLite(directory: directory, threads: 2)
+
+    func cases() throws -> [Case] {
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/efficientnet-lite0/expected", withExtension: "json"))
+        return try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
+    }
+
+    func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map(*).reduce(0, +) / (a.map { $0 * $0 }.reduce(0, +).squareRoot() * b.map { $0 * $0 }.reduce(0, +).squareRoot())
+    }
+
+    func argmax(_ v: [Float]) -> Int { v.indices.max { v[$0] < v[$1] }! }
+
+    /// Same input tensor as the reference (Pillow's crop): features within cosine 0.99999, same top-5 classes.
+    @Test func featuresMatchPyTorch() throws {
+        let model = try #require(Self.model, "model cache missing: run scripts/fetch-models")
+        let cases = try cases()
+        let inputs = try cases.map { c in
+            let square = try ImageDecoder().decode([UInt8](Data(contentsOf: Self.photos.appendingPathComponent("\(c.name).jpg.crop.png"))))
+            return ImagePreprocessor().normalized(square)
+        }
+        let output = model.run(inputs)
+        for (index, c) in cases.enumerated() {
+            let worst = zip(output.features[index], c.features).map { abs($0 - $1) }.max()!
+            #expect(cosine(output.features[index], c.features) >= 0.99999, "\(c.name): cosine \(cosine(output.features[index], c.features))")
+            #expect(worst <= 1e-3, "\(c.name): worst feature difference \(worst)")
+            let top5 = output.logits[index].indices.sorted { output.logits[index][$0] > output.logits[index][$1] }.prefix(5)
+            #expect(Array(top5) == c.top5, "\(c.name)")
+            print("\(c.name): feature cosine \(cosine(output.features[index], c.features)), worst |diff| \(worst), top-1 \(top5.first!)")
+        }
+        // One image alone gives what it gave inside the batch.
+        let alone = model.run([inputs[1]])
+        #expect(zip(alone.features[0], output.features[1]).map { abs($0 - $1) }.max()! <= 1e-5)
+    }
+
+    /// From the JPEG file through our decoder and preprocessing, full-size and DCT-scaled decoding.
+    @Test func endToEndFromTheFile() throws {
+        let model = try #require(Self.model, "model cache missing: run scripts/fetch-models")
+        let preprocessor = ImagePreprocessor()
+        for c in try cases() {
+            let bytes = [UInt8](try Data(contentsOf: Self.photos.appendingPathComponent("\(c.name).jpg")))
+            for scaled in [false, true] {
+                let image = try ImageDecoder().decode(bytes, minimumShorterSide: scaled ? preprocessor.shorterSide : nil)
+                let output = model.run([preprocessor.tensor(image)])
+                let similarity = cosine(output.features[0], c.features)
+                #expect(similarity >= 0.999, "\(c.name) scaled=\(scaled): cosine \(similarity)")
+                #expect(argmax(output.logits[0]) == c.top5[0], "\(c.name) scaled=\(scaled)")
+            }
+        }
+    }
+}
