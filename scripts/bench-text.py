@@ -9,49 +9,23 @@ Engines run in separate processes that sit blocked between cells, so no thread p
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_common  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def worker(engine, directory, onnx_path, threads):
-    """Serves timing requests on stdin/stdout: one JSON line in, one out."""
     import numpy as np
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_text_reference as reference
 
-    run = reference.OnnxRunner(onnx_path, threads) if engine == "onnxruntime" else reference.TorchRunner(directory, threads)
     rng = np.random.default_rng(0)
-    print(json.dumps({"ready": engine}), flush=True)
-    for line in sys.stdin:
-        cell = json.loads(line)
-        ids = rng.integers(1000, 30000, size=(cell["batch"], cell["length"])).astype(np.int64)
-        seconds = reference.time_runs(lambda: run(ids), cell["seconds"])
-        print(json.dumps({"seconds_per_batch": seconds}), flush=True)
-
-
-class Worker:
-    def __init__(self, engine, args):
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", engine, "--model", args.model, "--onnx", args.onnx,
-             "--threads", str(args.threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        json.loads(self.process.stdout.readline())
-
-    def measure(self, batch, length, seconds):
-        self.process.stdin.write(json.dumps({"batch": batch, "length": length, "seconds": seconds}) + "\n")
-        self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())["seconds_per_batch"]
-
-
-def omniembed(binary, batch, length, seconds, threads):
-    env = dict(os.environ, OMNIEMBED_MODEL_THREADS=str(threads), OMNIEMBED_MODEL_BLAS_THREADS="1")
-    out = subprocess.run([binary, "benchmark", "--batch-sizes", str(batch), "--lengths", str(length),
-                          "--seconds", str(seconds)], env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["seconds_per_batch"]
+    bench_common.serve_worker(
+        lambda: reference.OnnxRunner(onnx_path, threads) if engine == "onnxruntime" else reference.TorchRunner(directory, threads),
+        lambda cell: rng.integers(1000, 30000, size=(cell["batch"], cell["length"])).astype(np.int64))
 
 
 def flops_per_item(config, length):
@@ -75,23 +49,25 @@ def main():
     if args.worker:
         return worker(args.worker, args.model, args.onnx, args.threads)
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_text_reference as reference
     os.makedirs(os.path.dirname(args.onnx), exist_ok=True)
     reference.export_onnx(args.model, args.onnx)
     config = json.load(open(os.path.join(args.model, "config.json")))
-    engines = {name: Worker(name, args) for name in ("onnxruntime", "pytorch")}
+    extra = ["--model", args.model, "--onnx", args.onnx, "--threads", str(args.threads)]
+    engines = {name: bench_common.Worker(__file__, name, extra) for name in ("onnxruntime", "pytorch")}
 
     print(f"threads: {args.threads} per engine; items/s are medians over repeated batches ({args.seconds:g} s per engine per cell)")
     print(f"{'batch':>5} {'len':>4} | {'omniembed':>10} {'GFLOP/s':>8} | {'onnxrt':>8} {'GFLOP/s':>8} | {'pytorch':>8} | {'vs ORT':>6} {'vs PT':>6}  target")
     misses = []
     for length in args.lengths:
         for batch in args.batch_sizes:
-            ours = batch / omniembed(args.binary, batch, length, args.seconds, args.threads)
+            ours = bench_common.omniembed(args.binary, ["--batch-sizes", str(batch), "--lengths", str(length),
+                                                        "--seconds", str(args.seconds)], args.threads)["items_per_second"]
+            cell = {"batch": batch, "length": length}
             time.sleep(0.2)
-            ort = batch / engines["onnxruntime"].measure(batch, length, args.seconds)
+            ort = batch / engines["onnxruntime"].measure(cell, args.seconds)
             time.sleep(0.2)
-            torch = batch / engines["pytorch"].measure(batch, length, args.seconds)
+            torch = batch / engines["pytorch"].measure(cell, args.seconds)
             flops = flops_per_item(config, length)
             versus_ort, versus_torch = ours / ort, ours / torch
             needs_ort = batch >= 8 or length >= 64

@@ -5,7 +5,6 @@ mean pooling and L2 normalisation (what sentence-transformers runs), ONNX Runtim
 `torch.onnx` (fp32, dynamic batch and sequence axes, graph optimisations on).
 """
 import os
-import time
 
 import numpy as np
 import torch
@@ -72,16 +71,3 @@ class OnnxRunner:
 
     def __call__(self, ids):
         return self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
-
-
-def time_runs(run, seconds, minimum=3):
-    """Seconds per call, median over repeated calls (one warm-up first)."""
-    run()
-    samples = []
-    started = time.perf_counter()
-    while len(samples) < minimum or time.perf_counter() - started < seconds:
-        t0 = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - t0)
-    samples.sort()
-    return samples[len(samples) // 2]

@@ -189,26 +189,45 @@ KERNEL void oe_attention(const float *q, const float *k, const float *v, float *
                      scores);
 }
 
+/* Channels per register block of the depthwise convolution: 4 AVX-512 registers of accumulators. */
+#define DEPTHWISE_BLOCK 64
+
+static inline __attribute__((always_inline)) void depthwise_block(const int n, const float *in, size_t width,
+        size_t channels, const float *weights, const float *bias, size_t kernel, ptrdiff_t y0, ptrdiff_t x0,
+        size_t ky0, size_t ky1, size_t kx0, size_t kx1, float *o, int relu6) {
+    float acc[DEPTHWISE_BLOCK];
+    for (int l = 0; l < n; l++) acc[l] = bias[l];
+    for (size_t ky = ky0; ky < ky1; ky++)
+        for (size_t kx = kx0; kx < kx1; kx++) {
+            const float *x = in + ((size_t)(y0 + (ptrdiff_t)ky) * width + (size_t)(x0 + (ptrdiff_t)kx)) * channels;
+            const float *w = weights + (ky * kernel + kx) * channels;
+            for (int l = 0; l < n; l++) acc[l] += x[l] * w[l];
+        }
+    for (int l = 0; l < n; l++) o[l] = relu6 ? clamp(acc[l], 0.0f, 6.0f) : acc[l];
+}
+
 KERNEL void oe_depthwise_conv(const float *in, size_t height, size_t width, size_t channels, const float *weights,
                               const float *bias, size_t kernel, size_t stride, size_t pad_top, size_t pad_left,
                               float *out, size_t out_width, size_t row_begin, size_t row_end, int relu6) {
     for (size_t oy = row_begin; oy < row_end; oy++) {
+        ptrdiff_t y0 = (ptrdiff_t)(oy * stride) - (ptrdiff_t)pad_top;
+        size_t ky0 = y0 < 0 ? (size_t)(-y0) : 0;
+        size_t ky1 = (ptrdiff_t)height - y0 < (ptrdiff_t)kernel ? (size_t)((ptrdiff_t)height - y0) : kernel;
         for (size_t ox = 0; ox < out_width; ox++) {
+            ptrdiff_t x0 = (ptrdiff_t)(ox * stride) - (ptrdiff_t)pad_left;
+            size_t kx0 = x0 < 0 ? (size_t)(-x0) : 0;
+            size_t kx1 = (ptrdiff_t)width - x0 < (ptrdiff_t)kernel ? (size_t)((ptrdiff_t)width - x0) : kernel;
             float *o = out + (oy * out_width + ox) * channels;
-            for (size_t c = 0; c < channels; c++) o[c] = bias[c];
-            for (size_t ky = 0; ky < kernel; ky++) {
-                ptrdiff_t iy = (ptrdiff_t)(oy * stride + ky) - (ptrdiff_t)pad_top;
-                if (iy < 0 || iy >= (ptrdiff_t)height) continue;
-                for (size_t kx = 0; kx < kernel; kx++) {
-                    ptrdiff_t ix = (ptrdiff_t)(ox * stride + kx) - (ptrdiff_t)pad_left;
-                    if (ix < 0 || ix >= (ptrdiff_t)width) continue;
-                    const float *x = in + ((size_t)iy * width + (size_t)ix) * channels;
-                    const float *w = weights + (ky * kernel + kx) * channels;
-                    for (size_t c = 0; c < channels; c++) o[c] += x[c] * w[c];
-                }
-            }
-            if (relu6)
-                for (size_t c = 0; c < channels; c++) o[c] = clamp(o[c], 0.0f, 6.0f);
+            size_t c = 0;
+            for (; c + DEPTHWISE_BLOCK <= channels; c += DEPTHWISE_BLOCK)
+                depthwise_block(DEPTHWISE_BLOCK, in + c, width, channels, weights + c, bias + c, kernel, y0, x0, ky0,
+                                ky1, kx0, kx1, o + c, relu6);
+            for (; c + 16 <= channels; c += 16)
+                depthwise_block(16, in + c, width, channels, weights + c, bias + c, kernel, y0, x0, ky0, ky1, kx0,
+                                kx1, o + c, relu6);
+            if (c < channels)
+                depthwise_block((int)(channels - c), in + c, width, channels, weights + c, bias + c, kernel, y0, x0,
+                                ky0, ky1, kx0, kx1, o + c, relu6);
         }
     }
 }
@@ -219,6 +238,46 @@ KERNEL void oe_relu6(float *x, size_t count) {
 
 KERNEL void oe_add(float *x, const float *y, size_t count) {
     for (size_t i = 0; i < count; i++) x[i] += y[i];
+}
+
+/* Pillow's 8-bit resampling arithmetic: sum in integers with 22 fractional bits, round, clip to 0...255. */
+static inline __attribute__((always_inline)) uint8_t clip8(int64_t sum) {
+    int64_t v = sum >> 22;
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
+}
+
+KERNEL void oe_resample_rows_u8(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
+                                size_t out_width, const int32_t *starts, const int32_t *counts,
+                                const int32_t *weights, size_t taps) {
+    for (size_t y = 0; y < rows; y++) {
+        const uint8_t *row = in + y * in_width * channels;
+        uint8_t *target = out + y * out_width * channels;
+        for (size_t x = 0; x < out_width; x++) {
+            const int32_t *w = weights + x * taps;
+            const uint8_t *source = row + (size_t)starts[x] * channels;
+            for (size_t c = 0; c < channels; c++) {
+                int64_t sum = 1 << 21;
+                for (int32_t t = 0; t < counts[x]; t++) sum += (int64_t)source[(size_t)t * channels + c] * w[t];
+                target[x * channels + c] = clip8(sum);
+            }
+        }
+    }
+}
+
+KERNEL void oe_resample_columns_u8(const uint8_t *in, size_t row_bytes, uint8_t *out, size_t out_rows,
+                                   const int32_t *starts, const int32_t *counts, const int32_t *weights,
+                                   size_t taps) {
+    for (size_t y = 0; y < out_rows; y++) {
+        const int32_t *w = weights + y * taps;
+        const uint8_t *first = in + (size_t)starts[y] * row_bytes;
+        uint8_t *target = out + y * row_bytes;
+        for (size_t x = 0; x < row_bytes; x++) {
+            int32_t sum = 1 << 21;  /* the weights sum to 2^22: 255 · 2^22 + 2^21 fits in 32 bits */
+            for (int32_t t = 0; t < counts[y]; t++) sum += (int32_t)first[(size_t)t * row_bytes + x] * w[t];
+            int32_t v = sum >> 22;
+            target[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
 }
 
 void oe_exp(const float *x, float *y, size_t count) {

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Antialiased bilinear resizing, computed as Pillow's `Image.resize(size, Image.BILINEAR)` computes it: separable
 /// passes (horizontal, then vertical) with a triangle filter widened by the scale factor when shrinking,
 /// fixed-point weights with 22 fractional bits, and each pass rounded to 8 bits. So our preprocessing reproduces
@@ -5,17 +7,20 @@
 public enum ImageResize {
     static let precisionBits = 22
 
-    /// Per output index: the first input index and fixed-point weights of the inputs it blends.
+    /// Per output index: the first input index, how many inputs it blends and their fixed-point weights, in a
+    /// table `taps` wide.
     struct Weights {
-        var starts: [Int] = []
-        var weights: [[Int32]] = []
+        var starts: [Int32] = []
+        var counts: [Int32] = []
+        var weights: [Int32] = []
+        var taps = 0
     }
 
     static func weights(inputSize: Int, outputSize: Int) -> Weights {
         let scale = Double(inputSize) / Double(outputSize)
         let filterScale = max(scale, 1)
         let support = 1.0 * filterScale   // the triangle filter reaches ±1 input pixel at scale 1
-        var result = Weights()
+        var rows: [(Int, [Int32])] = []
         for index in 0..<outputSize {
             let center = (Double(index) + 0.5) * scale
             let first = max(Int(center - support + 0.5), 0)
@@ -26,19 +31,19 @@ public enum ImageResize {
             }
             let total = raw.reduce(0, +)
             if total != 0 { raw = raw.map { $0 / total } }
-            result.starts.append(first)
-            result.weights.append(raw.map { w in
+            rows.append((first, raw.map { w in
                 let scaled = w * Double(1 << precisionBits)
                 return Int32((w < 0 ? scaled - 0.5 : scaled + 0.5).rounded(.towardZero))
-            })
+            }))
+        }
+        var result = Weights()
+        result.taps = rows.map(\.1.count).max() ?? 0
+        for (first, weights) in rows {
+            result.starts.append(Int32(first))
+            result.counts.append(Int32(weights.count))
+            result.weights += weights + [Int32](repeating: 0, count: result.taps - weights.count)
         }
         return result
-    }
-
-    @inline(__always)
-    static func clip8(_ value: Int64) -> UInt8 {
-        let shifted = value >> Int64(precisionBits)
-        return UInt8(clamping: shifted)
     }
 
     /// `image` resized to `width`×`height`.
@@ -47,32 +52,13 @@ public enum ImageResize {
         if width != image.width {
             let w = weights(inputSize: image.width, outputSize: width)
             var out = [UInt8](repeating: 0, count: width * image.height * 3)
-            for y in 0..<image.height {
-                let row = y * image.width * 3
-                for x in 0..<width {
-                    for c in 0..<3 {
-                        var sum = Int64(1 << (precisionBits - 1))
-                        for (offset, weight) in w.weights[x].enumerated() {
-                            sum += Int64(image.pixels[row + (w.starts[x] + offset) * 3 + c]) * Int64(weight)
-                        }
-                        out[(y * width + x) * 3 + c] = clip8(sum)
-                    }
-                }
-            }
+            oe_resample_rows_u8(image.pixels, image.width, image.height, 3, &out, width, w.starts, w.counts, w.weights, w.taps)
             current = RGBImage(width: width, height: image.height, pixels: out)
         }
         if height != current.height {
             let w = weights(inputSize: current.height, outputSize: height)
             var out = [UInt8](repeating: 0, count: width * height * 3)
-            for y in 0..<height {
-                for x in 0..<width * 3 {
-                    var sum = Int64(1 << (precisionBits - 1))
-                    for (offset, weight) in w.weights[y].enumerated() {
-                        sum += Int64(current.pixels[(w.starts[y] + offset) * width * 3 + x]) * Int64(weight)
-                    }
-                    out[y * width * 3 + x] = clip8(sum)
-                }
-            }
+            oe_resample_columns_u8(current.pixels, width * 3, &out, height, w.starts, w.counts, w.weights, w.taps)
             current = RGBImage(width: width, height: height, pixels: out)
         }
         return current

@@ -143,10 +143,38 @@ public final class EfficientNetLite: Sendable {
     }
 
     /// Features and logits of `images`, each 3 × 224 × 224 floats, channel-major.
+    ///
+    /// With at least as many images as threads, each thread runs whole images one at a time (an image's
+    /// activations, up to 5 MB, stay in cache, and the threads never wait for each other); fewer images are split
+    /// by rows within each layer.
     public func run(_ images: [[Float]]) -> Output {
-        let n = images.count
         let side = Self.inputSize
         precondition(images.allSatisfy { $0.count == 3 * side * side }, "images must be 3×\(side)×\(side)")
+        guard images.count >= threads, threads > 1 else { return forward(images, threads: threads) }
+        let results = ResultSlots(count: images.count)
+        Parallel.run(threads) { part in
+            for index in stride(from: part, to: images.count, by: threads) {
+                results.set(index, forward([images[index]], threads: 1))
+            }
+        }
+        return results.merged()
+    }
+
+    /// Results written by the threads of `run`, one slot per image.
+    /// Raw storage, not an array: threads writing different elements of one array would race on its buffer.
+    final class ResultSlots: @unchecked Sendable {  // each slot written by one thread, read after they finish
+        private let slots: UnsafeMutableBufferPointer<Output?>
+        init(count: Int) { slots = .allocate(capacity: count); slots.initialize(repeating: nil) }
+        deinit { slots.deinitialize(); slots.deallocate() }
+        func set(_ index: Int, _ output: Output) { slots[index] = output }
+        func merged() -> Output {
+            Output(features: slots.flatMap { $0!.features }, logits: slots.flatMap { $0!.logits })
+        }
+    }
+
+    private func forward(_ images: [[Float]], threads: Int) -> Output {
+        let n = images.count
+        let side = Self.inputSize
         guard n > 0 else { return Output(features: [], logits: []) }
 
         // Stem: 3×3 stride-2 patches (zero outside, "SAME") through one GEMM.
@@ -164,20 +192,21 @@ public final class EfficientNetLite: Sendable {
                 } }
             } }
         }
-        apply(stem, patches, rows: n * size * size, into: &current, relu6: true)
+        apply(stem, patches, rows: n * size * size, into: &current, relu6: true, threads: threads)
 
         var channels = stem.outputs
         for block in blocks {
             let pixels = n * size * size
-            var hidden = current
+            var expanded: [Float] = []
             if let expand = block.expand {
-                hidden = [Float](repeating: 0, count: pixels * expand.outputs)
-                apply(expand, current, rows: pixels, into: &hidden, relu6: true)
+                expanded = uninitialized(pixels * expand.outputs)
+                apply(expand, current, rows: pixels, into: &expanded, relu6: true, threads: threads)
             }
+            let hidden = block.expand == nil ? current : expanded
             let width = block.expand?.outputs ?? channels
             let d = block.depthwise
             let (outSide, pad) = Self.samePadding(size: size, kernel: d.kernel, stride: d.stride)
-            var depthwise = [Float](repeating: 0, count: n * outSide * outSide * width)
+            var depthwise = uninitialized(n * outSide * outSide * width)
             let rows = Parallel.ranges(n * outSide, parts: threads)
             let inSide = size
             hidden.withUnsafeBufferPointer { input in
@@ -198,16 +227,16 @@ public final class EfficientNetLite: Sendable {
                 }
             }
             size = outSide
-            var projected = [Float](repeating: 0, count: n * size * size * block.outputs)
-            apply(block.project, depthwise, rows: n * size * size, into: &projected, relu6: false)
+            var projected = uninitialized(n * size * size * block.outputs)
+            apply(block.project, depthwise, rows: n * size * size, into: &projected, relu6: false, threads: threads)
             if block.residual { oe_add(&projected, current, projected.count) }
             current = projected
             channels = block.outputs
         }
 
         let pixels = size * size
-        var headOut = [Float](repeating: 0, count: n * pixels * head.outputs)
-        apply(head, current, rows: n * pixels, into: &headOut, relu6: true)
+        var headOut = uninitialized(n * pixels * head.outputs)
+        apply(head, current, rows: n * pixels, into: &headOut, relu6: true, threads: threads)
         var features = [[Float]](repeating: [Float](repeating: 0, count: head.outputs), count: n)
         for image in 0..<n {
             for p in 0..<pixels {
@@ -217,13 +246,18 @@ public final class EfficientNetLite: Sendable {
             features[image] = features[image].map { $0 / Float(pixels) }
         }
         var logits = [Float](repeating: 0, count: n * classifier.outputs)
-        apply(classifier, features.flatMap { $0 }, rows: n, into: &logits, relu6: false)
+        apply(classifier, features.flatMap { $0 }, rows: n, into: &logits, relu6: false, threads: threads)
         return Output(features: features,
                       logits: (0..<n).map { Array(logits[($0 * classifier.outputs)..<(($0 + 1) * classifier.outputs)]) })
     }
 
+    /// An activation buffer every element of which the next operation writes.
+    private func uninitialized(_ count: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
     /// `layer` over `rows` channels-last rows, split over the threads, ReLU6 after when asked.
-    private func apply(_ layer: Linear, _ input: [Float], rows: Int, into output: inout [Float], relu6: Bool) {
+    private func apply(_ layer: Linear, _ input: [Float], rows: Int, into output: inout [Float], relu6: Bool, threads: Int) {
         let parts = Parallel.ranges(rows, parts: min(threads, max(1, rows / 16)))
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { y in

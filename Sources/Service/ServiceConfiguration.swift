@@ -26,6 +26,15 @@ public struct ServiceConfiguration: Sendable {
     /// Longest token sequence, special tokens included (sentence-transformers' `max_seq_length`).
     public var maxTokens = 256
     public var encoder = EncoderThreads()
+    public var image = ImageSettings()
+
+    /// The image tower and the limits on images.
+    public struct ImageSettings: Sendable, Equatable {
+        /// Where EfficientNet-Lite0's `model.safetensors` is.
+        public var directory = "models/efficientnet-lite0"
+        /// Largest image decoded, in pixels, checked on the header (decompression bombs).
+        public var maxPixels = 40_000_000
+    }
     public var limits = RequestLimits()
 
     /// How the encoder uses the cores: a batch is split by rows over `threads`, and each of those runs its
@@ -150,6 +159,10 @@ public struct ServiceConfiguration: Sendable {
             modelDirectory = directory
         }
         try int("model.maxTokens", &maxTokens)
+        if let directory = try config.present("image.directory", { try config.requiredString(forKey: $0) }) {
+            image.directory = directory
+        }
+        try int("image.maxPixels", &image.maxPixels)
         try int("model.threads", &encoder.threads)
         try int("model.blasThreads", &encoder.blasThreads)
         try int("limits.maxTexts", &limits.maxTexts)
@@ -191,6 +204,7 @@ public struct ServiceConfiguration: Sendable {
         try positive("http.maxBodyBytes", http.limits.maxBodyBytes)
         try positive("http.minBodyBytesPerSecond", http.timeouts.minBodyBytesPerSecond)
         try positive("limits.maxTexts", limits.maxTexts)
+        try positive("image.maxPixels", image.maxPixels)
         try positive("limits.maxTextBytes", limits.maxTextBytes)
         guard maxTokens >= 2 else {
             throw ConfigurationError.invalid(key: "model.maxTokens", reason: "must leave room for [CLS] and [SEP]")
@@ -234,5 +248,11 @@ extension ServiceConfiguration {
         BLAS.setThreads(encoder.blasThreads)
         return try TextEmbedder(directory: URL(fileURLWithPath: modelDirectory), maxTokens: maxTokens,
                                 threads: encoder.resolvedThreads())
+    }
+
+    /// The configured image tower, with OpenBLAS set as for the text model.
+    public func loadImageModel() throws -> EfficientNetLite {
+        BLAS.setThreads(encoder.blasThreads)
+        return try EfficientNetLite(directory: URL(fileURLWithPath: image.directory), threads: encoder.resolvedThreads())
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Media
 import Models
 import Service
 
@@ -7,14 +8,23 @@ import Service
 struct BenchmarkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",
-        abstract: "Measure the text encoder's throughput.",
+        abstract: "Measure the towers' throughput.",
         discussion: """
-            Encodes batches of random token ids of exactly --length tokens, after one warm-up batch, until \
-            --seconds have passed and at least --minimum-runs batches ran; prints one JSON line per cell with the \
-            median seconds per batch and items/s. Threads come from the configuration (model.threads, \
-            model.blasThreads).
+            --tower text encodes batches of random token ids of exactly each --lengths value; --tower image runs \
+            batches of random 3×224×224 inputs through the image tower (--lengths is ignored); --decode FILE times \
+            decoding and preprocessing one image file (full-size and DCT-scaled). Each cell runs one warm-up, then \
+            until --seconds have passed and at least --minimum-runs ran; one JSON line per cell with the median \
+            seconds per batch and items/s. Threads come from the configuration (model.threads, model.blasThreads).
             """
     )
+
+    enum Tower: String, ExpressibleByArgument { case text, image }
+
+    @Option(name: .long, help: "text or image.")
+    var tower: Tower = .text
+
+    @Option(name: .long, help: "Time decoding and preprocessing this JPEG or PNG file instead.")
+    var decode: String?
 
     @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
     var config: String?
@@ -33,7 +43,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
 
     struct Cell: Encodable {
         var batch: Int
-        var length: Int
+        var length: Int?
         var threads: Int
         var secondsPerBatch: Double
         var itemsPerSecond: Double
@@ -45,35 +55,81 @@ struct BenchmarkCommand: AsyncParsableCommand {
             throw ValidationError("batch sizes, lengths and --minimum-runs must be positive")
         }
         let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        if let decode { return try timeDecoding(decode, settings: settings) }
+        switch tower {
+        case .text: try timeText(settings)
+        case .image: try timeImages(settings)
+        }
+    }
+
+    /// Median seconds of `body` over the cell's runs, after one warm-up.
+    func median(_ body: () throws -> Void) rethrows -> (seconds: Double, runs: Int) {
+        try body()
+        var samples: [Double] = []
+        let started = ContinuousClock.now
+        while samples.count < minimumRuns || ContinuousClock.now - started < .seconds(seconds) {
+            let t0 = ContinuousClock.now
+            try body()
+            let elapsed = ContinuousClock.now - t0
+            samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        }
+        samples.sort()
+        return (samples[samples.count / 2], samples.count)
+    }
+
+    func emit<T: Encodable>(_ value: T) throws {
+        let output = JSONEncoder()
+        output.keyEncodingStrategy = .convertToSnakeCase
+        print(String(decoding: try output.encode(value), as: UTF8.self))
+    }
+
+    func timeText(_ settings: ServiceConfiguration) throws {
         let encoder = try settings.loadTextModel().encoder
         guard let longest = lengths.max(), longest <= encoder.configuration.maxPositions else {
             throw ValidationError("lengths must be at most the model's \(encoder.configuration.maxPositions) positions")
         }
         var generator = SystemRandomNumberGenerator()
         let vocabulary = Int32(encoder.configuration.vocabularySize)
-        let output = JSONEncoder()
-        output.keyEncodingStrategy = .convertToSnakeCase
-
         for length in lengths {
             for batchSize in batchSizes {
                 let batch = (0..<batchSize).map { _ in
                     (0..<length).map { _ in Int32.random(in: 1000..<vocabulary, using: &generator) }
                 }
-                _ = encoder.embed(batch)
-                var samples: [Double] = []
-                let started = ContinuousClock.now
-                while samples.count < minimumRuns || ContinuousClock.now - started < .seconds(seconds) {
-                    let t0 = ContinuousClock.now
-                    _ = encoder.embed(batch)
-                    let elapsed = ContinuousClock.now - t0
-                    samples.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
-                }
-                samples.sort()
-                let median = samples[samples.count / 2]
-                let cell = Cell(batch: batchSize, length: length, threads: encoder.threads, secondsPerBatch: median,
-                                itemsPerSecond: Double(batchSize) / median, runs: samples.count)
-                print(String(decoding: try output.encode(cell), as: UTF8.self))
+                let (time, runs) = median { _ = encoder.embed(batch) }
+                try emit(Cell(batch: batchSize, length: length, threads: encoder.threads, secondsPerBatch: time,
+                              itemsPerSecond: Double(batchSize) / time, runs: runs))
             }
         }
+    }
+
+    func timeImages(_ settings: ServiceConfiguration) throws {
+        let model = try settings.loadImageModel()
+        let side = EfficientNetLite.inputSize
+        for batchSize in batchSizes {
+            let batch = (0..<batchSize).map { _ in (0..<3 * side * side).map { _ in Float.random(in: -1...1) } }
+            let (time, runs) = median { _ = model.run(batch) }
+            try emit(Cell(batch: batchSize, length: nil, threads: model.threads, secondsPerBatch: time,
+                          itemsPerSecond: Double(batchSize) / time, runs: runs))
+        }
+    }
+
+    struct DecodeTiming: Encodable {
+        var file: String
+        var width: Int, height: Int
+        var fullDecodeAndPreprocessSeconds: Double
+        var scaledDecodeAndPreprocessSeconds: Double
+    }
+
+    func timeDecoding(_ path: String, settings: ServiceConfiguration) throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let decoder = ImageDecoder(maxPixels: settings.image.maxPixels)
+        let preprocessor = ImagePreprocessor()
+        let header = try decoder.header(of: bytes)
+        let full = try median { _ = preprocessor.tensor(try decoder.decode(bytes)) }
+        let scaled = try median {
+            _ = preprocessor.tensor(try decoder.decode(bytes, minimumShorterSide: preprocessor.shorterSide))
+        }
+        try emit(DecodeTiming(file: path, width: header.width, height: header.height,
+                              fullDecodeAndPreprocessSeconds: full.seconds, scaledDecodeAndPreprocessSeconds: scaled.seconds))
     }
 }

@@ -17,6 +17,7 @@ import Testing
         #expect(loaded.shutdownGracePeriod == builtIn.shutdownGracePeriod)
         #expect(loaded.logLevel == .info)
         #expect(loaded.encoder == builtIn.encoder)
+        #expect(loaded.image == builtIn.image)
     }
 
     @Test func encoderThreadsResolveAndRefuseOversubscription() throws {

@@ -2,6 +2,7 @@
 #define OMNIEMBED_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Element-wise and row-wise transformer kernels on row-major float rows. Each is compiled for AVX-512, AVX2+FMA
    and baseline x86-64 and picks one at load time, so the binary runs anywhere and uses the widest vectors the
@@ -44,6 +45,15 @@ void oe_relu6(float *x, size_t count);
 
 /* x += y. */
 void oe_add(float *x, const float *y, size_t count);
+
+/* One pass of Pillow's separable 8-bit resampling. Output pixel x blends counts[x] input pixels from starts[x] with
+   fixed-point weights (22 fractional bits) weights[x * taps ...]: along rows (interleaved `channels`) ... */
+void oe_resample_rows_u8(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
+                         size_t out_width, const int32_t *starts, const int32_t *counts, const int32_t *weights,
+                         size_t taps);
+/* ... or along columns (output row y blends input rows), rows `row_bytes` long. */
+void oe_resample_columns_u8(const uint8_t *in, size_t row_bytes, uint8_t *out, size_t out_rows,
+                            const int32_t *starts, const int32_t *counts, const int32_t *weights, size_t taps);
 
 /* exp and erf of `count` values, for tests. */
 void oe_exp(const float *x, float *y, size_t count);

@@ -1,0 +1,55 @@
+"""Shared by the benchmark scripts: timing, engines in their own processes, and OmniEmbed's side.
+
+Each reference engine runs in a worker process that sits blocked on stdin between cells, so no idle thread pool
+spins while another engine is timed; the engines of a cell run back to back, so their ratio is taken on the same
+machine state.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def time_runs(run, seconds, minimum=3):
+    """Seconds per call, median over repeated calls (one warm-up first)."""
+    run()
+    samples = []
+    started = time.perf_counter()
+    while len(samples) < minimum or time.perf_counter() - started < seconds:
+        t0 = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - t0)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def serve_worker(make_runner, make_input):
+    """Worker side: builds the engine, then answers {"cell": ..., "seconds": s} lines with seconds per call."""
+    run = make_runner()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        data = make_input(request["cell"])
+        print(json.dumps({"seconds": time_runs(lambda: run(data), request["seconds"])}), flush=True)
+
+
+class Worker:
+    """Driver side of serve_worker: `script --worker ENGINE extra...` in the same interpreter."""
+
+    def __init__(self, script, engine, extra):
+        self.process = subprocess.Popen([sys.executable, script, "--worker", engine, *extra],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        json.loads(self.process.stdout.readline())
+
+    def measure(self, cell, seconds):
+        self.process.stdin.write(json.dumps({"cell": cell, "seconds": seconds}) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())["seconds"]
+
+
+def omniembed(binary, arguments, threads):
+    """The last JSON line of `omniembed benchmark ARGUMENTS`, with `threads` encoder threads, one BLAS thread each."""
+    env = dict(os.environ, OMNIEMBED_MODEL_THREADS=str(threads), OMNIEMBED_MODEL_BLAS_THREADS="1")
+    out = subprocess.run([binary, "benchmark", *arguments], env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
