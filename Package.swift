@@ -43,7 +43,8 @@ let package = Package(
         // JPEG and PNG decoding through libjpeg-turbo and libpng, with their error exits turned into returns.
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
         // Image (and later audio) decoding and preprocessing.
-        .target(name: "Media", dependencies: ["CImageCodecs", "CKernels"]),
+        .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
+        .target(name: "Media", dependencies: ["CImageCodecs", "CKernels", "CFFTW"]),
         // Model files and model code: safetensors, tokenizer (later towers, fusion).
         .target(name: "Models", dependencies: ["Tensor", "CKernels"]),
         // Routes, configuration and metrics wiring of the OmniEmbed service.

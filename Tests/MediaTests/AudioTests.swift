@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+@testable import Media
+
+/// WAV decoding and the log-mel front end against the fixtures of scripts/make-audio-fixtures.py (librosa is the
+/// reference for the mel spectrogram).
+@Suite struct AudioTests {
+    static func floats(_ name: String) throws -> [Float] {
+        let bytes = try ImageFixtures.bytes("../audio/" + name)
+        return stride(from: 0, to: bytes.count, by: 4).map { i in
+            Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+        }
+    }
+
+    static let encodings: [(String, Float, Float)] = [   // file, gain, tolerance (quantisation step)
+        ("pcm8.wav", 1, 1 / 128), ("pcm16.wav", 1, 1 / 32768), ("pcm24.wav", 1, 1e-6), ("pcm32.wav", 1, 1e-7),
+        ("float32.wav", 1, 0), ("float64.wav", 1, 0), ("extensible-pcm24.wav", 1, 1e-6),
+        ("rifx-pcm16.wav", 1, 1 / 32768), ("stereo-pcm16.wav", 0.75, 1 / 32768),
+        ("stereo-float32-extensible.wav", 0.75, 1e-7), ("odd-chunk-pcm16.wav", 1, 1 / 32768),
+    ]
+
+    @Test(arguments: encodings) func everyEncodingDecodesToTheSignal(_ name: String, gain: Float, tolerance: Float) throws {
+        let audio = try WAVDecoder().decode(ImageFixtures.bytes("../audio/" + name))
+        let signal = try Self.floats("signal.f32")
+        #expect(audio.sampleRate == 16000)
+        #expect(audio.samples.count == signal.count)
+        let worst = zip(audio.samples, signal).map { abs($0 - $1 * gain) }.max() ?? 1
+        #expect(worst <= tolerance * 0.5 + 1e-7, "\(name): \(worst)")
+    }
+
+    @Test func cutOffDataIsReadToTheLastWholeFrame() throws {
+        let audio = try WAVDecoder().decode(ImageFixtures.bytes("../audio/cut-off-pcm16.wav"))
+        #expect(audio.samples.count == 4000)
+    }
+
+    @Test func limitsAndCorruptHeaders() throws {
+        let bytes = try ImageFixtures.bytes("../audio/pcm16.wav")
+        #expect(throws: MediaError.tooLarge("audio is 1 s long; at most 0 s are accepted")) {
+            try WAVDecoder(maxDuration: 0.1).decode(bytes)
+        }
+        #expect(throws: MediaError.self) { try WAVDecoder().decode(Array("RIFF\0\0\0\0WAVE".utf8)) }
+        #expect(throws: MediaError.self) { try WAVDecoder().decode(Array("OggS".utf8)) }
+        for length in 0...45 {   // every cut inside the 44 bytes of headers, and one byte short of a whole frame
+            #expect(throws: MediaError.self, "cut at \(length)") { try WAVDecoder().decode(Array(bytes[..<length])) }
+        }
+        var zeroChannels = bytes
+        zeroChannels[22] = 0
+        #expect(throws: MediaError.self) { try WAVDecoder().decode(zeroChannels) }
+        var generator = SplitMix(seed: 9)
+        for _ in 0..<300 {   // random damage to the headers: an error or audio, never a crash
+            var damaged = bytes
+            damaged[Int(generator.next() % 60)] = UInt8(truncatingIfNeeded: generator.next())
+            _ = try? WAVDecoder().decode(damaged)
+        }
+    }
+
+    /// The mel power spectrogram within 1e-3 relative of librosa's (on bins above 1e-6 of the frame's peak).
+    @Test(arguments: ["signal", "speech"]) func melMatchesLibrosa(_ name: String) throws {
+        let samples = name == "signal" ? try Self.floats("signal.f32")
+            : try WAVDecoder().decode(ImageFixtures.bytes("../audio/speech.wav")).samples
+        let expected = try Self.floats("\(name).mel.f32")
+        let mel = MelSpectrogram.musicnn()
+        let ours = mel.power(samples)
+        #expect(ours.count == expected.count, "\(ours.count) vs \(expected.count)")
+        let peak = expected.max()!
+        var worst: Float = 0
+        for (a, b) in zip(ours, expected) where b > peak * 1e-6 {
+            worst = max(worst, abs(a - b) / b)
+        }
+        #expect(worst <= 1e-3, "\(name): worst relative difference \(worst)")
+        let logWorst = zip(ours, expected).map { abs(log10(10000 * $0 + 1) - log10(10000 * $1 + 1)) }.max()!
+        #expect(logWorst <= 1e-3, "\(name): worst log-mel difference \(logWorst)")
+        print("\(name): mel vs librosa worst relative \(worst), log-mel worst absolute \(logWorst)")
+    }
+}
