@@ -6,6 +6,8 @@ WAV in every supported encoding, and librosa's mel spectrogram (the reference) o
   the stereo files hold (signal, 0.5 · signal), which mixes to 0.75 · signal.
 - *.wav: PCM u8/16/24/32, float 32/64, WAVE_FORMAT_EXTENSIBLE, big-endian RIFX, stereo, an odd-sized chunk
   before the data, a cut-off data chunk.
+- rate-<hz>.wav / rate-<hz>.16k.f32: the signal's recipe rendered at 44.1, 48, 22.05 and 8 kHz (float32), and
+  librosa's `resample(y, orig_sr=hz, target_sr=16000, res_type="kaiser_best")` of it (resampy's filter).
 - signal.mel.f32, speech.mel.f32: `librosa.feature.melspectrogram(y, sr=16000, n_fft=512, hop_length=256,
   n_mels=96)` (frames × bands, float32); speech.wav is espeak-ng's voice resampled to 16 kHz by sox.
 
@@ -26,22 +28,22 @@ OUT = os.path.join(ROOT, "Tests", "MediaTests", "Fixtures", "audio")
 RATE = 16000
 
 
-def signal():
-    t = np.arange(RATE // 2) / RATE
+def signal(rate=RATE):
+    t = np.arange(rate // 2) / rate
     chord = sum(0.15 * np.sin(2 * np.pi * f * t) for f in (220, 277.18, 329.63))
     chirp = 0.2 * np.sin(2 * np.pi * (100 * t + 7000 * t ** 2))
-    noise = 0.05 * np.random.default_rng(1).standard_normal(RATE // 2)
+    noise = 0.05 * np.random.default_rng(1).standard_normal(rate // 2)
     return (chord + chirp + noise).clip(-0.99, 0.99).astype(np.float32)
 
 
-def wav(path, channels, tag, bits, payload, big=False, extensible=False, extra_chunk=False, declared=None):
+def wav(path, channels, tag, bits, payload, big=False, extensible=False, extra_chunk=False, declared=None, rate=RATE):
     e = ">" if big else "<"
     block = channels * bits // 8
     if extensible:
         guid = struct.pack(e + "H", tag) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
-        fmt = struct.pack(e + "HHIIHHHHI", 0xFFFE, channels, RATE, RATE * block, block, bits, 22, bits, 0) + guid
+        fmt = struct.pack(e + "HHIIHHHHI", 0xFFFE, channels, rate, rate * block, block, bits, 22, bits, 0) + guid
     else:
-        fmt = struct.pack(e + "HHIIHH", tag, channels, RATE, RATE * block, block, bits)
+        fmt = struct.pack(e + "HHIIHH", tag, channels, rate, rate * block, block, bits)
     chunks = b"fmt " + struct.pack(e + "I", len(fmt)) + fmt
     if extra_chunk:
         chunks += b"LIST" + struct.pack(e + "I", 5) + b"INFOx\x00"   # odd size, padded
@@ -80,6 +82,11 @@ def main():
     wav(p("stereo-float32-extensible.wav"), 2, 3, 32, stereo.astype("<f4").tobytes(), extensible=True)
     wav(p("odd-chunk-pcm16.wav"), 1, 1, 16, pcm(x, 16), extra_chunk=True)
     wav(p("cut-off-pcm16.wav"), 1, 1, 16, pcm(x, 16)[:8000], declared=0xFFFFFFFF)
+
+    for rate in (44100, 48000, 22050, 8000):
+        y = signal(rate)
+        wav(p(f"rate-{rate}.wav"), 1, 3, 32, y.astype("<f4").tobytes(), rate=rate)
+        librosa.resample(y, orig_sr=rate, target_sr=RATE, res_type="kaiser_best").astype("<f4").tofile(p(f"rate-{rate}.16k.f32"))
 
     librosa.feature.melspectrogram(y=x, sr=RATE, n_fft=512, hop_length=256, n_mels=96).T.astype("<f4").tofile(p("signal.mel.f32"))
     with tempfile.TemporaryDirectory() as tmp:

@@ -280,6 +280,40 @@ KERNEL void oe_resample_columns_u8(const uint8_t *in, size_t row_bytes, uint8_t 
     }
 }
 
+KERNEL void oe_resample_sinc(const float *x, size_t count, float *y, size_t out_count, double step, double scale,
+                             const float *window, const float *delta, size_t window_length, size_t table) {
+    size_t index_step = (size_t)(scale * (double)table);
+    for (size_t t = 0; t < out_count; t++) {
+        double time = (double)t * step;
+        size_t n = (size_t)time;
+        double sum = 0;
+        /* Left wing: x[n], x[n-1], ... */
+        double frac = scale * (time - (double)n);
+        double index = frac * (double)table;
+        size_t offset = (size_t)index;
+        float eta = (float)(index - (double)offset);
+        size_t limit = (window_length - offset) / index_step;
+        if (limit > n + 1) limit = n + 1;
+        for (size_t i = 0; i < limit; i++) {
+            size_t at = offset + i * index_step;
+            sum += (double)((window[at] + eta * delta[at]) * x[n - i]);
+        }
+        /* Right wing: x[n+1], x[n+2], ... */
+        frac = scale - frac;
+        index = frac * (double)table;
+        offset = (size_t)index;
+        eta = (float)(index - (double)offset);
+        limit = (window_length - offset) / index_step;
+        if (n + 1 >= count) limit = 0;
+        else if (limit > count - n - 1) limit = count - n - 1;
+        for (size_t k = 0; k < limit; k++) {
+            size_t at = offset + k * index_step;
+            sum += (double)((window[at] + eta * delta[at]) * x[n + k + 1]);
+        }
+        y[t] = (float)sum;
+    }
+}
+
 void oe_exp(const float *x, float *y, size_t count) {
     for (size_t i = 0; i < count; i++) y[i] = exp_approx(x[i]);
 }

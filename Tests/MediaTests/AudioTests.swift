@@ -73,3 +73,22 @@ import Testing
         print("\(name): mel vs librosa worst relative \(worst), log-mel worst absolute \(logWorst)")
     }
 }
+
+@Suite struct ResamplerTests {
+    /// Against librosa's `resample(..., res_type="kaiser_best")` (resampy), from 44.1, 48, 22.05 and 8 kHz.
+    @Test(arguments: [44100, 48000, 22050, 8000]) func matchesLibrosa(_ rate: Int) throws {
+        let audio = try WAVDecoder().decode(ImageFixtures.bytes("../audio/rate-\(rate).wav"))
+        #expect(audio.sampleRate == rate)
+        let expected = try AudioTests.floats("rate-\(rate).16k.f32")
+        let ours = Resampler.resample(audio, to: 16000)
+        #expect(ours.sampleRate == 16000 && ours.samples.count == expected.count, "\(ours.samples.count) vs \(expected.count)")
+        let worst = zip(ours.samples, expected).map { abs($0 - $1) }.max() ?? 1
+        #expect(worst <= 1e-4, "\(rate) Hz: worst difference \(worst)")
+        print("resample \(rate) → 16000 Hz vs librosa/resampy: worst difference \(worst)")
+    }
+
+    @Test func sameRateIsUnchanged() {
+        let audio = Audio(samples: [0.1, -0.2, 0.3], sampleRate: 16000)
+        #expect(Resampler.resample(audio, to: 16000) == audio)
+    }
+}
