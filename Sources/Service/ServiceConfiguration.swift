@@ -34,6 +34,10 @@ public struct ServiceConfiguration: Sendable {
         public var directory = "models/efficientnet-lite0"
         /// Largest image decoded, in pixels, checked on the header (decompression bombs).
         public var maxPixels = 40_000_000
+        /// The classifier's class names, one per line in class order: what ConSE embeds into the text space.
+        public var labels = "config/labels/imagenet-1k.txt"
+        /// Classes ConSE combines.
+        public var topK = 10
     }
     public var limits = RequestLimits()
 
@@ -163,6 +167,10 @@ public struct ServiceConfiguration: Sendable {
             image.directory = directory
         }
         try int("image.maxPixels", &image.maxPixels)
+        if let labels = try config.present("image.labels", { try config.requiredString(forKey: $0) }) {
+            image.labels = labels
+        }
+        try int("image.topK", &image.topK)
         try int("model.threads", &encoder.threads)
         try int("model.blasThreads", &encoder.blasThreads)
         try int("limits.maxTexts", &limits.maxTexts)
@@ -205,6 +213,7 @@ public struct ServiceConfiguration: Sendable {
         try positive("http.minBodyBytesPerSecond", http.timeouts.minBodyBytesPerSecond)
         try positive("limits.maxTexts", limits.maxTexts)
         try positive("image.maxPixels", image.maxPixels)
+        try positive("image.topK", image.topK)
         try positive("limits.maxTextBytes", limits.maxTextBytes)
         guard maxTokens >= 2 else {
             throw ConfigurationError.invalid(key: "model.maxTokens", reason: "must leave room for [CLS] and [SEP]")

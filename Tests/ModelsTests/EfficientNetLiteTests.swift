@@ -68,3 +68,31 @@ import Testing
         }
     }
 }
+
+/// The shared space: photos through the image tower and ConSE over ImageNet's class names, texts through the text
+/// tower; each text must find its photo first.
+@Suite struct SharedSpaceTests {
+    @Test func textsFindTheirPhotos() throws {
+        let image = try #require(EfficientNetLiteTests.model, "model cache missing: run scripts/fetch-models")
+        let text = try TextEmbedder(directory: modelDirectory, maxTokens: 256)
+        let labelsFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../config/labels/imagenet-1k.txt").standardized
+        let labels = try String(contentsOf: labelsFile, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(labels.count == 1000)
+        let space = ConvexSemanticEmbedding(labels: labels, text: text)
+        let photos = ["cat", "coffee", "rocket"]
+        let inputs = try photos.map { name in
+            ImagePreprocessor().tensor(try ImageDecoder().decode(
+                [UInt8](Data(contentsOf: EfficientNetLiteTests.photos.appendingPathComponent("\(name).jpg")))))
+        }
+        let points = image.run(inputs).logits.map { space.embed(probabilities: ConvexSemanticEmbedding.softmax($0)) }
+        let queries = ["a cat": "cat", "a cup of coffee": "coffee", "a rocket": "rocket"]
+        let queryEmbeddings = text.embed(Array(queries.keys)).embeddings
+        for (query, embedding) in zip(queries.keys, queryEmbeddings) {
+            let scores = points.map { zip($0, embedding).map(*).reduce(0, +) }
+            let best = photos[scores.indices.max { scores[$0] < scores[$1] }!]
+            #expect(best == queries[query], "\(query) → \(best) (scores \(scores))")
+            print("\"\(query)\": " + zip(photos, scores).map { "\($0) \(String(format: "%.3f", $1))" }.joined(separator: ", "))
+        }
+    }
+}
