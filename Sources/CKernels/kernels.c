@@ -232,6 +232,16 @@ KERNEL void oe_depthwise_conv(const float *in, size_t height, size_t width, size
     }
 }
 
+KERNEL void oe_add_bias(float *x, size_t rows, size_t columns, const float *bias, int relu6) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = x + r * columns;
+        if (relu6)
+            for (size_t c = 0; c < columns; c++) p[c] = clamp(p[c] + bias[c], 0.0f, 6.0f);
+        else
+            for (size_t c = 0; c < columns; c++) p[c] += bias[c];
+    }
+}
+
 KERNEL void oe_relu6(float *x, size_t count) {
     for (size_t i = 0; i < count; i++) x[i] = clamp(x[i], 0.0f, 6.0f);
 }

@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Synchronization
 import Tensor
 
 /// EfficientNet-Lite0, the image tower: ImageNet-trained, 1280-d features (global average of the head) and 1000
@@ -172,16 +173,51 @@ public final class EfficientNetLite: Sendable {
         }
     }
 
+    /// Activation buffers for `images` images, kept between calls: allocating them per layer cost a tenth of the
+    /// time in page faults.
+    final class Workspace: @unchecked Sendable {  // used by one forward pass at a time
+        let images: Int
+        let buffers: [UnsafeMutablePointer<Float>]   // block input, block output, expanded, depthwise output
+
+        init(images: Int, floatsPerImage: Int) {
+            self.images = images
+            buffers = (0..<4).map { _ in .allocate(capacity: images * floatsPerImage) }
+        }
+
+        deinit { buffers.forEach { $0.deallocate() } }
+    }
+
+    private let workspaces = Mutex<[Workspace]>([])
+
+    /// The most floats any activation (or the stem's patches) of one image takes.
+    private var floatsPerImage: Int {
+        var size = Self.samePadding(size: Self.inputSize, kernel: 3, stride: 2).output
+        var largest = size * size * max(27, stem.outputs)
+        for block in blocks {
+            let width = block.expand?.outputs ?? block.inputs
+            largest = max(largest, size * size * width)
+            size = Self.samePadding(size: size, kernel: block.depthwise.kernel, stride: block.depthwise.stride).output
+            largest = max(largest, size * size * max(width, block.outputs))
+        }
+        return max(largest, size * size * head.outputs)
+    }
+
     private func forward(_ images: [[Float]], threads: Int) -> Output {
         let n = images.count
-        let side = Self.inputSize
         guard n > 0 else { return Output(features: [], logits: []) }
+        let workspace = workspaces.withLock { pool in
+            pool.firstIndex { $0.images >= n }.map { pool.remove(at: $0) }
+        } ?? Workspace(images: n, floatsPerImage: floatsPerImage)
+        defer { workspaces.withLock { $0.append(workspace) } }
+        var (current, next) = (workspace.buffers[0], workspace.buffers[1])
+        let (expanded, depthwise) = (workspace.buffers[2], workspace.buffers[3])
+        let side = Self.inputSize
 
-        // Stem: 3×3 stride-2 patches (zero outside, "SAME") through one GEMM.
+        // Stem: 3×3 stride-2 patches (zero outside, "SAME") through one GEMM; the patches go in `next`.
         let (stemSide, stemPad) = Self.samePadding(size: side, kernel: 3, stride: 2)
         var size = stemSide
-        var current = [Float](repeating: 0, count: n * size * size * stem.outputs)
-        var patches = [Float](repeating: 0, count: n * size * size * 27)
+        let patches = next
+        patches.initialize(repeating: 0, count: n * size * size * 27)
         for (index, image) in images.enumerated() {
             for oy in 0..<size { for ox in 0..<size {
                 let row = ((index * size + oy) * size + ox) * 27
@@ -192,83 +228,71 @@ public final class EfficientNetLite: Sendable {
                 } }
             } }
         }
-        apply(stem, patches, rows: n * size * size, into: &current, relu6: true, threads: threads)
+        apply(stem, patches, rows: n * size * size, into: current, relu6: true, threads: threads)
 
         var channels = stem.outputs
         for block in blocks {
             let pixels = n * size * size
-            var expanded: [Float] = []
             if let expand = block.expand {
-                expanded = uninitialized(pixels * expand.outputs)
-                apply(expand, current, rows: pixels, into: &expanded, relu6: true, threads: threads)
+                apply(expand, current, rows: pixels, into: expanded, relu6: true, threads: threads)
             }
-            let hidden = block.expand == nil ? current : expanded
+            let hidden = SendablePointer(block.expand == nil ? current : expanded)
+            let output = SendableMutablePointer(depthwise)
             let width = block.expand?.outputs ?? channels
             let d = block.depthwise
             let (outSide, pad) = Self.samePadding(size: size, kernel: d.kernel, stride: d.stride)
-            var depthwise = uninitialized(n * outSide * outSide * width)
             let rows = Parallel.ranges(n * outSide, parts: threads)
             let inSide = size
-            hidden.withUnsafeBufferPointer { input in
-                depthwise.withUnsafeMutableBufferPointer { output in
-                    let (input, output) = (SendablePointer(input.baseAddress!), SendableMutablePointer(output.baseAddress!))
-                    Parallel.run(rows.count) { part in
-                        // Output rows of this part, image by image.
-                        var row = rows[part].lowerBound
-                        while row < rows[part].upperBound {
-                            let image = row / outSide
-                            let end = min(rows[part].upperBound, (image + 1) * outSide)
-                            oe_depthwise_conv(input.pointer + image * inSide * inSide * width, inSide, inSide, width, d.weights, d.bias,
-                                              d.kernel, d.stride, pad, pad, output.pointer + image * outSide * outSide * width,
-                                              outSide, row - image * outSide, end - image * outSide, 1)
-                            row = end
-                        }
-                    }
+            Parallel.run(rows.count) { part in
+                // Output rows of this part, image by image.
+                var row = rows[part].lowerBound
+                while row < rows[part].upperBound {
+                    let image = row / outSide
+                    let end = min(rows[part].upperBound, (image + 1) * outSide)
+                    oe_depthwise_conv(hidden.pointer + image * inSide * inSide * width, inSide, inSide, width, d.weights,
+                                      d.bias, d.kernel, d.stride, pad, pad, output.pointer + image * outSide * outSide * width,
+                                      outSide, row - image * outSide, end - image * outSide, 1)
+                    row = end
                 }
             }
             size = outSide
-            var projected = uninitialized(n * size * size * block.outputs)
-            apply(block.project, depthwise, rows: n * size * size, into: &projected, relu6: false, threads: threads)
-            if block.residual { oe_add(&projected, current, projected.count) }
-            current = projected
+            apply(block.project, depthwise, rows: n * size * size, into: next, relu6: false, threads: threads)
+            if block.residual { oe_add(next, current, n * size * size * block.outputs) }
+            swap(&current, &next)
             channels = block.outputs
         }
 
         let pixels = size * size
-        var headOut = uninitialized(n * pixels * head.outputs)
-        apply(head, current, rows: n * pixels, into: &headOut, relu6: true, threads: threads)
+        apply(head, current, rows: n * pixels, into: next, relu6: true, threads: threads)
         var features = [[Float]](repeating: [Float](repeating: 0, count: head.outputs), count: n)
         for image in 0..<n {
             for p in 0..<pixels {
-                let base = (image * pixels + p) * head.outputs
-                for c in 0..<head.outputs { features[image][c] += headOut[base + c] }
+                let base = next + (image * pixels + p) * head.outputs
+                for c in 0..<head.outputs { features[image][c] += base[c] }
             }
             features[image] = features[image].map { $0 / Float(pixels) }
         }
         var logits = [Float](repeating: 0, count: n * classifier.outputs)
-        apply(classifier, features.flatMap { $0 }, rows: n, into: &logits, relu6: false, threads: threads)
+        let flat = features.flatMap { $0 }
+        flat.withUnsafeBufferPointer { x in
+            logits.withUnsafeMutableBufferPointer { y in
+                apply(classifier, UnsafeMutablePointer(mutating: x.baseAddress!), rows: n, into: y.baseAddress!,
+                      relu6: false, threads: threads)
+            }
+        }
         return Output(features: features,
                       logits: (0..<n).map { Array(logits[($0 * classifier.outputs)..<(($0 + 1) * classifier.outputs)]) })
     }
 
-    /// An activation buffer every element of which the next operation writes.
-    private func uninitialized(_ count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
-    }
-
-    /// `layer` over `rows` channels-last rows, split over the threads, ReLU6 after when asked.
-    private func apply(_ layer: Linear, _ input: [Float], rows: Int, into output: inout [Float], relu6: Bool, threads: Int) {
+    /// `layer` over `rows` channels-last rows, split over `threads`, ReLU6 after when asked.
+    private func apply(_ layer: Linear, _ input: UnsafeMutablePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
+                       relu6: Bool, threads: Int) {
         let parts = Parallel.ranges(rows, parts: min(threads, max(1, rows / 16)))
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-                let (x, y) = (SendablePointer(x.baseAddress!), SendableMutablePointer(y.baseAddress!))
-                Parallel.run(parts.count) { part in
-                    let range = parts[part]
-                    let out = y.pointer + range.lowerBound * layer.outputs
-                    layer.apply(x.pointer + range.lowerBound * layer.inputs, rows: range.count, into: out)
-                    if relu6 { oe_relu6(out, range.count * layer.outputs) }
-                }
-            }
+        let (x, y) = (SendablePointer(input), SendableMutablePointer(output))
+        Parallel.run(parts.count) { part in
+            let range = parts[part]
+            layer.apply(x.pointer + range.lowerBound * layer.inputs, rows: range.count,
+                        into: y.pointer + range.lowerBound * layer.outputs, relu6: relu6)
         }
     }
 }
@@ -277,6 +301,7 @@ public final class EfficientNetLite: Sendable {
 struct SendablePointer: @unchecked Sendable {
     let pointer: UnsafePointer<Float>
     init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
+    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = UnsafePointer(pointer) }
 }
 
 struct SendableMutablePointer: @unchecked Sendable {

@@ -4,13 +4,13 @@ import CKernels
 ///
 /// The loops are in C (`CKernels`), vectorised for the widest instruction set the CPU has.
 public enum Kernels {
-    /// `output = input · weightᵀ + bias`: input rows×inputs, weight outputs×inputs (PyTorch `Linear` layout).
+    /// `output = input · weightᵀ + bias`, then ReLU6 when asked: input rows×inputs, weight outputs×inputs
+    /// (PyTorch `Linear` layout). The bias (and activation) is one pass over the output after the GEMM.
     public static func linear(_ input: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
-                              into output: UnsafeMutablePointer<Float>, rows: Int, inputs: Int, outputs: Int) {
-        for row in 0..<rows {
-            (output + row * outputs).update(from: bias, count: outputs)
-        }
-        GEMM.multiply(input, weight, into: output, m: rows, n: outputs, k: inputs, transposeB: true, beta: 1)
+                              into output: UnsafeMutablePointer<Float>, rows: Int, inputs: Int, outputs: Int,
+                              relu6: Bool = false) {
+        GEMM.multiply(input, weight, into: output, m: rows, n: outputs, k: inputs, transposeB: true)
+        oe_add_bias(output, rows, outputs, bias, relu6 ? 1 : 0)
     }
 
     /// `x = LayerNorm(x + residual)` per row (biased variance), the post-LN step of a BERT layer.

@@ -27,15 +27,18 @@ public struct Linear: Sendable {
         }
     }
 
-    /// `rows` rows of `inputs` floats from `x` to `rows` rows of `outputs` floats at `y`.
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, packedRowLimit: Int = packedRowLimit) {
+    /// `rows` rows of `inputs` floats from `x` to `rows` rows of `outputs` floats at `y`, ReLU6 after when asked.
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, relu6: Bool = false,
+                      packedRowLimit: Int = packedRowLimit) {
         guard rows > 0 else { return }
         if rows <= packedRowLimit {
             oe_packed_linear(x, rows, inputs, packed, outputs, bias, y, outputs)
+            if relu6 { oe_relu6(y, rows * outputs) }
         } else {
             weight.withUnsafeBufferPointer { w in
                 bias.withUnsafeBufferPointer { b in
-                    Kernels.linear(x, w.baseAddress!, b.baseAddress!, into: y, rows: rows, inputs: inputs, outputs: outputs)
+                    Kernels.linear(x, w.baseAddress!, b.baseAddress!, into: y, rows: rows, inputs: inputs, outputs: outputs,
+                                   relu6: relu6)
                 }
             }
         }

@@ -40,6 +40,9 @@ void oe_depthwise_conv(const float *in, size_t height, size_t width, size_t chan
                        const float *bias, size_t kernel, size_t stride, size_t pad_top, size_t pad_left, float *out,
                        size_t out_width, size_t row_begin, size_t row_end, int relu6);
 
+/* Each of `rows` rows += bias, then ReLU6 when `relu6`. */
+void oe_add_bias(float *x, size_t rows, size_t columns, const float *bias, int relu6);
+
 /* x = min(max(x, 0), 6). */
 void oe_relu6(float *x, size_t count);
 
