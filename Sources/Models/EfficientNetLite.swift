@@ -43,10 +43,6 @@ public final class EfficientNetLite: Sendable {
     public init(directory: URL, threads: Int = 1) throws {
         self.threads = max(1, threads)
         let file = try SafetensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
-        func shape(_ name: String) throws -> [Int] {
-            guard let tensor = file.tensors[name] else { throw ModelLoadingError(file: file.path, reason: "tensor \(name): missing") }
-            return tensor.shape
-        }
         /// Convolution weights [out, ...] with the BatchNorm `norm` folded in: (weights, bias).
         func folded(_ convolution: String, _ norm: String) throws -> ([Float], [Float]) {
             var weights = try file.floats(convolution + ".weight")
@@ -65,7 +61,7 @@ public final class EfficientNetLite: Sendable {
             return (weights, bias)
         }
         func pointwise(_ convolution: String, _ norm: String) throws -> Linear {
-            let s = try shape(convolution + ".weight")
+            let s = try file.shape(convolution + ".weight")
             guard s.count == 4, s[2] == 1, s[3] == 1 else {
                 throw ModelLoadingError(file: file.path, reason: "\(convolution).weight: shape \(s), expected [out, in, 1, 1]")
             }
@@ -74,7 +70,7 @@ public final class EfficientNetLite: Sendable {
         }
 
         // Stem: [32, 3, 3, 3] as [out][in][ky][kx], reordered to the patch order [out][ky][kx][in].
-        let stemShape = try shape("_conv_stem.weight")
+        let stemShape = try file.shape("_conv_stem.weight")
         guard stemShape.count == 4, stemShape[1] == 3, stemShape[2] == 3, stemShape[3] == 3 else {
             throw ModelLoadingError(file: file.path, reason: "_conv_stem.weight: shape \(stemShape), expected [out, 3, 3, 3]")
         }
@@ -95,7 +91,7 @@ public final class EfficientNetLite: Sendable {
                 let p = "_blocks.\(blocks.count)."
                 let expand = file.tensors[p + "_expand_conv.weight"] == nil ? nil : try pointwise(p + "_expand_conv", p + "_bn0")
                 let hidden = expand?.outputs ?? channels
-                let depthShape = try shape(p + "_depthwise_conv.weight")
+                let depthShape = try file.shape(p + "_depthwise_conv.weight")
                 guard depthShape.count == 4, depthShape[0] == hidden, depthShape[1] == 1, depthShape[2] == depthShape[3] else {
                     throw ModelLoadingError(file: file.path, reason: "\(p)_depthwise_conv.weight: shape \(depthShape), expected [\(hidden), 1, k, k]")
                 }
@@ -121,7 +117,7 @@ public final class EfficientNetLite: Sendable {
         }
         self.blocks = blocks
         head = try pointwise("_conv_head", "_bn1")
-        let fcShape = try shape("_fc.weight")
+        let fcShape = try file.shape("_fc.weight")
         guard fcShape.count == 2, fcShape[1] == head.outputs else {
             throw ModelLoadingError(file: file.path, reason: "_fc.weight: shape \(fcShape), expected [classes, \(head.outputs)]")
         }
@@ -228,13 +224,13 @@ public final class EfficientNetLite: Sendable {
                 } }
             } }
         }
-        apply(stem, patches, rows: n * size * size, into: current, relu6: true, threads: threads)
+        stem.apply(patches, rows: n * size * size, into: current, relu6: true, threads: threads)
 
         var channels = stem.outputs
         for block in blocks {
             let pixels = n * size * size
             if let expand = block.expand {
-                apply(expand, current, rows: pixels, into: expanded, relu6: true, threads: threads)
+                expand.apply(current, rows: pixels, into: expanded, relu6: true, threads: threads)
             }
             let hidden = SendablePointer(block.expand == nil ? current : expanded)
             let output = SendableMutablePointer(depthwise)
@@ -256,14 +252,14 @@ public final class EfficientNetLite: Sendable {
                 }
             }
             size = outSide
-            apply(block.project, depthwise, rows: n * size * size, into: next, relu6: false, threads: threads)
+            block.project.apply(depthwise, rows: n * size * size, into: next, threads: threads)
             if block.residual { oe_add(next, current, n * size * size * block.outputs) }
             swap(&current, &next)
             channels = block.outputs
         }
 
         let pixels = size * size
-        apply(head, current, rows: n * pixels, into: next, relu6: true, threads: threads)
+        head.apply(current, rows: n * pixels, into: next, relu6: true, threads: threads)
         var features = [[Float]](repeating: [Float](repeating: 0, count: head.outputs), count: n)
         for image in 0..<n {
             for p in 0..<pixels {
@@ -276,35 +272,10 @@ public final class EfficientNetLite: Sendable {
         let flat = features.flatMap { $0 }
         flat.withUnsafeBufferPointer { x in
             logits.withUnsafeMutableBufferPointer { y in
-                apply(classifier, UnsafeMutablePointer(mutating: x.baseAddress!), rows: n, into: y.baseAddress!,
-                      relu6: false, threads: threads)
+                classifier.apply(x.baseAddress!, rows: n, into: y.baseAddress!, threads: threads)
             }
         }
         return Output(features: features,
                       logits: (0..<n).map { Array(logits[($0 * classifier.outputs)..<(($0 + 1) * classifier.outputs)]) })
     }
-
-    /// `layer` over `rows` channels-last rows, split over `threads`, ReLU6 after when asked.
-    private func apply(_ layer: Linear, _ input: UnsafeMutablePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
-                       relu6: Bool, threads: Int) {
-        let parts = Parallel.ranges(rows, parts: min(threads, max(1, rows / 16)))
-        let (x, y) = (SendablePointer(input), SendableMutablePointer(output))
-        Parallel.run(parts.count) { part in
-            let range = parts[part]
-            layer.apply(x.pointer + range.lowerBound * layer.inputs, rows: range.count,
-                        into: y.pointer + range.lowerBound * layer.outputs, relu6: relu6)
-        }
-    }
-}
-
-/// Pointers handed to `Parallel.run`'s parts, which write disjoint ranges.
-struct SendablePointer: @unchecked Sendable {
-    let pointer: UnsafePointer<Float>
-    init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = UnsafePointer(pointer) }
-}
-
-struct SendableMutablePointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }

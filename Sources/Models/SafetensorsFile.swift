@@ -148,6 +148,12 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
         return Tensor(name: name, dtype: dtype, shape: entry.shape, range: begin..<end)
     }
 
+    /// The tensor's shape; a missing tensor is an error naming the file.
+    public func shape(_ name: String) throws -> [Int] {
+        guard let tensor = tensors[name] else { throw ModelLoadingError(file: path, reason: "tensor \(name): missing") }
+        return tensor.shape
+    }
+
     /// The tensor's values as `Float` (F32 as is; F16 and BF16 widened exactly).
     public func floats(_ name: String) throws -> [Float] {
         guard let tensor = tensors[name] else { throw ModelLoadingError(file: path, reason: "tensor \(name): missing") }

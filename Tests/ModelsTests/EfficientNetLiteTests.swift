@@ -74,12 +74,8 @@ import Testing
 @Suite struct SharedSpaceTests {
     @Test func textsFindTheirPhotos() throws {
         let image = try #require(EfficientNetLiteTests.model, "model cache missing: run scripts/fetch-models")
-        let text = try TextEmbedder(directory: modelDirectory, maxTokens: 256)
-        let labelsFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../config/labels/imagenet-1k.txt").standardized
-        let labels = try String(contentsOf: labelsFile, encoding: .utf8).split(separator: "\n").map(String.init)
+        let (text, labels, space) = try sharedSpace(labels: "imagenet-1k.txt")
         #expect(labels.count == 1000)
-        let space = ConvexSemanticEmbedding(labels: labels, text: text)
         let photos = ["cat", "coffee", "rocket"]
         let inputs = try photos.map { name in
             ImagePreprocessor().tensor(try ImageDecoder().decode(

@@ -6,6 +6,15 @@ import Testing
 let modelDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("../../models/all-MiniLM-L6-v2").standardizedFileURL
 
+/// The class names in `config/labels/<file>`, and ConSE over them with the text tower.
+func sharedSpace(labels file: String) throws -> (text: TextEmbedder, labels: [String], space: ConvexSemanticEmbedding) {
+    let text = try TextEmbedder(directory: modelDirectory, maxTokens: 256)
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../config/labels/\(file)").standardized
+    let labels = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map(String.init)
+    return (text, labels, ConvexSemanticEmbedding(labels: labels, text: text))
+}
+
 struct TokenizerFixture: Decodable {
     var text: String
     var ids: [Int32]

@@ -1,0 +1,80 @@
+import Foundation
+import Media
+import Testing
+@testable import Models
+
+/// The audio tower against musicnn's own extractor (TensorFlow), end to end from the WAV file
+/// (scripts/make-audio-tower-fixtures.py).
+@Suite struct MusicnnTests {
+    struct Case: Decodable {
+        var name: String
+        var penultimate: [[Float]]
+        var tags: [[Float]]
+        var labels: [String]
+    }
+
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../models/musicnn-mtt").standardized
+    static let model: Musicnn? = try? Musicnn(directory: directory, threads: 2)
+
+    func cosine(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map(*).reduce(0, +) / (a.map { $0 * $0 }.reduce(0, +).squareRoot() * b.map { $0 * $0 }.reduce(0, +).squareRoot())
+    }
+
+    @Test func featuresAndTagsMatchTensorFlow() throws {
+        let model = try #require(Self.model, "model cache missing: run scripts/fetch-models")
+        let url = try #require(Bundle.module.url(forResource: "Fixtures/musicnn/expected", withExtension: "json"))
+        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
+        let files = [
+            "speech": URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                .appendingPathComponent("../MediaTests/Fixtures/audio/speech.wav").standardized,
+            "melody": try #require(Bundle.module.url(forResource: "Fixtures/musicnn/melody", withExtension: "wav")),
+        ]
+        for c in cases {
+            let audio = try WAVDecoder().decode([UInt8](Data(contentsOf: try #require(files[c.name]))))
+            let input = MelSpectrogram.musicnn().musicnnInput(Resampler.resample(audio, to: 16000).samples)
+            let output = model.run(Musicnn.patches(input))
+            #expect(output.features.count == c.penultimate.count, "\(c.name): \(output.features.count) patches")
+            for (index, expected) in c.penultimate.enumerated() where index < output.features.count {
+                let similarity = cosine(output.features[index], expected)
+                let tagDifference = zip(output.tags[index], c.tags[index]).map { abs($0 - $1) }.max()!
+                #expect(similarity >= 0.9999, "\(c.name) patch \(index): cosine \(similarity)")
+                #expect(tagDifference <= 1e-3, "\(c.name) patch \(index): tag difference \(tagDifference)")
+                print("\(c.name) patch \(index): feature cosine \(similarity), worst tag difference \(tagDifference)")
+            }
+        }
+    }
+}
+
+/// Audio in the shared space: musicnn's tag probabilities (averaged over patches) through ConSE over the 50 tag
+/// names; a melody of piano-like notes must be nearer "piano" than "drums", and the spoken sentence (espeak-ng's
+/// male voice) nearer "male voice" and "speech" than "drums" — which does not hold yet: musicnn tags espeak-ng's
+/// robotic voice "techno, electronic, fast, female, vocals" (measured: male voice 0.486, speech 0.425, drums 0.545).
+/// Recorded as a known issue, so the test reports when it starts to hold.
+@Suite struct AudioSharedSpaceTests {
+    @Test func recordingsLandNearTheirWords() throws {
+        let model = try #require(MusicnnTests.model, "model cache missing: run scripts/fetch-models")
+        let (text, labels, space) = try sharedSpace(labels: "mtt-50.txt")
+        #expect(labels.count == 50)
+        func point(_ url: URL) throws -> [Float] {
+            let audio = try WAVDecoder().decode([UInt8](Data(contentsOf: url)))
+            let tags = model.run(Musicnn.patches(MelSpectrogram.musicnn().musicnnInput(Resampler.resample(audio, to: 16000).samples))).tags
+            let mean = (0..<labels.count).map { i in tags.map { $0[i] }.reduce(0, +) / Float(tags.count) }
+            return space.embed(probabilities: mean)
+        }
+        let melody = try point(try #require(Bundle.module.url(forResource: "Fixtures/musicnn/melody", withExtension: "wav")))
+        let speech = try point(URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../MediaTests/Fixtures/audio/speech.wav").standardized)
+        let words = ["piano", "drums", "male voice", "speech"]
+        let embedded = Dictionary(uniqueKeysWithValues: zip(words, text.embed(words).embeddings))
+        func score(_ p: [Float], _ word: String) -> Float { zip(p, embedded[word]!).map(*).reduce(0, +) }
+        #expect(score(melody, "piano") > score(melody, "drums"))
+        withKnownIssue("espeak-ng's voice is tagged electronic rather than voice by musicnn") {
+            #expect(score(speech, "male voice") > score(speech, "drums"))
+            #expect(score(speech, "speech") > score(speech, "drums"))
+        }
+        for (name, p) in [("melody", melody), ("speech", speech)] {
+            print("\(name): " + words.map { "\($0) \(String(format: "%.3f", score(p, $0)))" }.joined(separator: ", "))
+        }
+    }
+}
