@@ -324,6 +324,61 @@ KERNEL void oe_resample_sinc(const float *x, size_t count, float *y, size_t out_
     }
 }
 
+KERNEL void oe_resample_polyphase(const float *padded, size_t out_count, size_t step, size_t phases,
+                                  const float *taps, size_t width, float *y) {
+    for (size_t t = 0; t < out_count; t++) {
+        size_t position = t * step;
+        const float *x = padded + position / phases + 1;
+        const float *w = taps + (position % phases) * width;
+        float lanes[LANES] = {0};
+        size_t j = 0;
+        for (; j + LANES <= width; j += LANES)
+            for (int l = 0; l < LANES; l++) lanes[l] += w[j + l] * x[j + l];
+        float sum = 0;
+        for (int l = 0; l < LANES; l++) sum += lanes[l];
+        for (; j < width; j++) sum += w[j] * x[j];
+        y[t] = sum;
+    }
+}
+
+KERNEL void oe_im2col_time(const float *input, size_t frames, size_t columns, size_t height, size_t width,
+                           size_t before, float *out) {
+    size_t positions = columns - width + 1, k = height * width;
+    for (size_t frame = 0; frame < frames; frame++)
+        for (size_t position = 0; position < positions; position++) {
+            float *row = out + (frame * positions + position) * k;
+            for (size_t dy = 0; dy < height; dy++) {
+                ptrdiff_t source = (ptrdiff_t)(frame + dy) - (ptrdiff_t)before;
+                float *target = row + dy * width;
+                if (source < 0 || source >= (ptrdiff_t)frames) {
+                    for (size_t dx = 0; dx < width; dx++) target[dx] = 0;
+                } else {
+                    const float *from = input + (size_t)source * columns + position;
+                    for (size_t dx = 0; dx < width; dx++) target[dx] = from[dx];
+                }
+            }
+        }
+}
+
+KERNEL void oe_relu_affine(float *x, size_t rows, size_t columns, const float *scale, const float *shift) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = x + r * columns;
+        for (size_t c = 0; c < columns; c++) p[c] = (p[c] > 0 ? p[c] : 0) * scale[c] + shift[c];
+    }
+}
+
+KERNEL void oe_max_groups(const float *x, size_t groups, size_t rows_per_group, size_t columns, float *out) {
+    for (size_t g = 0; g < groups; g++) {
+        float *o = out + g * columns;
+        const float *first = x + g * rows_per_group * columns;
+        for (size_t c = 0; c < columns; c++) o[c] = first[c];
+        for (size_t r = 1; r < rows_per_group; r++) {
+            const float *p = first + r * columns;
+            for (size_t c = 0; c < columns; c++) o[c] = p[c] > o[c] ? p[c] : o[c];
+        }
+    }
+}
+
 void oe_exp(const float *x, float *y, size_t count) {
     for (size_t i = 0; i < count; i++) y[i] = exp_approx(x[i]);
 }

@@ -94,67 +94,66 @@ public final class Musicnn: Sendable {
         public var tags: [[Float]]
     }
 
-    /// Features and tag probabilities of `patches`, each `frames` × `bands` log-mel values, frame-major.
+    /// Features and tag probabilities of `patches`, each `frames` × `bands` log-mel values, frame-major. With at
+    /// least as many patches as threads, each thread runs whole patches; otherwise each layer is split by rows.
     public func run(_ patches: [[Float]]) -> Output {
         precondition(patches.allSatisfy { $0.count == Self.frames * Self.bands }, "patches must be \(Self.frames)×\(Self.bands)")
-        var features: [[Float]] = [], tags: [[Float]] = []
-        for patch in patches {
-            let (f, t) = forward(patch)
-            features.append(f)
-            tags.append(t)
+        let perPatch = patches.count >= threads ? 1 : threads
+        let results = Results(count: patches.count)
+        Parallel.run(perPatch == 1 ? threads : 1) { part in
+            for index in stride(from: part, to: patches.count, by: perPatch == 1 ? threads : 1) {
+                results.set(index, forward(patches[index], threads: perPatch))
+            }
         }
-        return Output(features: features, tags: tags)
+        return Output(features: results.values.map(\.features), tags: results.values.map(\.tags))
     }
 
-    /// Rows of `rows` × `width` values: each value `x·scale + shift` of its channel (the column).
-    static func normalise(_ x: inout [Float], columns: Int, _ affine: Affine) {
-        for i in x.indices { x[i] = x[i] * affine.scale[i % columns] + affine.shift[i % columns] }
+    /// One slot per patch, each written by one thread (raw storage: threads writing one array would race).
+    final class Results: @unchecked Sendable {
+        private let slots: UnsafeMutableBufferPointer<(features: [Float], tags: [Float])>
+        init(count: Int) { slots = .allocate(capacity: count); slots.initialize(repeating: ([], [])) }
+        deinit { slots.deinitialize(); slots.deallocate() }
+        func set(_ index: Int, _ value: (features: [Float], tags: [Float])) { slots[index] = value }
+        var values: [(features: [Float], tags: [Float])] { Array(slots) }
+    }
+
+    /// Each value `x·scale + shift` of its channel (one row of all channels).
+    static func normalise(_ x: inout [Float], _ affine: Affine) {
+        for i in x.indices { x[i] = x[i] * affine.scale[i] + affine.shift[i] }
     }
 
     /// im2col over time (`height` frames centred with `before` frames of padding) and `width` adjacent columns of
     /// a frames × `columns` input, then the layer, ReLU, BatchNorm and (when `poolColumns`) the maximum over the
     /// positions along the columns: frames × outputs.
-    private func convolve(_ input: [Float], columns: Int, _ conv: Convolution, before: Int, poolColumns: Bool) -> [Float] {
+    private func convolve(_ input: [Float], columns: Int, _ conv: Convolution, before: Int, poolColumns: Bool,
+                          threads: Int) -> [Float] {
         let t = Self.frames
         let positions = columns - conv.width + 1
-        let k = conv.height * conv.width
-        var patches = [Float](repeating: 0, count: t * positions * k)
-        for frame in 0..<t {
-            for position in 0..<positions {
-                let row = (frame * positions + position) * k
-                for dy in 0..<conv.height {
-                    let source = frame + dy - before
-                    guard source >= 0, source < t else { continue }
-                    for dx in 0..<conv.width { patches[row + dy * conv.width + dx] = input[source * columns + position + dx] }
-                }
-            }
-        }
         let outputs = conv.linear.outputs
-        var result = [Float](repeating: 0, count: t * positions * outputs)
-        patches.withUnsafeBufferPointer { x in
-            result.withUnsafeMutableBufferPointer { y in
-                conv.linear.apply(x.baseAddress!, rows: t * positions, into: y.baseAddress!, threads: threads)
-            }
+        let patches = [Float](unsafeUninitializedCapacity: t * positions * conv.height * conv.width) { buffer, count in
+            oe_im2col_time(input, t, columns, conv.height, conv.width, before, buffer.baseAddress)
+            count = buffer.count
         }
-        for i in result.indices { result[i] = max(result[i], 0) }
-        Self.normalise(&result, columns: outputs, conv.norm)
+        var result = [Float](unsafeUninitializedCapacity: t * positions * outputs) { buffer, count in
+            patches.withUnsafeBufferPointer { x in
+                conv.linear.apply(x.baseAddress!, rows: t * positions, into: buffer.baseAddress!, threads: threads)
+            }
+            count = buffer.count
+        }
+        oe_relu_affine(&result, t * positions, outputs, conv.norm.scale, conv.norm.shift)
         guard poolColumns else { return result }
-        var pooled = [Float](repeating: -.infinity, count: t * outputs)
-        for frame in 0..<t {
-            for position in 0..<positions {
-                let row = (frame * positions + position) * outputs
-                for o in 0..<outputs { pooled[frame * outputs + o] = max(pooled[frame * outputs + o], result[row + o]) }
-            }
+        return [Float](unsafeUninitializedCapacity: t * outputs) { buffer, count in
+            oe_max_groups(result, t, positions, outputs, buffer.baseAddress)
+            count = buffer.count
         }
-        return pooled
     }
 
-    private func forward(_ patch: [Float]) -> (features: [Float], tags: [Float]) {
+    private func forward(_ patch: [Float], threads: Int) -> (features: [Float], tags: [Float]) {
         let t = Self.frames, bands = Self.bands
         let input = patch.map { $0 * inputNorm.scale[0] + inputNorm.shift[0] }
         // Front end: each branch gives frames × filters, concatenated per frame.
-        var branches = timbral.map { convolve(input, columns: bands, $0, before: 3, poolColumns: true) }
-        branches += temporal.map { convolve(input, columns: bands, $0, before: ($0.height - 1) / 2, poolColumns: true) }
+        var branches = timbral.map { convolve(input, columns: bands, $0, before: 3, poolColumns: true, threads: threads) }
+        branches += temporal.map { convolve(input, columns: bands, $0, before: ($0.height - 1) / 2, poolColumns: true, threads: threads) }
         let widths = (timbral + temporal).map(\.linear.outputs)
         let front = widths.reduce(0, +)
         var frontEnd = [Float](repeating: 0, count: t * front)
@@ -166,11 +165,11 @@ public final class Musicnn: Sendable {
             }
         }
         // Mid end: three convolutions over time, the last two residual.
-        let first = convolve(frontEnd, columns: front, midend[0], before: 3, poolColumns: false)
+        let first = convolve(frontEnd, columns: front, midend[0], before: 3, poolColumns: false, threads: threads)
         let filters = midend[0].linear.outputs
-        var second = convolve(first, columns: filters, midend[1], before: 3, poolColumns: false)
+        var second = convolve(first, columns: filters, midend[1], before: 3, poolColumns: false, threads: threads)
         for i in second.indices { second[i] += first[i] }
-        var third = convolve(second, columns: filters, midend[2], before: 3, poolColumns: false)
+        var third = convolve(second, columns: filters, midend[2], before: 3, poolColumns: false, threads: threads)
         for i in third.indices { third[i] += second[i] }
         // Back end: maximum and mean over time of every feature, interleaved as TensorFlow flattens [753, 2].
         let maps: [([Float], Int)] = [(frontEnd, front), (first, filters), (second, filters), (third, filters)]
@@ -186,11 +185,10 @@ public final class Musicnn: Sendable {
                 pooled += [maximum, sum / Float(t)]
             }
         }
-        Self.normalise(&pooled, columns: pooled.count, poolNorm)
+        Self.normalise(&pooled, poolNorm)
         var hidden = [Float](repeating: 0, count: dense.outputs)
         dense.apply(pooled, rows: 1, into: &hidden)
-        for i in hidden.indices { hidden[i] = max(hidden[i], 0) }
-        Self.normalise(&hidden, columns: hidden.count, denseNorm)
+        oe_relu_affine(&hidden, 1, hidden.count, denseNorm.scale, denseNorm.shift)
         var logits = [Float](repeating: 0, count: output.outputs)
         output.apply(hidden, rows: 1, into: &logits)
         return (hidden, logits.map { 1 / (1 + expf(-$0)) })

@@ -27,6 +27,17 @@ public struct ServiceConfiguration: Sendable {
     public var maxTokens = 256
     public var encoder = EncoderThreads()
     public var image = ImageSettings()
+    public var audio = AudioSettings()
+
+    /// The audio tower and the limits on recordings.
+    public struct AudioSettings: Sendable, Equatable {
+        /// Where musicnn's converted `model.safetensors` is.
+        public var directory = "models/musicnn-mtt"
+        /// Longest recording accepted, in seconds (checked on the WAV header).
+        public var maxSeconds = 600
+        /// The tagger's tag names, one per line in tag order: what ConSE embeds into the text space.
+        public var labels = "config/labels/mtt-50.txt"
+    }
 
     /// The image tower and the limits on images.
     public struct ImageSettings: Sendable, Equatable {
@@ -171,6 +182,13 @@ public struct ServiceConfiguration: Sendable {
             image.labels = labels
         }
         try int("image.topK", &image.topK)
+        if let directory = try config.present("audio.directory", { try config.requiredString(forKey: $0) }) {
+            audio.directory = directory
+        }
+        try int("audio.maxSeconds", &audio.maxSeconds)
+        if let labels = try config.present("audio.labels", { try config.requiredString(forKey: $0) }) {
+            audio.labels = labels
+        }
         try int("model.threads", &encoder.threads)
         try int("model.blasThreads", &encoder.blasThreads)
         try int("limits.maxTexts", &limits.maxTexts)
@@ -214,6 +232,7 @@ public struct ServiceConfiguration: Sendable {
         try positive("limits.maxTexts", limits.maxTexts)
         try positive("image.maxPixels", image.maxPixels)
         try positive("image.topK", image.topK)
+        try positive("audio.maxSeconds", audio.maxSeconds)
         try positive("limits.maxTextBytes", limits.maxTextBytes)
         guard maxTokens >= 2 else {
             throw ConfigurationError.invalid(key: "model.maxTokens", reason: "must leave room for [CLS] and [SEP]")
@@ -257,6 +276,12 @@ extension ServiceConfiguration {
         BLAS.setThreads(encoder.blasThreads)
         return try TextEmbedder(directory: URL(fileURLWithPath: modelDirectory), maxTokens: maxTokens,
                                 threads: encoder.resolvedThreads())
+    }
+
+    /// The configured audio tower, with OpenBLAS set as for the text model.
+    public func loadAudioModel() throws -> Musicnn {
+        BLAS.setThreads(encoder.blasThreads)
+        return try Musicnn(directory: URL(fileURLWithPath: audio.directory), threads: encoder.resolvedThreads())
     }
 
     /// The configured image tower, with OpenBLAS set as for the text model.

@@ -12,7 +12,8 @@ struct BenchmarkCommand: AsyncParsableCommand {
         discussion: """
             --tower text encodes batches of random token ids of exactly each --lengths value; --tower image runs \
             batches of random 3×224×224 inputs through the image tower (--lengths is ignored); --decode FILE times \
-            decoding and preprocessing one image file (full-size and DCT-scaled). Each cell runs one warm-up, then \
+            decoding and preprocessing one image file (full-size and DCT-scaled); --audio FILE times the audio tower \
+            on one WAV file, end to end (decode, resample, log-mel, musicnn) and the model alone. Each cell runs one warm-up, then \
             until --seconds have passed and at least --minimum-runs ran; one JSON line per cell with the median \
             seconds per batch and items/s. Threads come from the configuration (model.threads, model.blasThreads).
             """
@@ -25,6 +26,9 @@ struct BenchmarkCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Time decoding and preprocessing this JPEG or PNG file instead.")
     var decode: String?
+
+    @Option(name: .long, help: "Time the audio tower end to end on this WAV file instead.")
+    var audio: String?
 
     @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
     var config: String?
@@ -56,6 +60,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
         }
         let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
         if let decode { return try timeDecoding(decode, settings: settings) }
+        if let audio { return try timeAudio(audio, settings: settings) }
         switch tower {
         case .text: try timeText(settings)
         case .image: try timeImages(settings)
@@ -111,6 +116,30 @@ struct BenchmarkCommand: AsyncParsableCommand {
             try emit(Cell(batch: batchSize, length: nil, threads: model.threads, secondsPerBatch: time,
                           itemsPerSecond: Double(batchSize) / time, runs: runs))
         }
+    }
+
+    struct AudioTiming: Encodable {
+        var file: String
+        var audioSeconds: Double
+        var patches: Int
+        var endToEndSeconds: Double
+        var modelSeconds: Double
+    }
+
+    func timeAudio(_ path: String, settings: ServiceConfiguration) throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let model = try settings.loadAudioModel()
+        let decoder = WAVDecoder(maxDuration: Double(settings.audio.maxSeconds))
+        let mel = MelSpectrogram.musicnn()
+        let recording = try decoder.decode(bytes)
+        let patches = Musicnn.patches(mel.musicnnInput(Resampler.resample(recording, to: mel.sampleRate).samples))
+        let endToEnd = try median {
+            let audio = try decoder.decode(bytes)
+            _ = model.run(Musicnn.patches(mel.musicnnInput(Resampler.resample(audio, to: mel.sampleRate).samples)))
+        }
+        let modelOnly = median { _ = model.run(patches) }
+        try emit(AudioTiming(file: path, audioSeconds: recording.duration, patches: patches.count,
+                             endToEndSeconds: endToEnd.seconds, modelSeconds: modelOnly.seconds))
     }
 
     struct DecodeTiming: Encodable {

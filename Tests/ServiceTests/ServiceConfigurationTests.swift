@@ -18,6 +18,7 @@ import Testing
         #expect(loaded.logLevel == .info)
         #expect(loaded.encoder == builtIn.encoder)
         #expect(loaded.image == builtIn.image)
+        #expect(loaded.audio == builtIn.audio)
     }
 
     @Test func encoderThreadsResolveAndRefuseOversubscription() throws {

@@ -65,6 +65,22 @@ void oe_resample_columns_u8(const uint8_t *in, size_t row_bytes, uint8_t *out, s
 void oe_resample_sinc(const float *x, size_t count, float *y, size_t out_count, double step, double scale,
                       const float *window, const float *delta, size_t window_length, size_t table);
 
+/* Rational resampling with precomputed filters: output t reads input position n = t · step / phases and uses
+   filter (t · step) mod phases, `width` taps applied to padded[n + 1 ...] (the input with zeros around it). */
+void oe_resample_polyphase(const float *padded, size_t out_count, size_t step, size_t phases, const float *taps,
+                           size_t width, float *y);
+
+/* Patches for a convolution over time: for each frame and each of the `columns - width + 1` positions, the
+   `height` × `width` window of a frames × columns input starting `before` frames earlier (zeros outside). */
+void oe_im2col_time(const float *input, size_t frames, size_t columns, size_t height, size_t width, size_t before,
+                    float *out);
+
+/* x = max(x, 0) · scale + shift per column (ReLU, then an inference BatchNorm). */
+void oe_relu_affine(float *x, size_t rows, size_t columns, const float *scale, const float *shift);
+
+/* out[g] = the column-wise maximum of rows g · rows_per_group ..< (g + 1) · rows_per_group. */
+void oe_max_groups(const float *x, size_t groups, size_t rows_per_group, size_t columns, float *out);
+
 /* exp and erf of `count` values, for tests. */
 void oe_exp(const float *x, float *y, size_t count);
 void oe_erf(const float *x, float *y, size_t count);
