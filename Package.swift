@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "HTTP",
                 "Models",
+                "Media",
                 "Tensor",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -193,6 +193,35 @@ def curl_embed(service):
 
 
 @test
+def http_client_embeds_photos_and_audio(service):
+    """Base64 JPEGs and a WAV through Python's http.client: each photo lands nearest its own words."""
+    import base64
+
+    def encoded(path):
+        return base64.b64encode(open(os.path.join(ROOT, path), "rb").read()).decode()
+    photos = ["cat", "coffee", "rocket"]
+    items = [{"id": name, "images": [{"data": encoded(f"Tests/MediaTests/Fixtures/images/preprocess/{name}.jpg")}]}
+             for name in photos]
+    items.append({"id": "melody", "audio": {"data": encoded("Tests/ModelsTests/Fixtures/musicnn/melody.wav")}})
+    items += [{"id": f"q-{name}", "text": text} for name, text in
+              zip(photos, ["a cat", "a cup of coffee", "a rocket"])]
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    connection.request("POST", "/embed", json.dumps({"items": items, "return": ["embedding", "features"]}),
+                       {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 200, body
+    vectors = {d["id"]: d["embedding"] for d in body["data"]}
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    for name in photos:
+        best = max(photos, key=lambda photo: dot(vectors[f"q-{name}"], vectors[photo]))
+        assert best == name, (name, best)
+    melody = next(d for d in body["data"] if d["id"] == "melody")
+    assert len(melody["features"]["audio"]) == 200 and melody["modalities_used"] == ["audio"], melody.keys()
+    assert body["usage"]["images"] == 3 and 6 < body["usage"]["audio_seconds"] < 8, body["usage"]
+
+
+@test
 def http_client_keepalive_request_ids_and_errors(service):
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
     seen = set()

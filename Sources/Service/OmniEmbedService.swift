@@ -21,8 +21,8 @@ public final class OmniEmbedService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        let model = try configuration.loadTextModel()
-        let router = Routes.router(readiness: readiness, metrics: metrics, model: model, limits: configuration.limits)
+        let towers = try Towers(configuration: configuration)
+        let router = Routes.router(readiness: readiness, metrics: metrics, towers: towers, limits: configuration.limits)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)
         server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,

@@ -3,14 +3,14 @@ import Models
 
 /// The service's HTTP API.
 enum Routes {
-    static func router(readiness: Readiness, metrics: ServiceMetrics, model: TextEmbedder,
+    static func router(readiness: Readiness, metrics: ServiceMetrics, towers: Towers,
                        limits: ServiceConfiguration.RequestLimits) -> Router {
         var router = Router()
 
-        let embed = EmbedRoute(model: model, limits: limits)
+        let embed = EmbedRoute(towers: towers, limits: limits)
         router.post("/embed") { request, _ in try embed.handle(request) }
 
-        let tokenize = TokenizeRoute(tokenizer: model.tokenizer, limits: limits)
+        let tokenize = TokenizeRoute(tokenizer: towers.text.tokenizer, limits: limits)
         router.post("/tokenize") { request, _ in try tokenize.handle(request) }
 
         // Probes are polled constantly: their bodies are constant bytes, not encoded per request.

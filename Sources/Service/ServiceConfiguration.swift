@@ -90,6 +90,8 @@ public struct ServiceConfiguration: Sendable {
     public struct RequestLimits: Sendable {
         public var maxTexts = 256
         public var maxTextBytes = 64 * 1024
+        /// Images (cover and frames) per item.
+        public var maxImagesPerItem = 8
 
         /// 422 for none, 413 for more than `maxTexts`; `field` names the list (`texts`, `items`).
         func checkCount(_ count: Int, of field: String) throws(HTTPError) {
@@ -193,6 +195,7 @@ public struct ServiceConfiguration: Sendable {
         try int("model.blasThreads", &encoder.blasThreads)
         try int("limits.maxTexts", &limits.maxTexts)
         try int("limits.maxTextBytes", &limits.maxTextBytes)
+        try int("limits.maxImagesPerItem", &limits.maxImagesPerItem)
         try int("log.bufferBytes", &logBufferBytes)
         try milliseconds("log.flushIntervalMs", &logFlushInterval)
 
@@ -234,6 +237,7 @@ public struct ServiceConfiguration: Sendable {
         try positive("image.topK", image.topK)
         try positive("audio.maxSeconds", audio.maxSeconds)
         try positive("limits.maxTextBytes", limits.maxTextBytes)
+        try positive("limits.maxImagesPerItem", limits.maxImagesPerItem)
         guard maxTokens >= 2 else {
             throw ConfigurationError.invalid(key: "model.maxTokens", reason: "must leave room for [CLS] and [SEP]")
         }

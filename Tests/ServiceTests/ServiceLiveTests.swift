@@ -5,14 +5,29 @@ import Testing
 @testable import Service
 import TestSupport
 
+/// A path inside the repository.
+func repository(_ path: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../" + path).standardizedFileURL.path
+}
+
+/// A fixture file as base64.
+func base64(_ path: String) throws -> String {
+    try Data(contentsOf: URL(fileURLWithPath: repository(path))).base64EncodedString()
+}
+
 /// The assembled service over loopback, through a raw-socket client.
 @Suite(.serialized) struct ServiceLiveTests {
     func makeService() throws -> (OmniEmbedService, Int) {
         var configuration = ServiceConfiguration()
         configuration.http.port = 0
         configuration.shutdownGracePeriod = .seconds(3)
-        configuration.modelDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../models/all-MiniLM-L6-v2").standardizedFileURL.path
+        configuration.modelDirectory = repository("models/all-MiniLM-L6-v2")
+        configuration.image.directory = repository("models/efficientnet-lite0")
+        configuration.image.labels = repository("config/labels/imagenet-1k.txt")
+        configuration.audio.directory = repository("models/musicnn-mtt")
+        configuration.audio.labels = repository("config/labels/mtt-50.txt")
+        configuration.audio.maxSeconds = 5
+        configuration.limits.maxImagesPerItem = 2
         configuration.limits.maxTexts = 4
         configuration.limits.maxTextBytes = 1000
         var logger = Logger(label: "test")
@@ -112,12 +127,61 @@ import TestSupport
             ("{\"items\": [{\"id\": \"\", \"text\": \"a\"}]}", 422, "invalid_item"),
             ("{\"items\": [\(Array(repeating: "{\"id\": \"x\", \"text\": \"a\"}", count: 5).joined(separator: ","))]}", 413, "too_many_items"),
             ("{\"items\": [{\"id\": \"big\", \"text\": \"\(String(repeating: "x", count: 1001))\"}]}", 413, "text_too_long"),
+            ("{\"items\": [{\"id\": \"empty\"}]}", 422, "no_modality"),
+            ("{\"items\": [{\"id\": \"b\", \"images\": [{\"data\": \"%%%\"}]}]}", 422, "invalid_base64"),
+            ("{\"items\": [{\"id\": \"g\", \"images\": [{\"data\": \"R0lGODlhAQABAAAAACw=\"}]}]}", 422, "unsupported_media"),
+            ("{\"items\": [{\"id\": \"c\", \"images\": [{\"data\": \"\(String(try base64("Tests/MediaTests/Fixtures/images/decode/baseline.jpg").prefix(400)))\"}]}]}", 422, "corrupt_media"),
+            ("{\"items\": [{\"id\": \"n\", \"images\": [\(Array(repeating: "{\"data\": \"x\"}", count: 3).joined(separator: ","))]}]}", 413, "too_many_images"),
+            ("{\"items\": [{\"id\": \"long\", \"audio\": {\"data\": \"\(try base64("Tests/ModelsTests/Fixtures/musicnn/melody.wav"))\"}}]}", 413, "media_too_large"),
+            ("{\"items\": [{\"id\": \"a\", \"text\": \"a\"}], \"return\": [\"everything\"]}", 422, "invalid_return"),
         ]
         for (json, status, code) in cases {
             let response = try post("/embed", port: port, json: json)
             #expect(response.status == status, "\(json.prefix(50))")
             #expect(errorCode(response.body) == code, "\(json.prefix(50))")
         }
+        await service.shutdown()
+    }
+
+    /// A photo, a recording and a text in one request: each modality in the shared space, the raw features, and a
+    /// fused embedding; the photo's vector is nearest "a cat".
+    @Test func embedTakesImagesAndAudio() async throws {
+        let (service, port) = try makeService()
+        let json = """
+            {"items": [{"id": "cat", "images": [{"data": "\(try base64("Tests/MediaTests/Fixtures/images/preprocess/cat.jpg"))"}]},
+                       {"id": "voice", "text": "a spoken sentence", "audio": {"data": "\(try base64("Tests/MediaTests/Fixtures/audio/speech.wav"))"}},
+                       {"id": "t1", "text": "a cat"}, {"id": "t2", "text": "a rocket"}],
+             "return": ["embedding", "modalities", "features"]}
+            """
+        let client = try RawClient(port: port)
+        client.send("POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(json.utf8.count)\r\n\r\n\(json)")
+        let response = try client.readResponse()
+        #expect(response.status == 200, "\(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        struct Body: Decodable {
+            struct Item: Decodable {
+                struct Vectors: Decodable { var text: [Float]?, image: [Float]?, audio: [Float]? }
+                var id: String
+                var embedding: [Float]
+                var modalities: Vectors
+                var features: Vectors
+                var modalities_used: [String]
+            }
+            struct Usage: Decodable { var images: Int, audio_seconds: Double }
+            var data: [Item]
+            var usage: Usage
+        }
+        let body = try JSONDecoder().decode(Body.self, from: Data(response.body))
+        let (cat, voice, aCat, aRocket) = (body.data[0], body.data[1], body.data[2], body.data[3])
+        #expect(cat.modalities_used == ["image"] && voice.modalities_used == ["text", "audio"])
+        #expect(cat.features.image?.count == 1280 && cat.modalities.image?.count == 384 && cat.modalities.text == nil)
+        #expect(voice.features.audio?.count == 200 && voice.modalities.audio?.count == 384)
+        #expect(body.usage.images == 1 && abs(body.usage.audio_seconds - 3) < 1.5)
+        func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map(*).reduce(0, +) }
+        // A single modality's embedding is that modality's vector; the fused one is unit length.
+        #expect(zip(cat.embedding, cat.modalities.image!).map { abs($0 - $1) }.max()! < 1e-5)
+        #expect(abs(dot(voice.embedding, voice.embedding) - 1) < 1e-4)
+        #expect(dot(cat.embedding, aCat.embedding) > dot(cat.embedding, aRocket.embedding))
         await service.shutdown()
     }
 
