@@ -259,15 +259,28 @@ static inline __attribute__((always_inline)) uint8_t clip8(int64_t sum) {
 KERNEL void oe_resample_rows_u8(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
                                 size_t out_width, const int32_t *starts, const int32_t *counts,
                                 const int32_t *weights, size_t taps) {
+    /* 32-bit sums are exact: the weights are non-negative and add up to 2^22, so a sum stays below 255 · 2^22. */
     for (size_t y = 0; y < rows; y++) {
         const uint8_t *row = in + y * in_width * channels;
         uint8_t *target = out + y * out_width * channels;
         for (size_t x = 0; x < out_width; x++) {
             const int32_t *w = weights + x * taps;
             const uint8_t *source = row + (size_t)starts[x] * channels;
+            if (channels == 3) {
+                int32_t r = 1 << 21, g = 1 << 21, b = 1 << 21;
+                for (int32_t t = 0; t < counts[x]; t++) {
+                    r += source[3 * t] * w[t];
+                    g += source[3 * t + 1] * w[t];
+                    b += source[3 * t + 2] * w[t];
+                }
+                target[3 * x] = clip8(r);
+                target[3 * x + 1] = clip8(g);
+                target[3 * x + 2] = clip8(b);
+                continue;
+            }
             for (size_t c = 0; c < channels; c++) {
-                int64_t sum = 1 << 21;
-                for (int32_t t = 0; t < counts[x]; t++) sum += (int64_t)source[(size_t)t * channels + c] * w[t];
+                int32_t sum = 1 << 21;
+                for (int32_t t = 0; t < counts[x]; t++) sum += source[(size_t)t * channels + c] * w[t];
                 target[x * channels + c] = clip8(sum);
             }
         }

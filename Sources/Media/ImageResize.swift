@@ -17,6 +17,48 @@ public enum ImageResize {
     }
 
     static func weights(inputSize: Int, outputSize: Int) -> Weights {
+        Weights.compute(inputSize: inputSize, outputSize: outputSize)
+    }
+
+    /// `image` resized to `width`×`height`.
+    public static func bilinear(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        bilinear(image, width: width, height: height, columns: 0..<width, rows: 0..<height)
+    }
+
+    /// The window `columns` × `rows` of `image` resized to `width`×`height`: the same pixels as resizing
+    /// everything and cropping (every output pixel is computed alone), without computing the rest.
+    public static func bilinear(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+        var current = image
+        if width != image.width || columns != 0..<width {
+            let w = weights(inputSize: image.width, outputSize: width).window(columns)
+            var out = [UInt8](repeating: 0, count: columns.count * image.height * 3)
+            oe_resample_rows_u8(image.pixels, image.width, image.height, 3, &out, columns.count, w.starts, w.counts,
+                                w.weights, w.taps)
+            current = RGBImage(width: columns.count, height: image.height, pixels: out)
+        }
+        if height != current.height || rows != 0..<height {
+            let w = weights(inputSize: current.height, outputSize: height).window(rows)
+            var out = [UInt8](repeating: 0, count: current.width * rows.count * 3)
+            oe_resample_columns_u8(current.pixels, current.width * 3, &out, rows.count, w.starts, w.counts, w.weights, w.taps)
+            current = RGBImage(width: current.width, height: rows.count, pixels: out)
+        }
+        return current
+    }
+}
+
+extension ImageResize.Weights {
+    /// The weights of the outputs in `range` only.
+    func window(_ range: Range<Int>) -> Self {
+        var result = Self()
+        result.taps = taps
+        result.starts = Array(starts[range])
+        result.counts = Array(counts[range])
+        result.weights = Array(weights[(range.lowerBound * taps)..<(range.upperBound * taps)])
+        return result
+    }
+
+    static func compute(inputSize: Int, outputSize: Int) -> Self {
+        let precisionBits = ImageResize.precisionBits
         let scale = Double(inputSize) / Double(outputSize)
         let filterScale = max(scale, 1)
         let support = 1.0 * filterScale   // the triangle filter reaches ±1 input pixel at scale 1
@@ -36,7 +78,7 @@ public enum ImageResize {
                 return Int32((w < 0 ? scaled - 0.5 : scaled + 0.5).rounded(.towardZero))
             }))
         }
-        var result = Weights()
+        var result = Self()
         result.taps = rows.map(\.1.count).max() ?? 0
         for (first, weights) in rows {
             result.starts.append(Int32(first))
@@ -46,21 +88,4 @@ public enum ImageResize {
         return result
     }
 
-    /// `image` resized to `width`×`height`.
-    public static func bilinear(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
-        var current = image
-        if width != image.width {
-            let w = weights(inputSize: image.width, outputSize: width)
-            var out = [UInt8](repeating: 0, count: width * image.height * 3)
-            oe_resample_rows_u8(image.pixels, image.width, image.height, 3, &out, width, w.starts, w.counts, w.weights, w.taps)
-            current = RGBImage(width: width, height: image.height, pixels: out)
-        }
-        if height != current.height {
-            let w = weights(inputSize: current.height, outputSize: height)
-            var out = [UInt8](repeating: 0, count: width * height * 3)
-            oe_resample_columns_u8(current.pixels, width * 3, &out, height, w.starts, w.counts, w.weights, w.taps)
-            current = RGBImage(width: width, height: height, pixels: out)
-        }
-        return current
-    }
 }

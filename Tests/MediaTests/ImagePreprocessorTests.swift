@@ -12,6 +12,7 @@ import Testing
         let preprocessor = ImagePreprocessor()
         let square = preprocessor.cropped(preprocessor.resized(image))
         #expect(square.width == 224 && square.height == 224)
+        #expect(preprocessor.resizedAndCropped(image) == square)   // the window computes the same pixels
         let difference = maxDifference(square, expected)
         let mean = Double(zip(square.pixels, expected.pixels).map { abs(Int($0) - Int($1)) }.reduce(0, +)) / Double(expected.pixels.count)
         #expect(difference <= 1, "\(name): max \(difference), mean \(mean)")
