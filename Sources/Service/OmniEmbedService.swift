@@ -54,21 +54,42 @@ public final class OmniEmbedService: Sendable {
     }
 }
 
-/// SIGTERM and SIGINT as an event: their default action (die at once) is replaced by a Dispatch source.
+/// Where the SIGTERM/SIGINT handler writes the signal number (a self-pipe: the only work a signal handler may do
+/// safely). Set once, before the handler is installed.
+nonisolated(unsafe) private var terminationPipeWriteEnd: Int32 = -1
+
+/// SIGTERM and SIGINT as an event. The handler is installed with `signal()` at once, and writes into a pipe that a
+/// Dispatch read source watches: a signal that arrives before Dispatch has registered the source (it registers
+/// asynchronously, and under load that took long enough to lose signals sent right after the port opened) waits
+/// in the pipe instead of being lost.
 private final class TerminationSignals: @unchecked Sendable {
     // Mutable state is touched only on `queue`.
     private let queue = DispatchQueue(label: "omniembed.signals")
-    private var sources: [any DispatchSourceSignal] = []
+    private let source: any DispatchSourceRead
+    private let readEnd: Int32
     private var received: Int32?
     private var waiter: CheckedContinuation<Int32, Never>?
 
     init() {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { fatalError("pipe: \(errno)") }
+        for end in ends {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+        }
+        readEnd = ends[0]
+        terminationPipeWriteEnd = ends[1]
+        source = DispatchSource.makeReadSource(fileDescriptor: readEnd, queue: queue)
+        source.setEventHandler { [unowned self] in
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) == 1 { fire(Int32(byte)) }
+        }
+        source.resume()
         for number in [SIGTERM, SIGINT] {
-            signal(number, SIG_IGN)  // Dispatch sees the signal; the default action must not kill us first.
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { [unowned self] in fire(number) }
-            source.resume()
-            sources.append(source)
+            signal(number) { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(terminationPipeWriteEnd, &byte, 1)
+            }
         }
     }
 

@@ -37,6 +37,8 @@ public struct ServiceConfiguration: Sendable {
         public var maxSeconds = 600
         /// The tagger's tag names, one per line in tag order: what ConSE embeds into the text space.
         public var labels = "config/labels/mtt-50.txt"
+        /// Tags ConSE combines.
+        public var topK = 10
     }
 
     /// The image tower and the limits on images.
@@ -191,6 +193,7 @@ public struct ServiceConfiguration: Sendable {
         if let labels = try config.present("audio.labels", { try config.requiredString(forKey: $0) }) {
             audio.labels = labels
         }
+        try int("audio.topK", &audio.topK)
         try int("model.threads", &encoder.threads)
         try int("model.blasThreads", &encoder.blasThreads)
         try int("limits.maxTexts", &limits.maxTexts)
@@ -236,6 +239,7 @@ public struct ServiceConfiguration: Sendable {
         try positive("image.maxPixels", image.maxPixels)
         try positive("image.topK", image.topK)
         try positive("audio.maxSeconds", audio.maxSeconds)
+        try positive("audio.topK", audio.topK)
         try positive("limits.maxTextBytes", limits.maxTextBytes)
         try positive("limits.maxImagesPerItem", limits.maxImagesPerItem)
         guard maxTokens >= 2 else {

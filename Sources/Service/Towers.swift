@@ -29,7 +29,7 @@ public final class Towers: Sendable {
         imageSpace = ConvexSemanticEmbedding(labels: try labels(configuration.image.labels, count: image.classes, key: "image.labels"),
                                              text: text, topK: configuration.image.topK)
         audioSpace = ConvexSemanticEmbedding(labels: try labels(configuration.audio.labels, count: audio.tags, key: "audio.labels"),
-                                             text: text, topK: configuration.image.topK)
+                                             text: text, topK: configuration.audio.topK)
         imageDecoder = ImageDecoder(maxPixels: configuration.image.maxPixels)
         wavDecoder = WAVDecoder(maxDuration: Double(configuration.audio.maxSeconds))
     }
