@@ -80,9 +80,10 @@ private final class TerminationSignals: @unchecked Sendable {
         readEnd = ends[0]
         terminationPipeWriteEnd = ends[1]
         source = DispatchSource.makeReadSource(fileDescriptor: readEnd, queue: queue)
-        source.setEventHandler { [unowned self] in
+        // Weak: the source can fire again after the service has stopped waiting and released this object.
+        source.setEventHandler { [weak self, readEnd] in
             var byte: UInt8 = 0
-            while read(readEnd, &byte, 1) == 1 { fire(Int32(byte)) }
+            while read(readEnd, &byte, 1) == 1 { self?.fire(Int32(byte)) }
         }
         source.resume()
         for number in [SIGTERM, SIGINT] {
@@ -91,6 +92,10 @@ private final class TerminationSignals: @unchecked Sendable {
                 _ = write(terminationPipeWriteEnd, &byte, 1)
             }
         }
+    }
+
+    deinit {
+        source.cancel()
     }
 
     /// The first signal received, waiting for one if none has come yet.
