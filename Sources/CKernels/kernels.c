@@ -251,8 +251,8 @@ KERNEL void oe_add(float *x, const float *y, size_t count) {
 }
 
 /* Pillow's 8-bit resampling arithmetic: sum in integers with 22 fractional bits, round, clip to 0...255. */
-static inline __attribute__((always_inline)) uint8_t clip8(int64_t sum) {
-    int64_t v = sum >> 22;
+static inline __attribute__((always_inline)) uint8_t clip8(int32_t sum) {
+    int32_t v = sum >> 22;
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
@@ -297,8 +297,7 @@ KERNEL void oe_resample_columns_u8(const uint8_t *in, size_t row_bytes, uint8_t 
         for (size_t x = 0; x < row_bytes; x++) {
             int32_t sum = 1 << 21;  /* the weights sum to 2^22: 255 · 2^22 + 2^21 fits in 32 bits */
             for (int32_t t = 0; t < counts[y]; t++) sum += (int32_t)first[(size_t)t * row_bytes + x] * w[t];
-            int32_t v = sum >> 22;
-            target[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            target[x] = clip8(sum);
         }
     }
 }
@@ -333,7 +332,7 @@ KERNEL void oe_resample_sinc(const float *x, size_t count, float *y, size_t out_
             size_t at = offset + k * index_step;
             sum += (double)((window[at] + eta * delta[at]) * x[n + k + 1]);
         }
-        y[t] = (float)sum;
+        y[t] = (float)(sum * scale);
     }
 }
 

@@ -52,9 +52,6 @@ public enum Resampler {
         let count = Int((Double(audio.samples.count) * ratio).rounded(.up))
         let scale = min(1, ratio)
         let (window, delta) = filter
-        // The filter is scaled by `scale` so that decimation keeps unit gain.
-        let scaledWindow = scale == 1 ? window : window.map { $0 * Float(scale) }
-        let scaledDelta = scale == 1 ? delta : delta.map { $0 * Float(scale) }
         var out = [Float](repeating: 0, count: count)
         // resampy computes int(count · ratio) samples; librosa pads the result with zeros to the ceiling.
         let computed = min(count, Int(Double(audio.samples.count) * ratio))
@@ -63,13 +60,13 @@ public enum Resampler {
         if phases <= maxPhases {
             // The filter of output t depends only on t · step mod phases: precompute each once, then every output
             // is one contiguous dot product (4× faster than interpolating the table per tap).
-            let (taps, width, left) = polyphase(phases: phases, scale: scale, window: scaledWindow, delta: scaledDelta)
+            let (taps, width, left) = polyphase(phases: phases, scale: scale, window: window, delta: delta)
             var padded = [Float](repeating: 0, count: left + audio.samples.count + width + 1)
             padded.replaceSubrange(left..<(left + audio.samples.count), with: audio.samples)
             oe_resample_polyphase(padded, computed, step, phases, taps, width, &out)
         } else {
-            oe_resample_sinc(audio.samples, audio.samples.count, &out, computed, 1 / ratio, scale, scaledWindow,
-                             scaledDelta, scaledWindow.count, table)
+            oe_resample_sinc(audio.samples, audio.samples.count, &out, computed, 1 / ratio, scale, window, delta,
+                             window.count, table)
         }
         return Audio(samples: out, sampleRate: rate)
     }
@@ -79,8 +76,8 @@ public enum Resampler {
 
     static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 
-    /// Each phase's filter over x[n − left + 1 ... n + right], as `oe_resample_sinc` interpolates it, zero-padded
-    /// to a common width.
+    /// Each phase's filter over x[n − left + 1 ... n + right], as `oe_resample_sinc` interpolates it (times `scale`,
+    /// which keeps unit gain when decimating), zero-padded to a common width.
     static func polyphase(phases: Int, scale: Double, window: [Float], delta: [Float]) -> (taps: [Float], width: Int, left: Int) {
         let indexStep = Int(scale * Double(table))
         func wing(_ fraction: Double) -> [Float] {
@@ -88,7 +85,7 @@ public enum Resampler {
             let offset = Int(index)
             let eta = Float(index - Double(offset))
             return (0..<((window.count - offset) / indexStep)).map { i in
-                window[offset + i * indexStep] + eta * delta[offset + i * indexStep]
+                (window[offset + i * indexStep] + eta * delta[offset + i * indexStep]) * Float(scale)
             }
         }
         let wings = (0..<phases).map { phase -> ([Float], [Float]) in

@@ -148,25 +148,8 @@ public final class EfficientNetLite: Sendable {
         let side = Self.inputSize
         precondition(images.allSatisfy { $0.count == 3 * side * side }, "images must be 3×\(side)×\(side)")
         guard images.count >= threads, threads > 1 else { return forward(images, threads: threads) }
-        let results = ResultSlots(count: images.count)
-        Parallel.run(threads) { part in
-            for index in stride(from: part, to: images.count, by: threads) {
-                results.set(index, forward([images[index]], threads: 1))
-            }
-        }
-        return results.merged()
-    }
-
-    /// Results written by the threads of `run`, one slot per image.
-    /// Raw storage, not an array: threads writing different elements of one array would race on its buffer.
-    final class ResultSlots: @unchecked Sendable {  // each slot written by one thread, read after they finish
-        private let slots: UnsafeMutableBufferPointer<Output?>
-        init(count: Int) { slots = .allocate(capacity: count); slots.initialize(repeating: nil) }
-        deinit { slots.deinitialize(); slots.deallocate() }
-        func set(_ index: Int, _ output: Output) { slots[index] = output }
-        func merged() -> Output {
-            Output(features: slots.flatMap { $0!.features }, logits: slots.flatMap { $0!.logits })
-        }
+        let outputs = Parallel.map(images.count, parts: threads) { forward([images[$0]], threads: 1) }
+        return Output(features: outputs.flatMap(\.features), logits: outputs.flatMap(\.logits))
     }
 
     /// Activation buffers for `images` images, kept between calls: allocating them per layer cost a tenth of the

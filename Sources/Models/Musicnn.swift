@@ -98,23 +98,11 @@ public final class Musicnn: Sendable {
     /// least as many patches as threads, each thread runs whole patches; otherwise each layer is split by rows.
     public func run(_ patches: [[Float]]) -> Output {
         precondition(patches.allSatisfy { $0.count == Self.frames * Self.bands }, "patches must be \(Self.frames)×\(Self.bands)")
-        let perPatch = patches.count >= threads ? 1 : threads
-        let results = Results(count: patches.count)
-        Parallel.run(perPatch == 1 ? threads : 1) { part in
-            for index in stride(from: part, to: patches.count, by: perPatch == 1 ? threads : 1) {
-                results.set(index, forward(patches[index], threads: perPatch))
-            }
+        let wholePatches = patches.count >= threads
+        let outputs = Parallel.map(patches.count, parts: wholePatches ? threads : 1) { index in
+            forward(patches[index], threads: wholePatches ? 1 : threads)
         }
-        return Output(features: results.values.map(\.features), tags: results.values.map(\.tags))
-    }
-
-    /// One slot per patch, each written by one thread (raw storage: threads writing one array would race).
-    final class Results: @unchecked Sendable {
-        private let slots: UnsafeMutableBufferPointer<(features: [Float], tags: [Float])>
-        init(count: Int) { slots = .allocate(capacity: count); slots.initialize(repeating: ([], [])) }
-        deinit { slots.deinitialize(); slots.deallocate() }
-        func set(_ index: Int, _ value: (features: [Float], tags: [Float])) { slots[index] = value }
-        var values: [(features: [Float], tags: [Float])] { Array(slots) }
+        return Output(features: outputs.map(\.features), tags: outputs.map(\.tags))
     }
 
     /// Each value `x·scale + shift` of its channel (one row of all channels).
@@ -168,9 +156,9 @@ public final class Musicnn: Sendable {
         let first = convolve(frontEnd, columns: front, midend[0], before: 3, poolColumns: false, threads: threads)
         let filters = midend[0].linear.outputs
         var second = convolve(first, columns: filters, midend[1], before: 3, poolColumns: false, threads: threads)
-        for i in second.indices { second[i] += first[i] }
+        oe_add(&second, first, second.count)
         var third = convolve(second, columns: filters, midend[2], before: 3, poolColumns: false, threads: threads)
-        for i in third.indices { third[i] += second[i] }
+        oe_add(&third, second, third.count)
         // Back end: maximum and mean over time of every feature, interleaved as TensorFlow flattens [753, 2].
         let maps: [([Float], Int)] = [(frontEnd, front), (first, filters), (second, filters), (third, filters)]
         var pooled: [Float] = []

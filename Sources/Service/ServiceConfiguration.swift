@@ -137,6 +137,9 @@ public struct ServiceConfiguration: Sendable {
         func int(_ key: String, _ value: inout Int) throws {
             if let found = try config.present(key, { try config.requiredInt(forKey: $0) }) { value = found }
         }
+        func string(_ key: String, _ value: inout String) throws {
+            if let found = try config.present(key, { try config.requiredString(forKey: $0) }) { value = found }
+        }
         func milliseconds(_ key: String, _ value: inout Duration) throws {
             var ms = Int(value.seconds * 1000)
             try int(key, &ms)
@@ -144,7 +147,7 @@ public struct ServiceConfiguration: Sendable {
         }
 
         var http = HTTPServerConfiguration()
-        if let host = try config.present("host", { try config.requiredString(forKey: $0) }) { http.host = host }
+        try string("host", &http.host)
         try int("port", &http.port)
         var backlog = Int(http.backlog)
         try int("http.backlog", &backlog)
@@ -174,25 +177,15 @@ public struct ServiceConfiguration: Sendable {
         compression.level = Int32(clamping: level)
 
         try milliseconds("shutdown.gracePeriodMs", &shutdownGracePeriod)
-        if let directory = try config.present("model.directory", { try config.requiredString(forKey: $0) }) {
-            modelDirectory = directory
-        }
+        try string("model.directory", &modelDirectory)
         try int("model.maxTokens", &maxTokens)
-        if let directory = try config.present("image.directory", { try config.requiredString(forKey: $0) }) {
-            image.directory = directory
-        }
+        try string("image.directory", &image.directory)
         try int("image.maxPixels", &image.maxPixels)
-        if let labels = try config.present("image.labels", { try config.requiredString(forKey: $0) }) {
-            image.labels = labels
-        }
+        try string("image.labels", &image.labels)
         try int("image.topK", &image.topK)
-        if let directory = try config.present("audio.directory", { try config.requiredString(forKey: $0) }) {
-            audio.directory = directory
-        }
+        try string("audio.directory", &audio.directory)
         try int("audio.maxSeconds", &audio.maxSeconds)
-        if let labels = try config.present("audio.labels", { try config.requiredString(forKey: $0) }) {
-            audio.labels = labels
-        }
+        try string("audio.labels", &audio.labels)
         try int("audio.topK", &audio.topK)
         try int("model.threads", &encoder.threads)
         try int("model.blasThreads", &encoder.blasThreads)

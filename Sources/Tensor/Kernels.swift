@@ -21,8 +21,8 @@ public enum Kernels {
     }
 
     /// Each row replaced by its softmax (max-subtracted, so large scores do not overflow).
-    public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int? = nil) {
-        oe_softmax_rows(x, rows, columns, stride ?? columns)
+    public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        oe_softmax_rows(x, rows, columns, columns)
     }
 
     /// GELU with the error function, as BERT's `gelu` (not the tanh approximation).
@@ -30,15 +30,15 @@ public enum Kernels {
         oe_gelu(x, count)
     }
 
-    /// The vectorised `exp` the softmax uses (relative error below 2e-7 on [-87, 88]).
-    public static func exp(_ x: [Float]) -> [Float] {
+    /// The vectorised `exp` the softmax uses (relative error below 2e-7 on [-87, 88]), for its tests.
+    static func exp(_ x: [Float]) -> [Float] {
         var y = [Float](repeating: 0, count: x.count)
         oe_exp(x, &y, x.count)
         return y
     }
 
-    /// The vectorised `erf` GELU uses (absolute error below 5e-7).
-    public static func erf(_ x: [Float]) -> [Float] {
+    /// The vectorised `erf` GELU uses (absolute error below 5e-7), for its tests.
+    static func erf(_ x: [Float]) -> [Float] {
         var y = [Float](repeating: 0, count: x.count)
         oe_erf(x, &y, x.count)
         return y

@@ -59,9 +59,9 @@ void oe_resample_columns_u8(const uint8_t *in, size_t row_bytes, uint8_t *out, s
                             const int32_t *starts, const int32_t *counts, const int32_t *weights, size_t taps);
 
 /* Band-limited resampling by a windowed sinc tabulated at `table` points per zero crossing (the method of resampy):
-   output sample t is at input time t · step; `scale` = min(1, 1 / step) widens the filter when decimating.
-   `window` (window_length floats, one wing, already scaled) and `delta` (its forward differences) interpolate
-   between table points. */
+   output sample t is at input time t · step; `scale` = min(1, 1 / step) widens the filter when decimating and
+   scales the result (unit gain). `window` (window_length floats, one wing) and `delta` (its forward differences)
+   interpolate between table points. */
 void oe_resample_sinc(const float *x, size_t count, float *y, size_t out_count, double step, double scale,
                       const float *window, const float *delta, size_t window_length, size_t table);
 
