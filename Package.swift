@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -47,11 +48,27 @@ let package = Package(
         .target(name: "Media", dependencies: ["CImageCodecs", "CKernels", "CFFTW"]),
         // Model files and model code: safetensors, tokenizer (later towers, fusion).
         .target(name: "Models", dependencies: ["Tensor", "CKernels"]),
+        // SHA-256 from OpenSSL's libcrypto: items' content hashes and the model revision.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // The embedding pipeline: towers behind dynamic batchers, fusion, Matryoshka sizes, the item store.
+        .target(
+            name: "Embedding",
+            dependencies: [
+                "Models",
+                "Media",
+                "Tensor",
+                "CCrypto",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
         // Routes, configuration and metrics wiring of the OmniEmbed service.
         .target(
             name: "Service",
             dependencies: [
                 "HTTP",
+                "Embedding",
                 "Models",
                 "Media",
                 "Tensor",
@@ -65,6 +82,7 @@ let package = Package(
             name: "omniembed",
             dependencies: [
                 "Service",
+                "Embedding",
                 "Models",
                 "Media",
                 "Tensor",
@@ -78,6 +96,7 @@ let package = Package(
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Models"]),
         .testTarget(name: "MediaTests", dependencies: ["Media"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -33,10 +33,13 @@ def free_port():
 class Service:
     """One `omniembed serve` process with its stderr captured."""
 
-    def __init__(self, env=None, args=(), unset=()):
+    def __init__(self, env=None, args=(), unset=(), store=None):
         self.port = free_port()
         self.log = tempfile.TemporaryFile(mode="w+")
+        # Each service gets its own item store unless told which: tests never share (or touch the repository's) data.
+        self.store = store or os.path.join(tempfile.mkdtemp(prefix="omniembed-clients-"), "items.sqlite")
         environment = {k: v for k, v in os.environ.items() if k not in unset}
+        environment["OMNIEMBED_STORE_PATH"] = self.store
         environment.update(env or {})
         self.process = subprocess.Popen(
             [BINARY, "serve", "--config", CONFIG, "--port", str(self.port), *args],
@@ -206,7 +209,7 @@ def http_client_embeds_photos_and_audio(service):
     items += [{"id": f"q-{name}", "text": text} for name, text in
               zip(photos, ["a cat", "a cup of coffee", "a rocket"])]
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
-    connection.request("POST", "/embed", json.dumps({"items": items, "return": ["embedding", "features"]}),
+    connection.request("POST", "/embed", json.dumps({"items": items, "return": ["embedding", "modalities"]}),
                        {"Content-Type": "application/json"})
     response = connection.getresponse()
     body = json.loads(response.read())
@@ -217,7 +220,7 @@ def http_client_embeds_photos_and_audio(service):
         best = max(photos, key=lambda photo: dot(vectors[f"q-{name}"], vectors[photo]))
         assert best == name, (name, best)
     melody = next(d for d in body["data"] if d["id"] == "melody")
-    assert len(melody["features"]["audio"]) == 200 and melody["modalities_used"] == ["audio"], melody.keys()
+    assert len(melody["modalities"]["audio"]) == 384 and melody["modalities_used"] == ["audio"], melody.keys()
     assert body["usage"]["images"] == 3 and 6 < body["usage"]["audio_seconds"] < 8, body["usage"]
 
 
@@ -314,20 +317,126 @@ def offline_embed_matches_the_reference():
                 f.write(json.dumps({"id": f"item-{index}", "text": fixture["text"]}) + "\n")
                 if index == 10:
                     f.write("\n")  # blank lines are skipped
-        result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target,
-                                 "--batch-size", "16"], capture_output=True, text=True, timeout=300)
+        environment = dict(os.environ, OMNIEMBED_STORE_PATH=os.path.join(work, "items.sqlite"))
+        command = [BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target, "--batch-size", "16"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
         assert result.returncode == 0, result.stderr
-        assert "embedded 40 items" in result.stderr, result.stderr
+        assert "embedded 40 items" in result.stderr and "unchanged" not in result.stderr, result.stderr
         lines = [json.loads(line) for line in open(target)]
         assert [line["id"] for line in lines] == [f"item-{i}" for i in range(40)]
         for line, fixture in zip(lines, fixtures):  # reference: sentence-transformers
             cosine = sum(a * b for a, b in zip(line["embedding"], fixture["embedding"]))
             assert cosine >= 0.99999, (line["id"], cosine)
+        # The same pipeline and store as the service: a second run answers every item from the store.
+        again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+        assert again.returncode == 0 and "(40 unchanged, from the store)" in again.stderr, again.stderr
+        assert all(json.loads(line)["cached"] for line in open(target))
         with open(source, "a") as f:
             f.write('{"id": "broken", "txt": 1}\n')
         result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target],
-                                capture_output=True, text=True, timeout=300)
+                                capture_output=True, text=True, timeout=300, env=environment)
         assert result.returncode != 0 and "items.jsonl:42" in result.stderr, result.stderr
+
+
+@test
+def kill_9_under_load_loses_no_acknowledged_item():
+    """Writers embed and store items concurrently; SIGKILL mid-load; every acknowledged item is in a database
+    that passes SQLite's integrity check, and the restarted service serves them from the store."""
+    import sqlite3
+    import threading
+    service = Service()
+    acknowledged, lock, stop = [], threading.Lock(), threading.Event()
+
+    def text_of(item):
+        return f"item {item} about topic {int(item.split('-')[1]) % 17}"
+
+    def writer(worker):
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+        n = 0
+        while not stop.is_set():
+            ids = [f"w{worker}-{n}-{k}" for k in range(4)]
+            n += 1
+            body = json.dumps({"items": [{"id": i, "text": text_of(i)} for i in ids]})
+            try:
+                connection.request("POST", "/embed", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+            except OSError:
+                return
+            if response.status == 200:
+                with lock:
+                    acknowledged.extend(ids)
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with lock:
+            if len(acknowledged) >= 400:
+                break
+        time.sleep(0.01)  # polling interval
+    service.process.kill()  # SIGKILL: no shutdown, no flush
+    service.process.wait()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert len(acknowledged) >= 400, len(acknowledged)
+    database = sqlite3.connect(service.store)
+    assert database.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {row[0] for row in database.execute("SELECT id FROM items")}
+    database.close()
+    lost = [i for i in acknowledged if i not in stored]
+    assert not lost, f"{len(lost)} acknowledged items lost, e.g. {lost[:3]}"
+    restarted = Service(store=service.store)
+    try:
+        sample = acknowledged[:: max(1, len(acknowledged) // 20)]
+        body = json.dumps({"items": [{"id": i, "text": text_of(i)} for i in sample]})
+        status, _, raw_body = restarted.request("POST", "/embed", body, {"Content-Type": "application/json"})
+        assert status == 200, raw_body
+        assert all(d["cached"] for d in json.loads(raw_body)["data"]), "restarted service re-encoded stored items"
+        status, _, raw_body = restarted.request("GET", "/items/" + acknowledged[0])
+        assert status == 200 and len(json.loads(raw_body)["embedding"]) == 384
+    finally:
+        restarted.stop()
+
+
+@test
+def openai_python_client_works_unchanged():
+    """The official `openai` package (pinned, in a test venv) against `/v1/embeddings`."""
+    python = os.environ.get("OMNIEMBED_TEST_PYTHON")
+    assert python, "OMNIEMBED_TEST_PYTHON (the test venv's python, set by scripts/test) is not set"
+    service = Service()
+    try:
+        script = f"""
+import base64, json, struct, openai
+client = openai.OpenAI(base_url="http://127.0.0.1:{service.port}/v1", api_key="unused")
+one = client.embeddings.create(model="all-MiniLM-L6-v2", input="a cat on a sofa")
+many = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a cat on a sofa", "tax forms"], dimensions=128)
+packed = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a cat on a sofa"], encoding_format="base64")
+try:
+    client.embeddings.create(model="no-such-model", input="x")
+    missing = None
+except openai.NotFoundError as error:
+    missing = error.status_code
+print(json.dumps({{"one": one.data[0].embedding, "many": [d.embedding for d in many.data],
+                   "tokens": one.usage.prompt_tokens, "packed": packed.data[0].embedding, "missing": missing}}))
+"""
+        result = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        out = json.loads(result.stdout)
+        assert len(out["one"]) == 384 and [len(v) for v in out["many"]] == [128, 128] and out["tokens"] > 2, out.keys()
+        assert out["missing"] == 404
+        dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+        assert abs(dot(out["one"], out["one"]) - 1) < 1e-4
+        packed = out["packed"]
+        if isinstance(packed, str):  # the client returns the base64 string as sent
+            import base64
+            import struct
+            raw = base64.b64decode(packed)
+            packed = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+        assert max(abs(a - b) for a, b in zip(packed, out["one"])) < 1e-6
+    finally:
+        service.stop()
 
 
 @test

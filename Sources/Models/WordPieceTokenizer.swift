@@ -5,6 +5,11 @@ public struct ModelLoadingError: Error, CustomStringConvertible {
     public let file: String
     public let reason: String
     public var description: String { "\(file): \(reason)" }
+
+    public init(file: String, reason: String) {
+        self.file = file
+        self.reason = reason
+    }
 }
 
 /// BERT's tokenizer, as Hugging Face `tokenizers` runs it from a `tokenizer.json`: added (special) tokens split out

@@ -1,198 +1,199 @@
+import Embedding
 import Foundation
 import HTTP
-import Media
-import Models
-import Synchronization
 
-/// `POST /embed` until the batched pipeline exists: items with any of text, images (base64 JPEG/PNG; the first
-/// is the cover, the rest frames, features averaged) and audio (base64 WAV); each present modality lands in the
-/// text space (images and audio through ConSE) and the item's embedding is their normalised mean. `"return"` adds
-/// `"modalities"` (the per-modality vectors) and `"features"` (the raw tower outputs: image 1280, audio 200).
-final class EmbedRoute: Sendable {
-    let towers: Towers
+/// `POST /embed`: items with any of text, fields, images (base64 JPEG/PNG, the cover first, then frames) and
+/// audio (base64 WAV) → fused embeddings at a Matryoshka size, per-modality vectors, usage.
+struct EmbedRoute: Sendable {
+    let pipeline: EmbeddingPipeline
     let limits: ServiceConfiguration.RequestLimits
-    /// One tower call at a time: each splits its work over every core. (Dynamic batching replaces this.)
-    private let turn = Mutex(())
+    let settings: ServiceConfiguration.EmbeddingSettings
+    let dimensions: Dimensions
 
-    init(towers: Towers, limits: ServiceConfiguration.RequestLimits) {
-        self.towers = towers
+    init(pipeline: EmbeddingPipeline, limits: ServiceConfiguration.RequestLimits,
+         settings: ServiceConfiguration.EmbeddingSettings) {
+        self.pipeline = pipeline
         self.limits = limits
+        self.settings = settings
+        dimensions = Dimensions(allowed: settings.dimensions)
     }
 
     struct Request: Decodable {
-        struct Media: Decodable {
-            var data: String
-        }
-        struct Item: Decodable {
-            var id: String
-            var text: String?
-            var images: [Media]?
-            var audio: Media?
-        }
-        var items: [Item]
+        var items: [ItemPayload]
+        var dimensions: Int?
+        var normalize: Bool?
+        var encodingFormat: String?
         var `return`: [String]?
+        var store: Bool?
+        var timeoutMs: Int?
+        var priority: String?
+        var partial: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case items, dimensions, normalize, encodingFormat = "encoding_format", `return`, store
+            case timeoutMs = "timeout_ms", priority, partial
+        }
     }
 
     struct Response: Encodable {
-        struct Modalities: Encodable {
-            var text: [Float]?
-            var image: [Float]?
-            var audio: [Float]?
+        struct Model: Encodable {
+            var id: String
+            var revision: String
         }
-        struct Features: Encodable {
-            var image: [Float]?
-            var audio: [Float]?
+        struct Modalities: Encodable {
+            var text: EncodedVector?
+            var image: EncodedVector?
+            var audio: EncodedVector?
+        }
+        struct Failure: Encodable {
+            var code: String
+            var message: String
         }
         struct Item: Encodable {
             var id: String
-            var embedding: [Float]?
+            var embedding: EncodedVector?
             var modalities: Modalities?
-            var features: Features?
-            var modalitiesUsed: [String]
+            var modalitiesUsed: [String]?
+            var semanticID: [Int]??
+            var cached: Bool?
+            var error: Failure?
 
             enum CodingKeys: String, CodingKey {
-                case id, embedding, modalities, features, modalitiesUsed = "modalities_used"
+                case id, embedding, modalities, modalitiesUsed = "modalities_used", semanticID = "semantic_id", cached, error
+            }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(id, forKey: .id)
+                try container.encodeIfPresent(embedding, forKey: .embedding)
+                try container.encodeIfPresent(modalities, forKey: .modalities)
+                try container.encodeIfPresent(modalitiesUsed, forKey: .modalitiesUsed)
+                // Asked for but no codebook loaded: an explicit null.
+                if let semanticID { try container.encode(semanticID, forKey: .semanticID) }
+                try container.encodeIfPresent(cached, forKey: .cached)
+                try container.encodeIfPresent(error, forKey: .error)
             }
         }
         struct Usage: Encodable {
             var tokens: Int
-            /// Ids of items whose text was cut to the model's maximum length.
-            var truncated: [String]
             var images: Int
             var audioSeconds: Double
+            /// Ids of items whose text was cut to the model's maximum length.
+            var truncated: [String]
 
             enum CodingKeys: String, CodingKey {
-                case tokens, truncated, images, audioSeconds = "audio_seconds"
+                case tokens, images, audioSeconds = "audio_seconds", truncated
             }
         }
-        var model: String
+        var model: Model
         var dimensions: Int
         var data: [Item]
         var usage: Usage
     }
 
-    static let returnable: Set<String> = ["embedding", "modalities", "features"]
-
-    /// An item's decoded inputs.
-    struct Inputs {
-        var text: String?
-        var images: [[Float]] = []
-        var audio: [[Float]] = []
-        var audioSeconds = 0.0
+    enum Returned: String, CaseIterable {
+        case embedding, modalities, semanticID = "semantic_id"
     }
 
-    func handle(_ request: HTTPRequest) throws -> HTTPResponse {
+    func handle(_ request: HTTPRequest) async throws -> HTTPResponse {
         let body = try request.decodeJSON(Request.self)
-        try limits.checkCount(body.items.count, of: "items")
-        let returned = Set(body.return ?? ["embedding"])
-        guard returned.isSubset(of: Self.returnable), !returned.isEmpty else {
-            throw HTTPError(.unprocessableContent, code: "invalid_return",
-                            message: "'return' may list \(Self.returnable.sorted()), got \(body.return ?? [])")
+        try limits.checkCount(body.items.count, of: "items", maximum: limits.maxItems)
+        let size = try dimensions.resolve(body.dimensions)
+        let format = try EncodedVector.format(body.encodingFormat)
+        var returned: Set<Returned> = [.embedding]
+        if let names = body.return {
+            returned = []
+            for name in names {
+                guard let value = Returned(rawValue: name) else {
+                    throw HTTPError(.unprocessableContent, code: "invalid_return",
+                                    message: "'return' may list \(Returned.allCases.map(\.rawValue)), got '\(name)'")
+                }
+                returned.insert(value)
+            }
         }
-        let inputs = try body.items.enumerated().map { index, item in try decode(item, at: index) }
+        let options = try self.options(body, storeByDefault: true)
+        var seen = Set<String>()
+        for (index, item) in body.items.enumerated() where !seen.insert(item.id).inserted {
+            throw HTTPError(.unprocessableContent, code: "duplicate_id", message: "items[\(index)]: id '\(item.id)' appears twice")
+        }
 
-        let output = turn.withLock { _ in run(inputs) }
-        let data = body.items.indices.map { index in
-            let vectors = output.modalities[index]
-            let present = [("text", vectors.text), ("image", vectors.image), ("audio", vectors.audio)]
-                .compactMap { name, vector in vector.map { (name, $0) } }
-            var fused = [Float](repeating: 0, count: towers.text.encoder.configuration.hiddenSize)
-            for (_, vector) in present { for j in fused.indices { fused[j] += vector[j] } }
-            let norm = fused.map { $0 * $0 }.reduce(0, +).squareRoot()
-            return Response.Item(
-                id: body.items[index].id,
-                embedding: returned.contains("embedding") ? fused.map { $0 / max(norm, 1e-12) } : nil,
-                modalities: returned.contains("modalities") ? vectors : nil,
-                features: returned.contains("features") ? output.features[index] : nil,
-                modalitiesUsed: present.map(\.0))
+        // Items that fail their checks fail alone with `partial`, else the request.
+        var failures: [Int: EmbeddingError] = [:]
+        var inputs: [ItemInput] = []
+        var positions: [Int] = []
+        for (index, item) in body.items.enumerated() {
+            do throws(EmbeddingError) {
+                inputs.append(try item.input(at: index, limits: limits))
+                positions.append(index)
+            } catch {
+                guard options.partial else { throw HTTPError(error) }
+                failures[index] = error
+            }
         }
-        return .json(Response(
-            model: towers.text.name, dimensions: towers.text.encoder.configuration.hiddenSize, data: data,
-            usage: Response.Usage(tokens: output.tokens, truncated: output.truncated.map { body.items[$0].id },
-                                  images: inputs.map(\.images.count).reduce(0, +),
-                                  audioSeconds: inputs.map(\.audioSeconds).reduce(0, +))))
+
+        let outcome: EmbeddingPipeline.Outcome
+        do {
+            outcome = try await pipeline.embed(inputs, options: options)
+        } catch {
+            throw HTTPError(error)
+        }
+        var results = [Result<EmbeddedItem, EmbeddingError>?](repeating: nil, count: body.items.count)
+        for (index, failure) in failures { results[index] = .failure(failure) }
+        for (position, result) in zip(positions, outcome.items) { results[position] = result }
+
+        let normalize = body.normalize ?? true
+        let data = zip(body.items, results).map { item, result -> Response.Item in
+            switch result! {
+            case .failure(let error):
+                return Response.Item(id: item.id, error: Response.Failure(code: error.code, message: error.message))
+            case .success(let embedded):
+                func encoded(_ vector: [Float]?) -> EncodedVector? {
+                    vector.map { EncodedVector(Matryoshka.prefix($0, dimensions: size, normalize: normalize), format: format) }
+                }
+                let modalities = embedded.modalities
+                return Response.Item(
+                    id: item.id,
+                    embedding: returned.contains(.embedding) ? encoded(embedded.embedding) : nil,
+                    modalities: returned.contains(.modalities)
+                        ? Response.Modalities(text: encoded(modalities.text), image: encoded(modalities.image),
+                                              audio: encoded(modalities.audio)) : nil,
+                    modalitiesUsed: modalities.present.map(\.rawValue),
+                    semanticID: returned.contains(.semanticID) ? .some(nil) : nil,
+                    cached: embedded.cached)
+            }
+        }
+        let embedded = results.compactMap { try? $0?.get() }
+        var response = HTTPResponse.json(Response(
+            model: Response.Model(id: pipeline.model.id, revision: pipeline.model.revision), dimensions: size, data: data,
+            usage: Response.Usage(tokens: embedded.map(\.tokens).reduce(0, +), images: embedded.map(\.images).reduce(0, +),
+                                  audioSeconds: embedded.map(\.audioSeconds).reduce(0, +),
+                                  truncated: embedded.filter(\.truncated).map(\.id))))
+        response.addTiming(outcome.timing)
+        return response
     }
 
-    /// Checks and decodes one item: 422 naming it for no modality, bad base64 or a corrupt file; 413 over a limit.
-    private func decode(_ item: Request.Item, at index: Int) throws -> Inputs {
-        let label = "items[\(index)] (\(item.id))"
-        guard !item.id.isEmpty else {
-            throw HTTPError(.unprocessableContent, code: "invalid_item", message: "items[\(index)]: 'id' is empty")
-        }
-        if let text = item.text { try limits.checkText(text, at: label) }
-        let images = item.images ?? []
-        guard item.text != nil || !images.isEmpty || item.audio != nil else {
-            throw HTTPError(.unprocessableContent, code: "no_modality", message: "\(label): no text, images or audio")
-        }
-        guard images.count <= limits.maxImagesPerItem else {
-            throw HTTPError(.payloadTooLarge, code: "too_many_images",
-                            message: "\(label): \(images.count) images; at most \(limits.maxImagesPerItem) per item")
-        }
-        func bytes(_ media: Request.Media, _ what: String) throws -> [UInt8] {
-            guard let data = Data(base64Encoded: media.data) else {
-                throw HTTPError(.unprocessableContent, code: "invalid_base64", message: "\(label): \(what) is not valid base64")
+    /// Priority, deadline, store and partial from a request.
+    func options(_ body: Request, storeByDefault: Bool) throws(HTTPError) -> EmbeddingPipeline.Options {
+        let priority: Priority
+        switch body.priority {
+        case nil: priority = .online
+        case let name?:
+            guard let value = Priority(rawValue: name) else {
+                throw HTTPError(.unprocessableContent, code: "invalid_priority",
+                                message: "'priority' must be one of \(Priority.allCases.map(\.rawValue)), got '\(name)'")
             }
-            return [UInt8](data)
+            priority = value
         }
-        func refuse(_ error: MediaError, _ what: String) -> HTTPError {
-            switch error {
-            case .tooLarge(let message): HTTPError(.payloadTooLarge, code: "media_too_large", message: "\(label): \(what): \(message)")
-            case .unsupportedFormat(let message): HTTPError(.unprocessableContent, code: "unsupported_media", message: "\(label): \(what): \(message)")
-            case .corrupt(let message): HTTPError(.unprocessableContent, code: "corrupt_media", message: "\(label): \(what): \(message)")
+        var timeout = settings.defaultTimeout
+        if let ms = body.timeoutMs {
+            guard ms > 0, Duration.milliseconds(ms) <= settings.maxTimeout else {
+                throw HTTPError(.unprocessableContent, code: "invalid_timeout",
+                                message: "'timeout_ms' must be 1...\(settings.maxTimeout.components.seconds * 1000), got \(ms)")
             }
+            timeout = .milliseconds(ms)
         }
-        var inputs = Inputs(text: item.text)
-        for (position, image) in images.enumerated() {
-            let what = "images[\(position)]"
-            do { inputs.images.append(try towers.imageInput(try bytes(image, what))) } catch let error as MediaError {
-                throw refuse(error, what)
-            }
-        }
-        if let audio = item.audio {
-            do {
-                (inputs.audio, inputs.audioSeconds) = try towers.audioInput(try bytes(audio, "audio"))
-            } catch let error as MediaError {
-                throw refuse(error, "audio")
-            }
-        }
-        return inputs
-    }
-
-    struct Output {
-        var modalities: [Response.Modalities]
-        var features: [Response.Features]
-        var tokens: Int
-        var truncated: [Int]
-    }
-
-    /// Every tower once over all items of the request.
-    private func run(_ inputs: [Inputs]) -> Output {
-        let texts = inputs.indices.filter { inputs[$0].text != nil }
-        let text = towers.text.embed(texts.map { inputs[$0].text! })
-        let images = towers.image.run(inputs.flatMap(\.images))
-        let audio = towers.audio.run(inputs.flatMap(\.audio))
-        func mean(_ vectors: ArraySlice<[Float]>) -> [Float]? {
-            guard let first = vectors.first else { return nil }
-            var sum = [Float](repeating: 0, count: first.count)
-            for vector in vectors { for j in sum.indices { sum[j] += vector[j] } }
-            return sum.map { $0 / Float(vectors.count) }
-        }
-        var output = Output(modalities: [], features: [], tokens: text.tokens, truncated: text.truncated.map { texts[$0] })
-        var (imageAt, audioAt) = (0, 0)
-        for (index, item) in inputs.enumerated() {
-            let imageRange = imageAt..<(imageAt + item.images.count)
-            let audioRange = audioAt..<(audioAt + item.audio.count)
-            (imageAt, audioAt) = (imageRange.upperBound, audioRange.upperBound)
-            // Frames and patches: probabilities averaged before ConSE, features averaged as they are.
-            let imageProbabilities = mean(images.logits[imageRange].map(ConvexSemanticEmbedding.softmax)[...])
-            let tagProbabilities = mean(audio.tags[audioRange])
-            output.modalities.append(Response.Modalities(
-                text: texts.firstIndex(of: index).map { text.embeddings[$0] },
-                image: imageProbabilities.map { towers.imageSpace.embed(probabilities: $0) },
-                audio: tagProbabilities.map { towers.audioSpace.embed(probabilities: $0) }))
-            output.features.append(Response.Features(image: mean(images.features[imageRange]),
-                                                     audio: mean(audio.features[audioRange])))
-        }
-        return output
+        return EmbeddingPipeline.Options(priority: priority, deadline: .now + timeout,
+                                         store: pipeline.store != nil && (body.store ?? storeByDefault),
+                                         partial: body.partial ?? false)
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+import Embedding
 import Foundation
 import HTTP
 import Logging
@@ -16,24 +17,29 @@ public final class OmniEmbedService: Sendable {
     public let metrics: ServiceMetrics
     private let server: HTTPServer
     private let logger: Logger
+    private let pipeline: EmbeddingPipeline
 
     public init(configuration: ServiceConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) throws {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        let towers = try Towers(configuration: configuration)
-        let router = Routes.router(readiness: readiness, metrics: metrics, towers: towers, limits: configuration.limits)
+        pipeline = try configuration.makePipeline(logger: logger, metricsFactory: metrics.factory)
+        let router = Routes.router(readiness: readiness, metrics: metrics, pipeline: pipeline, configuration: configuration)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)
         server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,
                             metricsFactory: metrics.factory)
     }
 
-    /// Binds the port and starts serving; returns the bound port.
+    /// Binds the port and starts serving; `/readyz` turns ready once a warm-up batch has run through every
+    /// tower. Returns the bound port.
     @discardableResult
-    public func start() throws -> Int {
+    public func start() async throws -> Int {
         let port = try server.start()
+        try await pipeline.warmUp()
         readiness.markReady()
+        logger.info("ready", metadata: ["model": "\(pipeline.model.id)", "revision": "\(pipeline.model.revision)",
+                                        "store": "\(pipeline.store?.path ?? "disabled")"])
         return port
     }
 
@@ -41,13 +47,14 @@ public final class OmniEmbedService: Sendable {
     public func shutdown() async {
         readiness.markDraining()
         await server.shutdown(gracePeriod: configuration.shutdownGracePeriod)
+        pipeline.shutdown()
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     public func run() async throws {
         // Watch the signals before the port opens: a SIGTERM right after start must drain, not kill.
         let signals = TerminationSignals()
-        try start()
+        try await start()
         let signal = await signals.first()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])
         await shutdown()

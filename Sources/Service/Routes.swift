@@ -1,16 +1,24 @@
+import Embedding
 import HTTP
 import Models
 
 /// The service's HTTP API.
 enum Routes {
-    static func router(readiness: Readiness, metrics: ServiceMetrics, towers: Towers,
-                       limits: ServiceConfiguration.RequestLimits) -> Router {
+    static func router(readiness: Readiness, metrics: ServiceMetrics, pipeline: EmbeddingPipeline,
+                       configuration: ServiceConfiguration) -> Router {
         var router = Router()
+        let limits = configuration.limits
 
-        let embed = EmbedRoute(towers: towers, limits: limits)
-        router.post("/embed") { request, _ in try embed.handle(request) }
+        let embed = EmbedRoute(pipeline: pipeline, limits: limits, settings: configuration.embedding)
+        router.post("/embed") { request, _ in try await embed.handle(request) }
+        let openAI = OpenAIEmbeddingsRoute(embed: embed)
+        router.post("/v1/embeddings") { request, _ in try await openAI.handle(request) }
 
-        let tokenize = TokenizeRoute(tokenizer: towers.text.tokenizer, limits: limits)
+        let items = ItemsRoute(store: pipeline.store)
+        router.get("/items/{id}") { _, context in try items.get(context) }
+        router.delete("/items/{id}") { _, context in try items.delete(context) }
+
+        let tokenize = TokenizeRoute(tokenizer: pipeline.towers.text.tokenizer, limits: limits)
         router.post("/tokenize") { request, _ in try tokenize.handle(request) }
 
         // Probes are polled constantly: their bodies are constant bytes, not encoded per request.

@@ -1,4 +1,6 @@
 import Configuration
+import CoreMetrics
+import Embedding
 import Foundation
 import HTTP
 import Logging
@@ -53,6 +55,26 @@ public struct ServiceConfiguration: Sendable {
         public var topK = 10
     }
     public var limits = RequestLimits()
+    public var embedding = EmbeddingSettings()
+    public var store = StoreSettings()
+
+    /// `/embed`'s output sizes, fusion and batching.
+    public struct EmbeddingSettings: Sendable {
+        /// Matryoshka sizes a request may ask for; the first is the default and must be the full size.
+        public var dimensions = [384, 256, 128, 64]
+        public var pipeline = EmbeddingPipeline.Settings()
+        /// Deadline of a request that gives no `timeout_ms` ...
+        public var defaultTimeout: Duration = .seconds(30)
+        /// ... and the longest one may give.
+        public var maxTimeout: Duration = .seconds(600)
+    }
+
+    /// The item store (SQLite).
+    public struct StoreSettings: Sendable {
+        public var enabled = true
+        public var path = "data/items.sqlite"
+        public var durability = ItemStore.Durability.full
+    }
 
     /// How the encoder uses the cores: a batch is split by rows over `threads`, and each of those runs its
     /// GEMMs on `blasThreads` OpenBLAS threads. Their product must not exceed the processors: oversubscribed
@@ -90,19 +112,26 @@ public struct ServiceConfiguration: Sendable {
 
     /// Per-request limits, each refused with 413 and a message naming the item.
     public struct RequestLimits: Sendable {
+        /// Texts per `/tokenize` or `/v1/embeddings` request.
         public var maxTexts = 256
+        /// Items per `/embed` request.
+        public var maxItems = 256
+        /// Bytes of one encoded image (after base64 decoding).
+        public var maxImageBytes = 20 * 1024 * 1024
+        /// Bytes of one encoded WAV (its duration is limited by `audio.maxSeconds`).
+        public var maxAudioBytes = 128 * 1024 * 1024
         public var maxTextBytes = 64 * 1024
         /// Images (cover and frames) per item.
         public var maxImagesPerItem = 8
 
-        /// 422 for none, 413 for more than `maxTexts`; `field` names the list (`texts`, `items`).
-        func checkCount(_ count: Int, of field: String) throws(HTTPError) {
+        /// 422 for none, 413 for more than `maximum`; `field` names the list (`texts`, `items`).
+        func checkCount(_ count: Int, of field: String, maximum: Int) throws(HTTPError) {
             guard count > 0 else {
                 throw HTTPError(.unprocessableContent, code: "no_\(field)", message: "'\(field)' must not be empty")
             }
-            guard count <= maxTexts else {
+            guard count <= maximum else {
                 throw HTTPError(.payloadTooLarge, code: "too_many_\(field)",
-                                message: "\(count) \(field); at most \(maxTexts) per request")
+                                message: "\(count) \(field); at most \(maximum) per request")
             }
         }
 
@@ -192,6 +221,52 @@ public struct ServiceConfiguration: Sendable {
         try int("limits.maxTexts", &limits.maxTexts)
         try int("limits.maxTextBytes", &limits.maxTextBytes)
         try int("limits.maxImagesPerItem", &limits.maxImagesPerItem)
+        try int("limits.maxItems", &limits.maxItems)
+        try int("limits.maxImageBytes", &limits.maxImageBytes)
+        try int("limits.maxAudioBytes", &limits.maxAudioBytes)
+
+        if let sizes = try config.present("embedding.dimensions", { try config.requiredIntArray(forKey: $0) }) {
+            embedding.dimensions = sizes
+        }
+        try milliseconds("embedding.defaultTimeoutMs", &embedding.defaultTimeout)
+        try milliseconds("embedding.maxTimeoutMs", &embedding.maxTimeout)
+        for modality in Modality.allCases {
+            let key = "embedding.fusion.weights.\(modality.rawValue)"
+            if let weight = try config.present(key, { try config.requiredDouble(forKey: $0) }) {
+                guard weight >= 0, weight.isFinite else { throw ConfigurationError.invalid(key: key, reason: "must be 0 or more") }
+                embedding.pipeline.fusion.weights[modality] = Float(weight)
+            }
+        }
+        if let method = try config.present("embedding.fusion.method", { try config.requiredString(forKey: $0) }), method != "late" {
+            throw ConfigurationError.invalid(key: "embedding.fusion.method", reason: "'\(method)' is not one of [\"late\"]")
+        }
+        func batching<I, O>(_ tower: String, _ limits: inout BatchScheduler<I, O>.Limits) throws {
+            try int("batching.\(tower).maxBatchCost", &limits.maxBatchCost)
+            try int("batching.\(tower).maxBatchItems", &limits.maxBatchItems)
+            try int("batching.\(tower).queueCapacity", &limits.capacity)
+            var wait = Int(limits.maxWait.components.seconds * 1_000_000 + limits.maxWait.components.attoseconds / 1_000_000_000_000)
+            try int("batching.\(tower).maxWaitMicroseconds", &wait)
+            limits.maxWait = .microseconds(wait)
+            for (name, value) in [("maxBatchCost", limits.maxBatchCost), ("maxBatchItems", limits.maxBatchItems),
+                                  ("queueCapacity", limits.capacity)] where value <= 0 {
+                throw ConfigurationError.invalid(key: "batching.\(tower).\(name)", reason: "must be positive, got \(value)")
+            }
+            guard wait >= 0 else { throw ConfigurationError.invalid(key: "batching.\(tower).maxWaitMicroseconds", reason: "must be 0 or more") }
+        }
+        try batching("text", &embedding.pipeline.text)
+        try batching("image", &embedding.pipeline.image)
+        try batching("audio", &embedding.pipeline.audio)
+
+        if let enabled = try config.present("store.enabled", { try config.requiredBool(forKey: $0) }) {
+            store.enabled = enabled
+        }
+        try string("store.path", &store.path)
+        if let name = try config.present("store.durability", { try config.requiredString(forKey: $0) }) {
+            guard let durability = ItemStore.Durability(rawValue: name) else {
+                throw ConfigurationError.invalid(key: "store.durability", reason: "'\(name)' is not one of \(ItemStore.Durability.allCases.map(\.rawValue))")
+            }
+            store.durability = durability
+        }
         try int("log.bufferBytes", &logBufferBytes)
         try milliseconds("log.flushIntervalMs", &logFlushInterval)
 
@@ -235,6 +310,16 @@ public struct ServiceConfiguration: Sendable {
         try positive("audio.topK", audio.topK)
         try positive("limits.maxTextBytes", limits.maxTextBytes)
         try positive("limits.maxImagesPerItem", limits.maxImagesPerItem)
+        try positive("limits.maxItems", limits.maxItems)
+        try positive("limits.maxImageBytes", limits.maxImageBytes)
+        try positive("limits.maxAudioBytes", limits.maxAudioBytes)
+        guard !embedding.dimensions.isEmpty, embedding.dimensions.allSatisfy({ $0 > 0 }),
+              Set(embedding.dimensions).count == embedding.dimensions.count else {
+            throw ConfigurationError.invalid(key: "embedding.dimensions", reason: "must be distinct positive sizes, got \(embedding.dimensions)")
+        }
+        guard embedding.defaultTimeout > .zero, embedding.maxTimeout >= embedding.defaultTimeout else {
+            throw ConfigurationError.invalid(key: "embedding.defaultTimeoutMs", reason: "must be positive and at most embedding.maxTimeoutMs")
+        }
         guard maxTokens >= 2 else {
             throw ConfigurationError.invalid(key: "model.maxTokens", reason: "must leave room for [CLS] and [SEP]")
         }
@@ -289,5 +374,48 @@ extension ServiceConfiguration {
     public func loadImageModel() throws -> EfficientNetLite {
         BLAS.setThreads(encoder.blasThreads)
         return try EfficientNetLite(directory: URL(fileURLWithPath: image.directory), threads: encoder.resolvedThreads())
+    }
+}
+
+extension ServiceConfiguration {
+    /// The three towers and their shared space.
+    public func loadTowers() throws -> Towers {
+        func labels(_ path: String) throws -> [String] {
+            try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        }
+        return try Towers(text: try loadTextModel(), image: try loadImageModel(), audio: try loadAudioModel(),
+                          imageLabels: try labels(image.labels), audioLabels: try labels(audio.labels),
+                          imageTopK: image.topK, audioTopK: audio.topK, maxPixels: image.maxPixels,
+                          maxAudioSeconds: Double(audio.maxSeconds))
+    }
+
+    /// The towers' names joined, and a hash of everything that shapes the vectors: weights, tokenizer, label lists,
+    /// and the settings that change outputs. A stored vector is reused only under the same revision.
+    public func modelIdentity() throws -> ModelIdentity {
+        let directories = [modelDirectory, image.directory, audio.directory]
+        let files = [modelDirectory + "/model.safetensors", modelDirectory + "/tokenizer.json",
+                     image.directory + "/model.safetensors", audio.directory + "/model.safetensors", image.labels, audio.labels]
+        var parts: [(tag: UInt8, bytes: [UInt8])] = try files.map { path in
+            (0, [UInt8](try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)))
+        }
+        let weights = Modality.allCases.map { "\($0.rawValue)=\(embedding.pipeline.fusion.weights[$0] ?? 1)" }
+        parts.append((1, Array("maxTokens=\(maxTokens) imageTopK=\(image.topK) audioTopK=\(audio.topK) late \(weights)".utf8)))
+        let id = directories.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: "+")
+        return ModelIdentity(id: id, revision: String(ContentHash.sha256(parts).prefix(16)))
+    }
+}
+
+extension ServiceConfiguration {
+    /// The towers behind their batchers, with the store when it is enabled: what `serve` and `embed` run.
+    public func makePipeline(logger: Logger, metricsFactory: any MetricsFactory) throws -> EmbeddingPipeline {
+        let itemStore = store.enabled ? try ItemStore(path: store.path, durability: store.durability) : nil
+        let towers = try loadTowers()
+        guard embedding.dimensions[0] == towers.dimensions, embedding.dimensions.allSatisfy({ $0 <= towers.dimensions }) else {
+            throw ConfigurationError.invalid(
+                key: "embedding.dimensions",
+                reason: "the first size must be the model's (\(towers.dimensions)) and none larger, got \(embedding.dimensions)")
+        }
+        return EmbeddingPipeline(towers: towers, model: try modelIdentity(), store: itemStore, settings: embedding.pipeline,
+                                 logger: logger, metricsFactory: metricsFactory)
     }
 }

@@ -16,6 +16,9 @@ public struct ServiceMetrics: Sendable {
             .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
             .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
         ]
+        // Batch sizes: items per batch, and cost per batch (tokens for text, images, audio patches).
+        factory.valueHistogramBuckets["omniembed_batch_items"] = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+        factory.valueHistogramBuckets["omniembed_batch_cost"] = [1, 4, 16, 64, 256, 1024, 2048, 4096, 8192, 16384]
         self.registry = registry
         self.factory = factory
     }

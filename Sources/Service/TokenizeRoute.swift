@@ -22,7 +22,7 @@ struct TokenizeRoute: Sendable {
 
     func handle(_ request: HTTPRequest) throws -> HTTPResponse {
         let body = try request.decodeJSON(Request.self)
-        try limits.checkCount(body.texts.count, of: "texts")
+        try limits.checkCount(body.texts.count, of: "texts", maximum: limits.maxTexts)
         for (index, text) in body.texts.enumerated() {
             try limits.checkText(text, at: "texts[\(index)]")
         }

@@ -2,18 +2,24 @@
 import Glibc
 #endif
 import ArgumentParser
+import CoreMetrics
+import Embedding
 import Foundation
-import Models
+import Logging
 import Service
 
-/// Offline backfill: embeds a JSONL file of items with the same tokenizer and encoder as the service.
+/// Offline backfill: a JSONL file of items through the same pipeline (decoding, batchers, fusion) and item store
+/// as the service, at `batch` priority.
 struct EmbedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "embed",
-        abstract: "Embed a JSONL file of items offline.",
+        abstract: "Embed a JSONL file of items offline, through the service's pipeline and item store.",
         discussion: """
-            Each input line is an item {"id": "...", "text": "..."}; each output line is {"id": "...", "embedding": [...]}, \
-            in input order. The model comes from the configuration (model.directory), as for `serve`.
+            Each input line is an item as /embed takes it: {"id", "text", "fields": {"title", "ocr", "asr", "author", \
+            "tags"}, "images": [{"data": base64}], "audio": {"data": base64}}. Each output line is {"id", "embedding", \
+            "modalities_used", "cached"}, in input order. Items are stored (and unchanged ones answered from the store) \
+            unless --no-store or store.enabled is false. Models, limits and the store come from the configuration, \
+            as for `serve`.
             """
     )
 
@@ -26,23 +32,36 @@ struct EmbedCommand: AsyncParsableCommand {
     @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
     var config: String?
 
-    @Option(name: .long, help: "Items per encoder batch.")
+    @Option(name: .long, help: "Items per pipeline call; up to four calls are in flight, so the batchers stay fed.")
     var batchSize: Int = 32
 
-    struct Item: Decodable {
-        var id: String
-        var text: String
-    }
+    @Option(name: .long, help: "Output size: one of embedding.dimensions (default: the full size).")
+    var dimensions: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Write the items to the item store.")
+    var store = true
 
     struct Line: Encodable {
         var id: String
         var embedding: [Float]
+        var modalitiesUsed: [String]
+        var cached: Bool
+        enum CodingKeys: String, CodingKey {
+            case id, embedding, modalitiesUsed = "modalities_used", cached
+        }
     }
 
     func run() async throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
-        let model = try settings.loadTextModel()
+        let size = dimensions ?? settings.embedding.dimensions[0]
+        guard settings.embedding.dimensions.contains(size) else {
+            throw ValidationError("--dimensions must be one of \(settings.embedding.dimensions)")
+        }
+        var logger = Logger(label: "omniembed.embed")
+        logger.logLevel = .warning
+        let pipeline = try settings.makePipeline(logger: logger, metricsFactory: NOOPMetricsHandler.instance)
+        defer { pipeline.shutdown() }
 
         guard let source = fopen(input, "r") else {
             throw ValidationError("cannot read \(input): \(String(cString: strerror(errno)))")
@@ -56,23 +75,37 @@ struct EmbedCommand: AsyncParsableCommand {
         let progress = Progress(totalBytes: totalBytes, enabled: isatty(STDERR_FILENO) == 1)
 
         let decoder = JSONDecoder()
-        let jsonEncoder = JSONEncoder()
-        var batch: [Item] = []
-        var lineNumber = 0, written = 0, truncated = 0, bytesRead = 0
-        func flush() throws {
-            guard !batch.isEmpty else { return }
-            let result = model.embed(batch.map(\.text))
-            truncated += result.truncated.count
-            for (item, embedding) in zip(batch, result.embeddings) {
-                var line = try jsonEncoder.encode(Line(id: item.id, embedding: embedding))
-                line.append(UInt8(ascii: "\n"))
-                guard line.withUnsafeBytes({ fwrite($0.baseAddress, 1, $0.count, sink) }) == line.count else {
+        let encoder = JSONEncoder()
+        var lineNumber = 0, written = 0, truncated = 0, cached = 0, bytesRead = 0
+        var chunk: [(line: Int, input: ItemInput)] = []
+        var inFlight: [(lines: [Int], task: Task<EmbeddingPipeline.Outcome, any Error>)] = []
+        let options = EmbeddingPipeline.Options(priority: .batch, deadline: .now + .seconds(365 * 24 * 3600),
+                                                store: store && pipeline.store != nil)
+
+        func writeOldest() async throws {
+            let (lines, task) = inFlight.removeFirst()
+            let outcome = try await task.value
+            for (line, result) in zip(lines, outcome.items) {
+                let item: EmbeddedItem
+                do { item = try result.get() } catch { throw ValidationError("\(input):\(line): \(error.message)") }
+                truncated += item.truncated ? 1 : 0
+                cached += item.cached ? 1 : 0
+                var bytes = try encoder.encode(Line(id: item.id, embedding: Matryoshka.prefix(item.embedding, dimensions: size),
+                                                    modalitiesUsed: item.modalities.present.map(\.rawValue), cached: item.cached))
+                bytes.append(UInt8(ascii: "\n"))
+                guard bytes.withUnsafeBytes({ fwrite($0.baseAddress, 1, $0.count, sink) }) == bytes.count else {
                     throw ValidationError("cannot write \(output): \(String(cString: strerror(errno)))")
                 }
             }
-            written += batch.count
-            batch.removeAll(keepingCapacity: true)
+            written += lines.count
             progress.show(items: written, bytes: bytesRead)
+        }
+        func submit() async throws {
+            guard !chunk.isEmpty else { return }
+            let inputs = chunk.map(\.input)
+            inFlight.append((chunk.map(\.line), Task { try await pipeline.embed(inputs, options: options) }))
+            chunk.removeAll(keepingCapacity: true)
+            if inFlight.count >= 4 { try await writeOldest() }
         }
 
         var buffer: UnsafeMutablePointer<CChar>?
@@ -87,16 +120,26 @@ struct EmbedCommand: AsyncParsableCommand {
             guard bytes.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }) else {
                 continue  // blank line
             }
+            let payload: ItemPayload
             do {
-                batch.append(try decoder.decode(Item.self, from: Data(bytes)))
+                payload = try decoder.decode(ItemPayload.self, from: Data(bytes))
             } catch {
-                throw ValidationError("\(input):\(lineNumber): not an item {\"id\": string, \"text\": string}")
+                throw ValidationError("\(input):\(lineNumber): not an item {\"id\": string, \"text\"/\"fields\"/\"images\"/\"audio\"}")
             }
-            if batch.count == batchSize { try flush() }
+            do {
+                chunk.append((lineNumber, try payload.input(at: lineNumber - 1, limits: settings.limits)))
+            } catch {
+                throw ValidationError("\(input):\(lineNumber): \(error.message)")
+            }
+            if chunk.count == batchSize { try await submit() }
         }
-        try flush()
+        try await submit()
+        while !inFlight.isEmpty { try await writeOldest() }
         progress.finish()
-        FileHandle.standardError.write(Data("embedded \(written) items into \(output)\(truncated > 0 ? " (\(truncated) truncated to \(settings.maxTokens) tokens)" : "")\n".utf8))
+        var summary = "embedded \(written) items into \(output)"
+        if cached > 0 { summary += " (\(cached) unchanged, from the store)" }
+        if truncated > 0 { summary += " (\(truncated) truncated to \(settings.maxTokens) tokens)" }
+        FileHandle.standardError.write(Data((summary + "\n").utf8))
     }
 }
 

@@ -15,10 +15,16 @@ func base64(_ path: String) throws -> String {
     try Data(contentsOf: URL(fileURLWithPath: repository(path))).base64EncodedString()
 }
 
+func temporaryStorePath() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("omniembed-test-\(UUID().uuidString)/items.sqlite").path
+}
+
 /// The assembled service over loopback, through a raw-socket client.
 @Suite(.serialized) struct ServiceLiveTests {
-    func makeService() throws -> (OmniEmbedService, Int) {
+    /// A service on a free port with its own item store (`storePath`, a new temporary one by default).
+    func makeService(storePath: String? = nil) async throws -> (OmniEmbedService, Int) {
         var configuration = ServiceConfiguration()
+        configuration.store.path = storePath ?? temporaryStorePath()
         configuration.http.port = 0
         configuration.shutdownGracePeriod = .seconds(3)
         configuration.modelDirectory = repository("models/all-MiniLM-L6-v2")
@@ -29,11 +35,12 @@ func base64(_ path: String) throws -> String {
         configuration.audio.maxSeconds = 5
         configuration.limits.maxImagesPerItem = 2
         configuration.limits.maxTexts = 4
+        configuration.limits.maxItems = 64
         configuration.limits.maxTextBytes = 1000
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let service = try OmniEmbedService(configuration: configuration, logger: logger)
-        return (service, try service.start())
+        return (service, try await service.start())
     }
 
     func get(_ path: String, port: Int, headers: String = "") throws -> (status: Int, head: String, body: String) {
@@ -58,7 +65,7 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func tokenizeReturnsIDsAndTokensInOrder() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         let long = String(repeating: "a ", count: 300)  // 300 pieces in 600 bytes
         let (status, body) = try post("/tokenize", port: port, json: #"{"texts": ["Hello, world!", "", "\#(long)"]}"#)
         #expect(status == 200)
@@ -74,7 +81,7 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func tokenizeRefusesBadRequestsClearly() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         let cases: [(String, String, Int, String)] = [
             ("{\"texts\": [", "application/json", 400, "invalid_json"),
             ("{\"text\": [\"a\"]}", "application/json", 400, "invalid_json"),
@@ -95,7 +102,7 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func embedServesSentenceTransformersEmbeddings() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         // Reference embeddings from sentence-transformers (the encoder's own fixtures).
         let fixtureFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../ModelsTests/Fixtures/embeddings-minilm.jsonl")
@@ -105,7 +112,8 @@ func base64(_ path: String) throws -> String {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: ["items": items]), as: UTF8.self)
         let (status, body) = try post("/embed", port: port, json: json)
         #expect(status == 200)
-        #expect(body["model"] as? String == "all-MiniLM-L6-v2")
+        #expect((body["model"] as? [String: Any])?["id"] as? String == "all-MiniLM-L6-v2+efficientnet-lite0+musicnn-mtt")
+        #expect(((body["model"] as? [String: Any])?["revision"] as? String)?.count == 16)
         #expect(body["dimensions"] as? Int == 384)
         let data = try #require(body["data"] as? [[String: Any]])
         #expect(data.map { $0["id"] as? String } == ["item-0", "item-1", "item-2"])
@@ -120,12 +128,18 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func embedRefusesBadItemsClearly() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         let cases: [(String, Int, String)] = [
             ("{\"items\": []}", 422, "no_items"),
             ("{\"items\": [{\"text\": \"a\"}]}", 400, "invalid_json"),
-            ("{\"items\": [{\"id\": \"\", \"text\": \"a\"}]}", 422, "invalid_item"),
-            ("{\"items\": [\(Array(repeating: "{\"id\": \"x\", \"text\": \"a\"}", count: 5).joined(separator: ","))]}", 413, "too_many_items"),
+            ("{\"items\": [{\"id\": \"\", \"text\": \"a\"}]}", 422, "invalid_id"),
+            ("{\"items\": [{\"id\": \"d\", \"text\": \"a\"}, {\"id\": \"d\", \"text\": \"b\"}]}", 422, "duplicate_id"),
+            ("{\"items\": [{\"id\": \"a\", \"text\": \"a\"}], \"dimensions\": 100}", 422, "invalid_dimensions"),
+            ("{\"items\": [{\"id\": \"a\", \"text\": \"a\"}], \"encoding_format\": \"hex\"}", 422, "invalid_encoding_format"),
+            ("{\"items\": [{\"id\": \"a\", \"text\": \"a\"}], \"priority\": \"urgent\"}", 422, "invalid_priority"),
+            ("{\"items\": [{\"id\": \"a\", \"text\": \"a\"}], \"timeout_ms\": 0}", 422, "invalid_timeout"),
+            ("{\"items\": [{\"id\": \"a\", \"text\": \"a\"}], \"store\": false, \"timeout_ms\": 1}", 504, "timeout"),
+            ("{\"items\": [\((0..<65).map { "{\"id\": \"x\($0)\", \"text\": \"a\"}" }.joined(separator: ","))]}", 413, "too_many_items"),
             ("{\"items\": [{\"id\": \"big\", \"text\": \"\(String(repeating: "x", count: 1001))\"}]}", 413, "text_too_long"),
             ("{\"items\": [{\"id\": \"empty\"}]}", 422, "no_modality"),
             ("{\"items\": [{\"id\": \"b\", \"images\": [{\"data\": \"%%%\"}]}]}", 422, "invalid_base64"),
@@ -146,12 +160,12 @@ func base64(_ path: String) throws -> String {
     /// A photo, a recording and a text in one request: each modality in the shared space, the raw features, and a
     /// fused embedding; the photo's vector is nearest "a cat".
     @Test func embedTakesImagesAndAudio() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         let json = """
             {"items": [{"id": "cat", "images": [{"data": "\(try base64("Tests/MediaTests/Fixtures/images/preprocess/cat.jpg"))"}]},
                        {"id": "voice", "text": "a spoken sentence", "audio": {"data": "\(try base64("Tests/MediaTests/Fixtures/audio/speech.wav"))"}},
                        {"id": "t1", "text": "a cat"}, {"id": "t2", "text": "a rocket"}],
-             "return": ["embedding", "modalities", "features"]}
+             "return": ["embedding", "modalities"]}
             """
         let client = try RawClient(port: port)
         client.send("POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
@@ -164,7 +178,6 @@ func base64(_ path: String) throws -> String {
                 var id: String
                 var embedding: [Float]
                 var modalities: Vectors
-                var features: Vectors
                 var modalities_used: [String]
             }
             struct Usage: Decodable { var images: Int, audio_seconds: Double }
@@ -174,8 +187,8 @@ func base64(_ path: String) throws -> String {
         let body = try JSONDecoder().decode(Body.self, from: Data(response.body))
         let (cat, voice, aCat, aRocket) = (body.data[0], body.data[1], body.data[2], body.data[3])
         #expect(cat.modalities_used == ["image"] && voice.modalities_used == ["text", "audio"])
-        #expect(cat.features.image?.count == 1280 && cat.modalities.image?.count == 384 && cat.modalities.text == nil)
-        #expect(voice.features.audio?.count == 200 && voice.modalities.audio?.count == 384)
+        #expect(cat.modalities.image?.count == 384 && cat.modalities.text == nil)
+        #expect(voice.modalities.audio?.count == 384 && voice.modalities.text?.count == 384)
         #expect(body.usage.images == 1 && abs(body.usage.audio_seconds - 3) < 1.5)
         func dot(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map(*).reduce(0, +) }
         // A single modality's embedding is that modality's vector; the fused one is unit length.
@@ -194,7 +207,7 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func healthAndReadiness() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         #expect(try get("/healthz", port: port).status == 200)
         let ready = try get("/readyz", port: port)
         #expect(ready.status == 200)
@@ -203,7 +216,7 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func readinessIsNotReadyBeforeStartAndWhileDraining() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         service.readiness.markDraining()
         let draining = try get("/readyz", port: port)
         #expect(draining.status == 503)
@@ -214,7 +227,7 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func metricsExposeRequestsConnectionsBytesAndRejections() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         _ = try get("/healthz", port: port)
         _ = try get("/nowhere", port: port)
         let bad = try RawClient(port: port)
@@ -236,7 +249,7 @@ func base64(_ path: String) throws -> String {
     }
 
     @Test func metricsAreGzippedWhenAccepted() async throws {
-        let (service, port) = try makeService()
+        let (service, port) = try await makeService()
         _ = try get("/healthz", port: port)
         let metrics = try get("/metrics", port: port, headers: "Accept-Encoding: gzip\r\n")
         #expect(metrics.head.contains("Content-Encoding: gzip"))

@@ -1,0 +1,345 @@
+import CoreMetrics
+import Dispatch
+import Foundation
+import Logging
+import Media
+import Models
+import Tensor
+
+/// Which model produced a vector: vectors of different revisions are not comparable.
+public struct ModelIdentity: Sendable, Equatable {
+    public var id: String
+    /// A hash of the weights, label lists and settings that shape the vectors.
+    public var revision: String
+
+    public init(id: String, revision: String) {
+        self.id = id
+        self.revision = revision
+    }
+}
+
+/// Items in, embeddings out: cache look-up in the store, decoding, tokenisation, the towers behind their dynamic
+/// batchers, ConSE into the shared space, fusion, and the durable write of what was computed.
+public final class EmbeddingPipeline: Sendable {
+    public struct Settings: Sendable {
+        /// Text batches by tokens.
+        public var text = BatchScheduler<[Int32], [Float]>.Limits(maxBatchCost: 8192, maxBatchItems: 128,
+                                                                   maxWait: .milliseconds(2), capacity: 262_144)
+        /// Image batches by images (cover and frames).
+        public var image = BatchScheduler<[Float], ImageOutput>.Limits(maxBatchCost: 16, maxBatchItems: 16,
+                                                                       maxWait: .milliseconds(2), capacity: 1024)
+        /// Audio batches by 3-second patches.
+        public var audio = BatchScheduler<[[Float]], AudioOutput>.Limits(maxBatchCost: 64, maxBatchItems: 64,
+                                                                          maxWait: .milliseconds(2), capacity: 8192)
+        public var fusion = LateFusion()
+        public init() {}
+    }
+
+    /// What the image tower gives for one image.
+    public struct ImageOutput: Sendable {
+        public var features: [Float]
+        public var probabilities: [Float]
+    }
+
+    /// What the audio tower gives for one recording: per-patch features and tag probabilities.
+    public struct AudioOutput: Sendable {
+        public var features: [[Float]]
+        public var tags: [[Float]]
+    }
+
+    /// How one call is run.
+    public struct Options: Sendable {
+        public var priority: Priority
+        public var deadline: ContinuousClock.Instant
+        /// Answer unchanged items from the store and write what is computed.
+        public var store: Bool
+        /// A failing item fails alone instead of failing the call.
+        public var partial: Bool
+
+        public init(priority: Priority = .online, deadline: ContinuousClock.Instant, store: Bool = true, partial: Bool = false) {
+            self.priority = priority
+            self.deadline = deadline
+            self.store = store
+            self.partial = partial
+        }
+    }
+
+    public let towers: Towers
+    public let model: ModelIdentity
+    public let store: ItemStore?
+    public let fusion: LateFusion
+    let text: BatchScheduler<[Int32], [Float]>
+    let image: BatchScheduler<[Float], ImageOutput>
+    let audio: BatchScheduler<[[Float]], AudioOutput>
+    private let metrics: Metrics
+    private let logger: Logger
+
+    public init(towers: Towers, model: ModelIdentity, store: ItemStore?, settings: Settings = Settings(),
+                logger: Logger, metricsFactory: any MetricsFactory) {
+        self.towers = towers
+        self.model = model
+        self.store = store
+        self.logger = logger
+        fusion = settings.fusion
+        metrics = Metrics(factory: metricsFactory)
+        let turn = ComputeTurn()
+        text = BatchScheduler(name: "text", limits: settings.text, turn: turn, metricsFactory: metricsFactory) { ids in
+            towers.text.encoder.embed(ids)
+        }
+        image = BatchScheduler(name: "image", limits: settings.image, turn: turn, metricsFactory: metricsFactory) { images in
+            let output = towers.image.run(images)
+            return zip(output.features, output.logits).map {
+                ImageOutput(features: $0, probabilities: ConvexSemanticEmbedding.softmax($1))
+            }
+        }
+        audio = BatchScheduler(name: "audio", limits: settings.audio, turn: turn, metricsFactory: metricsFactory) { recordings in
+            let output = towers.audio.run(recordings.flatMap { $0 })
+            var start = 0
+            return recordings.map { recording in
+                defer { start += recording.count }
+                return AudioOutput(features: Array(output.features[start..<start + recording.count]),
+                                   tags: Array(output.tags[start..<start + recording.count]))
+            }
+        }
+    }
+
+    /// Stops the batchers; queued work fails with 503.
+    public func shutdown() {
+        text.shutdown()
+        image.shutdown()
+        audio.shutdown()
+    }
+
+    /// One text, one image and one audio patch through every tower, so that the first request does not pay for
+    /// page faults and lazily built state.
+    public func warmUp() async throws(EmbeddingError) {
+        let deadline = ContinuousClock.now + .seconds(60)
+        let side = EfficientNetLite.inputSize
+        _ = try await text.submit([(towers.text.tokenizer.encode("warm up"), 4)], deadline: deadline)
+        _ = try await image.submit([([Float](repeating: 0, count: 3 * side * side), 1)], deadline: deadline)
+        _ = try await audio.submit([([[Float](repeating: 0, count: Musicnn.frames * Musicnn.bands)], 1)], deadline: deadline)
+    }
+
+    /// Embeddings of `items` in order. An item that cannot be embedded (no modality, a corrupt file, over a limit)
+    /// fails the call unless `options.partial`, when it fails alone; overload, deadline and store failures always
+    /// fail the call.
+    /// What one call returns: a result per item, in order, and where the time went.
+    public struct Outcome: Sendable {
+        public var items: [Result<EmbeddedItem, EmbeddingError>]
+        /// Longest queue wait of any tower job, and the towers' batch run times added up.
+        public var timing: TowerTiming
+    }
+
+    public func embed(_ items: [ItemInput], options: Options) async throws(EmbeddingError) -> Outcome {
+        var results = [Result<EmbeddedItem, EmbeddingError>?](repeating: nil, count: items.count)
+        for (index, item) in items.enumerated() where item.text == nil && item.images.isEmpty && item.audio == nil {
+            results[index] = .failure(.invalid("no_modality", "\(item.label): no text, fields, images or audio"))
+        }
+        try checkFailures(results, options)
+
+        if options.store, let store {
+            let started = ContinuousClock.now
+            let stored = try store.records(items.map(\.id))
+            metrics.store.record(.now - started)
+            for (index, item) in items.enumerated() where results[index] == nil {
+                guard let record = stored[item.id], record.contentHash == item.contentHash, record.revision == model.revision,
+                      record.modelID == model.id else { continue }
+                results[index] = .success(EmbeddedItem(
+                    id: item.id, contentHash: item.contentHash, embedding: record.embedding, modalities: record.modalities,
+                    cached: true, tokens: 0, truncated: record.truncated, images: record.images,
+                    audioSeconds: record.audioSeconds))
+            }
+            let hits = results.count { if case .success = $0 { true } else { false } }
+            metrics.cacheHits.increment(by: hits)
+            metrics.cacheMisses.increment(by: items.count - hits)
+        }
+
+        let pending = items.indices.filter { results[$0] == nil }
+        let inputs = decode(pending.map { items[$0] })
+        for (index, input) in zip(pending, inputs) {
+            if case .failure(let error) = input { results[index] = .failure(error) }
+        }
+        try checkFailures(results, options)
+        let work = zip(pending, inputs).compactMap { index, input in (try? input.get()).map { (index, $0) } }
+
+        let (computed, timing) = work.isEmpty ? ([], TowerTiming()) : try await run(work.map(\.1), options: options)
+        let started = ContinuousClock.now
+        var records: [ItemStore.Record] = []
+        let now = Date().timeIntervalSince1970
+        for ((index, input), modalities) in zip(work, computed) {
+            let item = EmbeddedItem(id: items[index].id, contentHash: items[index].contentHash,
+                                    embedding: fusion.fuse(modalities), modalities: modalities, cached: false,
+                                    tokens: input.tokens.count, truncated: input.truncated, images: input.images.count,
+                                    audioSeconds: input.audioSeconds)
+            results[index] = .success(item)
+            records.append(ItemStore.Record(
+                id: item.id, contentHash: item.contentHash, modelID: model.id, revision: model.revision,
+                embedding: item.embedding, modalities: modalities, semanticID: nil, truncated: item.truncated,
+                images: item.images, audioSeconds: item.audioSeconds, createdAt: now, updatedAt: now))
+        }
+        metrics.fusion.record(.now - started)
+
+        if options.store, let store, !records.isEmpty {
+            let started = ContinuousClock.now
+            try await store.put(records)
+            metrics.store.record(.now - started)
+        }
+        return Outcome(items: results.map { $0! }, timing: timing)
+    }
+
+    /// Without `partial`, the first failed item fails the call.
+    private func checkFailures(_ results: [Result<EmbeddedItem, EmbeddingError>?], _ options: Options) throws(EmbeddingError) {
+        guard !options.partial else { return }
+        for result in results { if case .failure(let error) = result { throw error } }
+    }
+
+    /// An item's tower inputs.
+    struct Inputs: Sendable {
+        var tokens: [Int32] = []
+        var truncated = false
+        var hasText = false
+        var images: [[Float]] = []
+        var audio: [[Float]] = []
+        var hasAudio = false
+        var audioSeconds = 0.0
+    }
+
+    /// Tokenises and decodes items in parallel.
+    private func decode(_ items: [ItemInput]) -> [Result<Inputs, EmbeddingError>] {
+        let parts = min(items.count, ProcessInfo.processInfo.activeProcessorCount)
+        return Parallel.map(items.count, parts: parts) { [towers, metrics] index in
+            let item = items[index]
+            let label = item.label
+            func refuse(_ error: MediaError, _ what: String) -> EmbeddingError {
+                switch error {
+                case .tooLarge(let message): .tooLarge("media_too_large", "\(label): \(what): \(message)")
+                case .unsupportedFormat(let message): .invalid("unsupported_media", "\(label): \(what): \(message)")
+                case .corrupt(let message): .invalid("corrupt_media", "\(label): \(what): \(message)")
+                }
+            }
+            var inputs = Inputs()
+            if let text = item.text {
+                let started = ContinuousClock.now
+                let encoding = towers.text.tokenizer.encoding(text)
+                (inputs.tokens, inputs.truncated, inputs.hasText) = (encoding.ids, encoding.truncated, true)
+                metrics.tokenize.record(.now - started)
+            }
+            for (position, bytes) in item.images.enumerated() {
+                let started = ContinuousClock.now
+                do throws(MediaError) {
+                    inputs.images.append(try towers.imageInput(bytes))
+                } catch {
+                    metrics.decodeFailures.increment()
+                    return .failure(refuse(error, "images[\(position)]"))
+                }
+                metrics.decodeImage.record(.now - started)
+            }
+            if let bytes = item.audio {
+                let started = ContinuousClock.now
+                do throws(MediaError) {
+                    (inputs.audio, inputs.audioSeconds) = try towers.audioInput(bytes)
+                    inputs.hasAudio = true
+                } catch {
+                    metrics.decodeFailures.increment()
+                    return .failure(refuse(error, "audio"))
+                }
+                metrics.decodeAudio.record(.now - started)
+            }
+            return .success(inputs)
+        }
+    }
+
+    private enum TowerResult: Sendable {
+        case text(Result<([[Float]], TowerTiming), EmbeddingError>)
+        case image(Result<([ImageOutput], TowerTiming), EmbeddingError>)
+        case audio(Result<([AudioOutput], TowerTiming), EmbeddingError>)
+    }
+
+    /// Every item's modality vectors: each tower gets the request's jobs at once; the first failure cancels the rest.
+    private func run(_ inputs: [Inputs], options: Options) async throws(EmbeddingError) -> ([Modalities], TowerTiming) {
+        let texts = inputs.indices.filter { inputs[$0].hasText }
+        let imageOwners = inputs.indices.flatMap { repeatElement($0, count: inputs[$0].images.count) }
+        let recordings = inputs.indices.filter { inputs[$0].hasAudio }
+        let (priority, deadline) = (options.priority, options.deadline)
+
+        var textVectors: [[Float]] = [], imageOutputs: [ImageOutput] = [], audioOutputs: [AudioOutput] = []
+        var timing = TowerTiming()
+        func add(_ tower: TowerTiming) {
+            timing.queue = max(timing.queue, tower.queue)
+            timing.inference += tower.inference
+        }
+        let failure: EmbeddingError? = await withTaskGroup(of: TowerResult.self) { group in
+            if !texts.isEmpty {
+                let jobs = texts.map { (inputs[$0].tokens, inputs[$0].tokens.count) }
+                group.addTask { [text] in
+                    do throws(EmbeddingError) { return .text(.success(try await text.submit(jobs, priority: priority, deadline: deadline))) }
+                    catch { return .text(.failure(error)) }
+                }
+            }
+            if !imageOwners.isEmpty {
+                let jobs = inputs.flatMap(\.images).map { ($0, 1) }
+                group.addTask { [image] in
+                    do throws(EmbeddingError) { return .image(.success(try await image.submit(jobs, priority: priority, deadline: deadline))) }
+                    catch { return .image(.failure(error)) }
+                }
+            }
+            if !recordings.isEmpty {
+                let jobs = recordings.map { (inputs[$0].audio, inputs[$0].audio.count) }
+                group.addTask { [audio] in
+                    do throws(EmbeddingError) { return .audio(.success(try await audio.submit(jobs, priority: priority, deadline: deadline))) }
+                    catch { return .audio(.failure(error)) }
+                }
+            }
+            for await result in group {
+                do throws(EmbeddingError) {
+                    switch result {
+                    case .text(let result): (textVectors, _) = try result.get(); add(try result.get().1)
+                    case .image(let result): (imageOutputs, _) = try result.get(); add(try result.get().1)
+                    case .audio(let result): (audioOutputs, _) = try result.get(); add(try result.get().1)
+                    }
+                } catch {
+                    group.cancelAll()
+                    return error
+                }
+            }
+            return nil
+        }
+        if let failure { throw failure }
+
+        var modalities = [Modalities](repeating: Modalities(), count: inputs.count)
+        for (position, index) in texts.enumerated() { modalities[index].text = textVectors[position] }
+        // Frames and patches: probabilities averaged before ConSE.
+        var frames = [[ImageOutput]](repeating: [], count: inputs.count)
+        for (owner, output) in zip(imageOwners, imageOutputs) { frames[owner].append(output) }
+        for index in inputs.indices where !frames[index].isEmpty {
+            modalities[index].image = towers.imageSpace.embed(probabilities: Self.mean(frames[index].map(\.probabilities)))
+        }
+        for (position, index) in recordings.enumerated() {
+            modalities[index].audio = towers.audioSpace.embed(probabilities: Self.mean(audioOutputs[position].tags))
+        }
+        return (modalities, timing)
+    }
+
+    static func mean(_ vectors: [[Float]]) -> [Float] {
+        guard let first = vectors.first else { return [] }
+        var sum = [Float](repeating: 0, count: first.count)
+        for vector in vectors { for j in sum.indices { sum[j] += vector[j] } }
+        return sum.map { $0 / Float(vectors.count) }
+    }
+
+    private struct Metrics: Sendable {
+        let tokenize, decodeImage, decodeAudio, fusion, store: CoreMetrics.Timer
+        let cacheHits, cacheMisses, decodeFailures: Counter
+
+        init(factory: any MetricsFactory) {
+            tokenize = CoreMetrics.Timer(label: "omniembed_tokenize_seconds", factory: factory)
+            decodeImage = CoreMetrics.Timer(label: "omniembed_decode_seconds", dimensions: [("modality", "image")], factory: factory)
+            decodeAudio = CoreMetrics.Timer(label: "omniembed_decode_seconds", dimensions: [("modality", "audio")], factory: factory)
+            fusion = CoreMetrics.Timer(label: "omniembed_fusion_seconds", factory: factory)
+            store = CoreMetrics.Timer(label: "omniembed_store_seconds", factory: factory)
+            cacheHits = Counter(label: "omniembed_cache_hits_total", factory: factory)
+            cacheMisses = Counter(label: "omniembed_cache_misses_total", factory: factory)
+            decodeFailures = Counter(label: "omniembed_decode_failures_total", factory: factory)
+        }
+    }
+}

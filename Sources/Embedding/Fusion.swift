@@ -1,0 +1,39 @@
+/// Late fusion: the L2-normalised weighted sum of the present modality vectors. With one modality present the
+/// result is that modality's (unit) vector.
+public struct LateFusion: Sendable, Equatable {
+    public var weights: [Modality: Float]
+
+    public init(weights: [Modality: Float] = [.text: 1, .image: 1, .audio: 1]) {
+        self.weights = weights
+    }
+
+    public func fuse(_ modalities: Modalities) -> [Float] {
+        let present = modalities.present
+        if present.count == 1 { return modalities[present[0]]! }
+        var sum: [Float] = []
+        for modality in present {
+            let vector = modalities[modality]!
+            let weight = weights[modality] ?? 1
+            if sum.isEmpty { sum = [Float](repeating: 0, count: vector.count) }
+            for j in sum.indices { sum[j] += weight * vector[j] }
+        }
+        return Matryoshka.normalized(sum)
+    }
+}
+
+/// Matryoshka sizes: a prefix of the full vector, re-normalised.
+public enum Matryoshka {
+    /// The leading `dimensions` components of `vector`, unit length when `normalize`.
+    public static func prefix(_ vector: [Float], dimensions: Int, normalize: Bool = true) -> [Float] {
+        let head = Array(vector.prefix(dimensions))
+        return normalize ? normalized(head) : head
+    }
+
+    public static func normalized(_ vector: [Float]) -> [Float] {
+        var norm: Float = 0
+        for x in vector { norm += x * x }
+        guard norm > 0 else { return vector }
+        let inverse = 1 / norm.squareRoot()
+        return vector.map { $0 * inverse }
+    }
+}

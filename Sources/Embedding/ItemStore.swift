@@ -1,0 +1,211 @@
+import Dispatch
+import Foundation
+import GRDB
+import Synchronization
+
+/// The memory bank: every embedded item's vectors, in SQLite (WAL) through GRDB.
+///
+/// Writes are group-committed: the items of concurrent requests are written in one transaction and each `put`
+/// returns only once its transaction is committed, so an acknowledged item survives a crash (with
+/// `synchronous = FULL`, also a power loss). SQLite's journal keeps the file consistent when the process dies
+/// mid-write.
+public final class ItemStore: Sendable {
+    /// A stored item: what `/embed` returned for it and what it was computed from.
+    public struct Record: Sendable, Equatable {
+        public var id: String
+        public var contentHash: String
+        public var modelID: String
+        public var revision: String
+        public var embedding: [Float]
+        public var modalities: Modalities
+        public var semanticID: [Int]?
+        public var truncated: Bool
+        public var images: Int
+        public var audioSeconds: Double
+        /// Seconds since 1970.
+        public var createdAt: Double
+        public var updatedAt: Double
+    }
+
+    /// How hard SQLite syncs: `normal` survives process crashes, `full` also power loss.
+    public enum Durability: String, Sendable, CaseIterable {
+        case normal, full
+    }
+
+    public let path: String
+    private let pool: DatabasePool
+    private let pending = Mutex<(writes: [Write], writing: Bool)>(([], false))
+    private let writer = DispatchQueue(label: "omniembed.store-writer")
+
+    private struct Write {
+        let records: [Record]
+        let continuation: CheckedContinuation<Result<Void, EmbeddingError>, Never>
+    }
+
+    public init(path: String, durability: Durability = .full) throws {
+        self.path = path
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durability.rawValue.uppercased())")
+        }
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE items (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    content_hash TEXT NOT NULL,
+                    model_id TEXT NOT NULL,
+                    revision TEXT NOT NULL,
+                    embedding BLOB NOT NULL,
+                    text_vector BLOB,
+                    image_vector BLOB,
+                    audio_vector BLOB,
+                    semantic_id TEXT,
+                    truncated INTEGER NOT NULL,
+                    images INTEGER NOT NULL,
+                    audio_seconds REAL NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                )
+                """)
+        }
+        try migrator.migrate(pool)
+    }
+
+    /// The stored records of `ids` (those that exist).
+    public func records(_ ids: [String]) throws(EmbeddingError) -> [String: Record] {
+        guard !ids.isEmpty else { return [:] }
+        do {
+            return try pool.read { db in
+                var found: [String: Record] = [:]
+                // SQLite binds at most 32766 parameters per statement.
+                for start in stride(from: 0, to: ids.count, by: 1000) {
+                    let chunk = Array(ids[start..<min(start + 1000, ids.count)])
+                    let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                    for row in try Row.fetchAll(db, sql: "SELECT * FROM items WHERE id IN (\(marks))",
+                                                arguments: StatementArguments(chunk)) {
+                        let record = try Self.record(row)
+                        found[record.id] = record
+                    }
+                }
+                return found
+            }
+        } catch {
+            throw .storeFailed("reading the item store: \(error)")
+        }
+    }
+
+    public func record(_ id: String) throws(EmbeddingError) -> Record? {
+        try records([id])[id]
+    }
+
+    /// Deletes `id`; whether it existed. Committed when it returns.
+    public func delete(_ id: String) throws(EmbeddingError) -> Bool {
+        do {
+            return try pool.write { db in
+                try db.execute(sql: "DELETE FROM items WHERE id = ?", arguments: [id])
+                return db.changesCount > 0
+            }
+        } catch {
+            throw .storeFailed("deleting from the item store: \(error)")
+        }
+    }
+
+    public func count() throws(EmbeddingError) -> Int {
+        do {
+            return try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items") ?? 0 }
+        } catch {
+            throw .storeFailed("reading the item store: \(error)")
+        }
+    }
+
+    /// Inserts or replaces `records` (an existing id keeps its `createdAt`); returns once they are committed.
+    public func put(_ records: [Record]) async throws(EmbeddingError) {
+        guard !records.isEmpty else { return }
+        let result = await withCheckedContinuation { continuation in
+            let startWriter = pending.withLock { state in
+                state.writes.append(Write(records: records, continuation: continuation))
+                defer { state.writing = true }
+                return !state.writing
+            }
+            if startWriter { writer.async { self.drain() } }
+        }
+        try result.get()
+    }
+
+    /// Commits everything pending, one transaction per round, until nothing is.
+    private func drain() {
+        while true {
+            let writes = pending.withLock { state in
+                let writes = state.writes
+                state.writes = []
+                if writes.isEmpty { state.writing = false }
+                return writes
+            }
+            guard !writes.isEmpty else { return }
+            let result: Result<Void, EmbeddingError>
+            do {
+                try pool.write { db in
+                    for record in writes.flatMap(\.records) { try Self.upsert(record, db) }
+                }
+                result = .success(())
+            } catch {
+                result = .failure(.storeFailed("writing the item store: \(error)"))
+            }
+            for write in writes { write.continuation.resume(returning: result) }
+        }
+    }
+
+    private static func upsert(_ record: Record, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO items (id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector,
+                               semantic_id, truncated, images, audio_seconds, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET
+                content_hash = excluded.content_hash, model_id = excluded.model_id, revision = excluded.revision,
+                embedding = excluded.embedding, text_vector = excluded.text_vector,
+                image_vector = excluded.image_vector, audio_vector = excluded.audio_vector,
+                semantic_id = excluded.semantic_id, truncated = excluded.truncated, images = excluded.images,
+                audio_seconds = excluded.audio_seconds, updated_at = excluded.updated_at
+            """, arguments: [
+                record.id, record.contentHash, record.modelID, record.revision, blob(record.embedding),
+                record.modalities.text.map(blob), record.modalities.image.map(blob), record.modalities.audio.map(blob),
+                record.semanticID.map { $0.map(String.init).joined(separator: ",") },
+                record.truncated, record.images, record.audioSeconds, record.createdAt, record.updatedAt,
+            ])
+    }
+
+    private static func record(_ row: Row) throws -> Record {
+        func vector(_ column: String) throws -> [Float]? {
+            guard let data = row[column] as Data? else { return nil }
+            guard data.count % 4 == 0 else { throw DatabaseError(message: "\(column) has \(data.count) bytes, not float32s") }
+            return data.withUnsafeBytes { raw in
+                (0..<data.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+        }
+        let codes: String? = row["semantic_id"]
+        return Record(
+            id: row["id"], contentHash: row["content_hash"], modelID: row["model_id"], revision: row["revision"],
+            embedding: try vector("embedding") ?? [],
+            modalities: Modalities(text: try vector("text_vector"), image: try vector("image_vector"),
+                                   audio: try vector("audio_vector")),
+            semanticID: codes.map { $0.split(separator: ",").compactMap { Int($0) } },
+            truncated: row["truncated"], images: row["images"], audioSeconds: row["audio_seconds"],
+            createdAt: row["created_at"], updatedAt: row["updated_at"])
+    }
+
+    /// Little-endian float32 bytes.
+    static func blob(_ vector: [Float]) -> Data {
+        var data = Data(count: vector.count * 4)
+        data.withUnsafeMutableBytes { raw in
+            for (index, value) in vector.enumerated() {
+                raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: index * 4, as: UInt32.self)
+            }
+        }
+        return data
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+@testable import Embedding
+import Testing
+
+@Suite struct ItemStoreTests {
+    func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("omniembed-store-\(UUID().uuidString)/items.sqlite").path
+    }
+
+    func record(_ id: String, _ seed: Float, at time: Double = 1000) -> ItemStore.Record {
+        let vector = (0..<384).map { Float($0) * seed }
+        return ItemStore.Record(id: id, contentHash: "hash-\(id)-\(seed)", modelID: "model", revision: "r1", embedding: vector,
+                                modalities: Modalities(text: vector, audio: vector.map { -$0 }), semanticID: [3, 1, 4],
+                                truncated: seed > 1, images: 0, audioSeconds: 2.5, createdAt: time, updatedAt: time)
+    }
+
+    @Test func recordsRoundTripAndSurviveReopening() async throws {
+        let path = temporaryPath()
+        do {
+            let store = try ItemStore(path: path)
+            try await store.put([record("a", 0.5), record("b", 2)])
+        }
+        let reopened = try ItemStore(path: path)
+        let found = try reopened.records(["a", "b", "missing"])
+        #expect(found["a"] == record("a", 0.5))
+        #expect(found["b"] == record("b", 2))
+        #expect(found["missing"] == nil)
+        #expect(try reopened.count() == 2)
+    }
+
+    @Test func replacingAnItemKeepsItsCreationTime() async throws {
+        let store = try ItemStore(path: temporaryPath())
+        try await store.put([record("a", 0.5, at: 1000)])
+        try await store.put([record("a", 0.7, at: 2000)])
+        let stored = try #require(try store.record("a"))
+        #expect(stored.contentHash == "hash-a-0.7" && stored.createdAt == 1000 && stored.updatedAt == 2000)
+    }
+
+    @Test func deleteSaysWhetherTheItemExisted() async throws {
+        let store = try ItemStore(path: temporaryPath())
+        try await store.put([record("a", 1)])
+        #expect(try store.delete("a"))
+        #expect(try !store.delete("a"))
+        #expect(try store.record("a") == nil)
+    }
+
+    /// Concurrent writers are group-committed; every acknowledged item is there.
+    @Test func concurrentPutsAreAllCommitted() async throws {
+        let store = try ItemStore(path: temporaryPath())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<32 {
+                group.addTask { try await store.put((0..<10).map { self.record("w\(writer)-\($0)", 1) }) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try store.count() == 320)
+    }
+
+    @Test func anUnwritableLocationIsAClearError() {
+        #expect(throws: (any Error).self) { try ItemStore(path: "/proc/omniembed/items.sqlite") }
+    }
+}
