@@ -34,8 +34,9 @@ public final class ComputeTurn: Sendable {
 /// A tower's dynamic batcher: requests submit jobs, a worker thread runs them in batches across requests.
 ///
 /// A batch closes when it reaches `maxBatchCost` (tokens, images or audio patches) or `maxBatchItems`, or when
-/// its oldest job has waited `maxWait` (Triton's "max queue delay": a short wait buys a fuller batch under load
-/// and costs at most `maxWait` when idle). Queues are bounded by `capacity` (cost units): beyond it a submission
+/// its oldest job has waited `maxWait` (Triton's "max queue delay": a short wait buys a fuller batch under load).
+/// The wait is skipped when the last two submissions came further apart than `maxWait`, so an idle service or a
+/// sequential client does not pay it. Queues are bounded by `capacity` (cost units): beyond it a submission
 /// is refused (429) whole, never half-queued. A request's queued jobs are dropped when its deadline passes (504)
 /// or its task is cancelled (the client went away).
 public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked Sendable {
@@ -68,6 +69,9 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
     private var stopped = false
     private var worker: Thread?
     private var batchNumber = 0
+    /// When the last submission arrived, and how long after the one before it.
+    private var lastArrival = ContinuousClock.now
+    private var arrivalGap = Duration.seconds(1)
 
     private struct Job {
         let ticket: UInt64
@@ -143,6 +147,7 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
             if deadline <= .now { return .timedOut(name) }
             if queuedCost > 0 && queuedCost + cost > limits.capacity { return .overloaded(name) }
             let now = ContinuousClock.now
+            (arrivalGap, lastArrival) = (now - lastArrival, now)
             tickets[id] = Ticket(continuation, count: inputs.count)
             queues[priority]!.append(contentsOf: inputs.enumerated().map { index, job in
                 Job(ticket: id, index: index, input: job.input, cost: job.cost, enqueued: now)
@@ -190,8 +195,10 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
         while true {
             while isEmpty && !stopped { condition.wait() }
             if stopped { break }
-            // Wait for a fuller batch, at most `maxWait` after the oldest queued job arrived.
-            while !stopped, queuedCost < limits.maxBatchCost,
+            // Wait for a fuller batch, at most `maxWait` after the oldest queued job arrived, but only while
+            // submissions come closer together than that: a lone request (sequential clients, idle service)
+            // would wait for nothing.
+            while !stopped, arrivalGap < limits.maxWait, queuedCost < limits.maxBatchCost,
                   queues[.online]!.count + queues[.batch]!.count < limits.maxBatchItems,
                   let oldest = [queues[.online]!.first?.enqueued, queues[.batch]!.first?.enqueued].compactMap({ $0 }).min() {
                 let remaining = oldest + limits.maxWait - .now

@@ -23,7 +23,7 @@ public struct ModelIdentity: Sendable, Equatable {
 public final class EmbeddingPipeline: Sendable {
     public struct Settings: Sendable {
         /// Text batches by tokens.
-        public var text = BatchScheduler<[Int32], [Float]>.Limits(maxBatchCost: 8192, maxBatchItems: 128,
+        public var text = BatchScheduler<[Int32], BertEncoder.Encoding>.Limits(maxBatchCost: 8192, maxBatchItems: 128,
                                                                    maxWait: .milliseconds(2), capacity: 262_144)
         /// Image batches by images (cover and frames).
         public var image = BatchScheduler<[Float], ImageOutput>.Limits(maxBatchCost: 16, maxBatchItems: 16,
@@ -31,7 +31,7 @@ public final class EmbeddingPipeline: Sendable {
         /// Audio batches by 3-second patches.
         public var audio = BatchScheduler<[[Float]], AudioOutput>.Limits(maxBatchCost: 64, maxBatchItems: 64,
                                                                           maxWait: .milliseconds(2), capacity: 8192)
-        public var fusion = LateFusion()
+        public var fusion = FusionMethod.late(LateFusion())
         public init() {}
     }
 
@@ -67,8 +67,8 @@ public final class EmbeddingPipeline: Sendable {
     public let towers: Towers
     public let model: ModelIdentity
     public let store: ItemStore?
-    public let fusion: LateFusion
-    let text: BatchScheduler<[Int32], [Float]>
+    public let fusion: FusionMethod
+    let text: BatchScheduler<[Int32], BertEncoder.Encoding>
     let image: BatchScheduler<[Float], ImageOutput>
     let audio: BatchScheduler<[[Float]], AudioOutput>
     private let metrics: Metrics
@@ -83,8 +83,9 @@ public final class EmbeddingPipeline: Sendable {
         fusion = settings.fusion
         metrics = Metrics(factory: metricsFactory)
         let turn = ComputeTurn()
+        let tokenStates = if case .qformer = settings.fusion { true } else { false }
         text = BatchScheduler(name: "text", limits: settings.text, turn: turn, metricsFactory: metricsFactory) { ids in
-            towers.text.encoder.embed(ids)
+            towers.text.encoder.encode(ids, tokenStates: tokenStates)
         }
         image = BatchScheduler(name: "image", limits: settings.image, turn: turn, metricsFactory: metricsFactory) { images in
             let output = towers.image.run(images)
@@ -163,12 +164,11 @@ public final class EmbeddingPipeline: Sendable {
         let work = zip(pending, inputs).compactMap { index, input in (try? input.get()).map { (index, $0) } }
 
         let (computed, timing) = work.isEmpty ? ([], TowerTiming()) : try await run(work.map(\.1), options: options)
-        let started = ContinuousClock.now
         var records: [ItemStore.Record] = []
         let now = Date().timeIntervalSince1970
-        for ((index, input), modalities) in zip(work, computed) {
+        for ((index, input), (modalities, embedding)) in zip(work, computed) {
             let item = EmbeddedItem(id: items[index].id, contentHash: items[index].contentHash,
-                                    embedding: fusion.fuse(modalities), modalities: modalities, cached: false,
+                                    embedding: embedding, modalities: modalities, cached: false,
                                     tokens: input.tokens.count, truncated: input.truncated, images: input.images.count,
                                     audioSeconds: input.audioSeconds)
             results[index] = .success(item)
@@ -177,8 +177,6 @@ public final class EmbeddingPipeline: Sendable {
                 embedding: item.embedding, modalities: modalities, semanticID: nil, truncated: item.truncated,
                 images: item.images, audioSeconds: item.audioSeconds, createdAt: now, updatedAt: now))
         }
-        metrics.fusion.record(.now - started)
-
         if options.store, let store, !records.isEmpty {
             let started = ContinuousClock.now
             try await store.put(records)
@@ -250,19 +248,20 @@ public final class EmbeddingPipeline: Sendable {
     }
 
     private enum TowerResult: Sendable {
-        case text(Result<([[Float]], TowerTiming), EmbeddingError>)
+        case text(Result<([BertEncoder.Encoding], TowerTiming), EmbeddingError>)
         case image(Result<([ImageOutput], TowerTiming), EmbeddingError>)
         case audio(Result<([AudioOutput], TowerTiming), EmbeddingError>)
     }
 
-    /// Every item's modality vectors: each tower gets the request's jobs at once; the first failure cancels the rest.
-    private func run(_ inputs: [Inputs], options: Options) async throws(EmbeddingError) -> ([Modalities], TowerTiming) {
+    /// Every item's modality vectors and fused embedding: each tower gets the request's jobs at once; the first
+    /// failure cancels the rest.
+    private func run(_ inputs: [Inputs], options: Options) async throws(EmbeddingError) -> ([(Modalities, [Float])], TowerTiming) {
         let texts = inputs.indices.filter { inputs[$0].hasText }
         let imageOwners = inputs.indices.flatMap { repeatElement($0, count: inputs[$0].images.count) }
         let recordings = inputs.indices.filter { inputs[$0].hasAudio }
         let (priority, deadline) = (options.priority, options.deadline)
 
-        var textVectors: [[Float]] = [], imageOutputs: [ImageOutput] = [], audioOutputs: [AudioOutput] = []
+        var textOutputs: [BertEncoder.Encoding] = [], imageOutputs: [ImageOutput] = [], audioOutputs: [AudioOutput] = []
         var timing = TowerTiming()
         func add(_ tower: TowerTiming) {
             timing.queue = max(timing.queue, tower.queue)
@@ -293,7 +292,7 @@ public final class EmbeddingPipeline: Sendable {
             for await result in group {
                 do throws(EmbeddingError) {
                     switch result {
-                    case .text(let result): (textVectors, _) = try result.get(); add(try result.get().1)
+                    case .text(let result): (textOutputs, _) = try result.get(); add(try result.get().1)
                     case .image(let result): (imageOutputs, _) = try result.get(); add(try result.get().1)
                     case .audio(let result): (audioOutputs, _) = try result.get(); add(try result.get().1)
                     }
@@ -306,18 +305,34 @@ public final class EmbeddingPipeline: Sendable {
         }
         if let failure { throw failure }
 
+        let started = ContinuousClock.now
         var modalities = [Modalities](repeating: Modalities(), count: inputs.count)
-        for (position, index) in texts.enumerated() { modalities[index].text = textVectors[position] }
+        var textStates = [[[Float]]](repeating: [], count: inputs.count)
+        for (position, index) in texts.enumerated() {
+            modalities[index].text = textOutputs[position].embedding
+            textStates[index] = textOutputs[position].tokenStates
+        }
         // Frames and patches: probabilities averaged before ConSE.
         var frames = [[ImageOutput]](repeating: [], count: inputs.count)
         for (owner, output) in zip(imageOwners, imageOutputs) { frames[owner].append(output) }
         for index in inputs.indices where !frames[index].isEmpty {
             modalities[index].image = towers.imageSpace.embed(probabilities: Self.mean(frames[index].map(\.probabilities)))
         }
+        var patches = [[[Float]]](repeating: [], count: inputs.count)
         for (position, index) in recordings.enumerated() {
             modalities[index].audio = towers.audioSpace.embed(probabilities: Self.mean(audioOutputs[position].tags))
+            patches[index] = audioOutputs[position].features
         }
-        return (modalities, timing)
+        let fused = inputs.indices.map { index in
+            switch fusion {
+            case .late(let late):
+                return late.fuse(modalities[index])
+            case .qformer(let qformer):
+                return qformer.fuse(text: textStates[index], image: frames[index].map(\.features), audio: patches[index])
+            }
+        }
+        metrics.fusion.record(.now - started)
+        return (Array(zip(modalities, fused)), timing)
     }
 
     static func mean(_ vectors: [[Float]]) -> [Float] {

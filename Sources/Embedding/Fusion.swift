@@ -1,3 +1,21 @@
+import Models
+
+/// How an item's modalities become its embedding.
+public enum FusionMethod: Sendable {
+    /// The weighted sum of the modality vectors in the shared space.
+    case late(LateFusion)
+    /// EM3's Fusion-Q-Former over the towers' token-level outputs (text token states, image features per frame,
+    /// audio features per patch).
+    case qformer(FusionQFormer)
+
+    public var name: String {
+        switch self {
+        case .late: "late"
+        case .qformer: "qformer"
+        }
+    }
+}
+
 /// Late fusion: the L2-normalised weighted sum of the present modality vectors. With one modality present the
 /// result is that modality's (unit) vector.
 public struct LateFusion: Sendable, Equatable {

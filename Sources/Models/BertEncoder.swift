@@ -113,6 +113,19 @@ public final class BertEncoder: Sendable {
     /// Mean-pooled, L2-normalised embeddings, one per sequence of token ids (each at most `maxPositions` long),
     /// split over `threads` (the encoder's own setting by default).
     public func embed(_ sequences: [[Int32]], threads: Int? = nil) -> [[Float]] {
+        encode(sequences, threads: threads).map(\.embedding)
+    }
+
+    /// What the encoder gives for one sequence: its pooled embedding and its last layer's token states.
+    public struct Encoding: Sendable {
+        /// Mean-pooled, L2-normalised.
+        public var embedding: [Float]
+        /// One row of `hiddenSize` per token (special tokens included), when asked for.
+        public var tokenStates: [[Float]]
+    }
+
+    /// `embed`, optionally with each sequence's token states (what a fusion model attends over).
+    public func encode(_ sequences: [[Int32]], tokenStates: Bool = false, threads: Int? = nil) -> [Encoding] {
         let c = configuration
         let (h, inter) = (c.hiddenSize, c.intermediateSize)
         let shape = Attention.Shape(heads: c.heads, headSize: h / c.heads)
@@ -120,7 +133,7 @@ public final class BertEncoder: Sendable {
         var offsets = [0]
         for length in lengths { offsets.append(offsets.last! + length) }
         let (starts, rows) = (offsets, offsets.last!)
-        guard rows > 0 else { return sequences.map { _ in [Float](repeating: 0, count: h) } }
+        guard rows > 0 else { return sequences.map { _ in Encoding(embedding: [Float](repeating: 0, count: h), tokenStates: []) } }
 
         // Row r of the packed batch is token `tokens[r]` at `positions[r]` of sequence `owners[r]`.
         let tokens = sequences.indices.flatMap { s in sequences[s].prefix(lengths[s]).map(Int.init) }
@@ -158,7 +171,8 @@ public final class BertEncoder: Sendable {
 
         return sequences.indices.map { s in
             var pooled = [Float](repeating: 0, count: h)
-            guard lengths[s] > 0 else { return pooled }
+            let states = tokenStates ? (starts[s]..<starts[s + 1]).map { row in Array(UnsafeBufferPointer(start: workspace.x + row * h, count: h)) } : []
+            guard lengths[s] > 0 else { return Encoding(embedding: pooled, tokenStates: states) }
             for row in starts[s]..<starts[s + 1] {
                 for j in 0..<h { pooled[j] += workspace.x[row * h + j] }
             }
@@ -168,7 +182,7 @@ public final class BertEncoder: Sendable {
                 norm += pooled[j] * pooled[j]
             }
             let inverse = 1 / max(norm.squareRoot(), 1e-12)
-            return pooled.map { $0 * inverse }
+            return Encoding(embedding: pooled.map { $0 * inverse }, tokenStates: states)
         }
     }
 

@@ -30,6 +30,9 @@ public struct ItemPayload: Decodable, Sendable {
             throw .tooLarge("text_too_long", "\(label): text and fields are \(text.utf8.count) bytes; at most \(limits.maxTextBytes)")
         }
         let images = images ?? []
+        guard ItemInput.composeText(text, fields) != nil || !images.isEmpty || audio != nil else {
+            throw .invalid("no_modality", "\(label): no text, fields, images or audio")
+        }
         guard images.count <= limits.maxImagesPerItem else {
             throw .tooLarge("too_many_images", "\(label): \(images.count) images; at most \(limits.maxImagesPerItem) per item")
         }

@@ -62,7 +62,13 @@ public struct ServiceConfiguration: Sendable {
     public struct EmbeddingSettings: Sendable {
         /// Matryoshka sizes a request may ask for; the first is the default and must be the full size.
         public var dimensions = [384, 256, 128, 64]
+        /// Batching (its `fusion` is set from the three settings below when the pipeline is made).
         public var pipeline = EmbeddingPipeline.Settings()
+        /// `late` or `qformer`.
+        public var fusionMethod = "late"
+        public var fusionWeights: [Modality: Float] = [.text: 1, .image: 1, .audio: 1]
+        /// Where the Fusion-Q-Former's `config.json` and `model.safetensors` are (for `qformer`).
+        public var qformerDirectory = "models/fusion-qformer"
         /// Deadline of a request that gives no `timeout_ms` ...
         public var defaultTimeout: Duration = .seconds(30)
         /// ... and the longest one may give.
@@ -234,12 +240,14 @@ public struct ServiceConfiguration: Sendable {
             let key = "embedding.fusion.weights.\(modality.rawValue)"
             if let weight = try config.present(key, { try config.requiredDouble(forKey: $0) }) {
                 guard weight >= 0, weight.isFinite else { throw ConfigurationError.invalid(key: key, reason: "must be 0 or more") }
-                embedding.pipeline.fusion.weights[modality] = Float(weight)
+                embedding.fusionWeights[modality] = Float(weight)
             }
         }
-        if let method = try config.present("embedding.fusion.method", { try config.requiredString(forKey: $0) }), method != "late" {
-            throw ConfigurationError.invalid(key: "embedding.fusion.method", reason: "'\(method)' is not one of [\"late\"]")
+        try string("embedding.fusion.method", &embedding.fusionMethod)
+        guard ["late", "qformer"].contains(embedding.fusionMethod) else {
+            throw ConfigurationError.invalid(key: "embedding.fusion.method", reason: "'\(embedding.fusionMethod)' is not one of [\"late\", \"qformer\"]")
         }
+        try string("embedding.fusion.directory", &embedding.qformerDirectory)
         func batching<I, O>(_ tower: String, _ limits: inout BatchScheduler<I, O>.Limits) throws {
             try int("batching.\(tower).maxBatchCost", &limits.maxBatchCost)
             try int("batching.\(tower).maxBatchItems", &limits.maxBatchItems)
@@ -398,9 +406,17 @@ extension ServiceConfiguration {
         var parts: [(tag: UInt8, bytes: [UInt8])] = try files.map { path in
             (0, [UInt8](try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)))
         }
-        let weights = Modality.allCases.map { "\($0.rawValue)=\(embedding.pipeline.fusion.weights[$0] ?? 1)" }
-        parts.append((1, Array("maxTokens=\(maxTokens) imageTopK=\(image.topK) audioTopK=\(audio.topK) late \(weights)".utf8)))
-        let id = directories.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: "+")
+        let weights = Modality.allCases.map { "\($0.rawValue)=\(embedding.fusionWeights[$0] ?? 1)" }
+        let fusion = embedding.fusionMethod == "late" ? "late \(weights)" : "qformer"
+        if embedding.fusionMethod == "qformer" {
+            for name in ["config.json", "model.safetensors"] {
+                let path = embedding.qformerDirectory + "/" + name
+                parts.append((2, [UInt8](try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped))))
+            }
+        }
+        parts.append((1, Array("maxTokens=\(maxTokens) imageTopK=\(image.topK) audioTopK=\(audio.topK) \(fusion)".utf8)))
+        var id = directories.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: "+")
+        if embedding.fusionMethod == "qformer" { id += "+" + URL(fileURLWithPath: embedding.qformerDirectory).lastPathComponent }
         return ModelIdentity(id: id, revision: String(ContentHash.sha256(parts).prefix(16)))
     }
 }
@@ -415,7 +431,22 @@ extension ServiceConfiguration {
                 key: "embedding.dimensions",
                 reason: "the first size must be the model's (\(towers.dimensions)) and none larger, got \(embedding.dimensions)")
         }
-        return EmbeddingPipeline(towers: towers, model: try modelIdentity(), store: itemStore, settings: embedding.pipeline,
+        var settings = embedding.pipeline
+        switch embedding.fusionMethod {
+        case "qformer":
+            let qformer = try FusionQFormer(directory: URL(fileURLWithPath: embedding.qformerDirectory))
+            let c = qformer.configuration
+            let expected = ["text": towers.dimensions, "image": towers.image.featureSize, "audio": towers.audio.featureSize]
+            guard c.inputSizes == expected, c.outputSize == towers.dimensions else {
+                throw ConfigurationError.invalid(
+                    key: "embedding.fusion.directory",
+                    reason: "the Fusion-Q-Former takes \(c.inputSizes) and gives \(c.outputSize); the towers give \(expected) and the output must be \(towers.dimensions)")
+            }
+            settings.fusion = .qformer(qformer)
+        default:
+            settings.fusion = .late(LateFusion(weights: embedding.fusionWeights))
+        }
+        return EmbeddingPipeline(towers: towers, model: try modelIdentity(), store: itemStore, settings: settings,
                                  logger: logger, metricsFactory: metricsFactory)
     }
 }

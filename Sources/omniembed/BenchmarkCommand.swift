@@ -11,7 +11,8 @@ struct BenchmarkCommand: AsyncParsableCommand {
         abstract: "Measure the towers' throughput.",
         discussion: """
             --tower text encodes batches of random token ids of exactly each --lengths value; --tower image runs \
-            batches of random 3×224×224 inputs through the image tower (--lengths is ignored); --decode FILE times \
+            batches of random 3×224×224 inputs through the image tower (--lengths is ignored); --texts FILE tokenises and \
+            encodes the file's lines in batches of each --batch-sizes value; --decode FILE times \
             decoding and preprocessing one image file (full-size and DCT-scaled); --audio FILE times the audio tower \
             on one WAV file, end to end (decode, resample, log-mel, musicnn) and the model alone. Each cell runs one warm-up, then \
             until --seconds have passed and at least --minimum-runs ran; one JSON line per cell with the median \
@@ -29,6 +30,9 @@ struct BenchmarkCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Time the audio tower end to end on this WAV file instead.")
     var audio: String?
+
+    @Option(name: .long, help: "Time tokenising and encoding the texts of this file (one per line) in batches instead.")
+    var texts: String?
 
     @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
     var config: String?
@@ -61,6 +65,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
         let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
         if let decode { return try timeDecoding(decode, settings: settings) }
         if let audio { return try timeAudio(audio, settings: settings) }
+        if let texts { return try timeTexts(texts, settings: settings) }
         switch tower {
         case .text: try timeText(settings)
         case .image: try timeImages(settings)
@@ -104,6 +109,23 @@ struct BenchmarkCommand: AsyncParsableCommand {
                 try emit(Cell(batch: batchSize, length: length, threads: encoder.threads, secondsPerBatch: time,
                               itemsPerSecond: Double(batchSize) / time, runs: runs))
             }
+        }
+    }
+
+    /// The offline encoder on real texts: consecutive batches of the file's lines, tokenisation included.
+    func timeTexts(_ path: String, settings: ServiceConfiguration) throws {
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        guard !lines.isEmpty else { throw ValidationError("\(path) has no texts") }
+        let model = try settings.loadTextModel()
+        for batchSize in batchSizes {
+            var next = 0
+            let (time, runs) = median {
+                let batch = (0..<batchSize).map { lines[(next + $0) % lines.count] }
+                next += batchSize
+                _ = model.embed(batch)
+            }
+            try emit(Cell(batch: batchSize, length: nil, threads: model.encoder.threads, secondsPerBatch: time,
+                          itemsPerSecond: Double(batchSize) / time, runs: runs))
         }
     }
 

@@ -80,7 +80,7 @@ struct EmbedCommand: AsyncParsableCommand {
         var chunk: [(line: Int, input: ItemInput)] = []
         var inFlight: [(lines: [Int], task: Task<EmbeddingPipeline.Outcome, any Error>)] = []
         let options = EmbeddingPipeline.Options(priority: .batch, deadline: .now + .seconds(365 * 24 * 3600),
-                                                store: store && pipeline.store != nil)
+                                                store: store && pipeline.store != nil, partial: true)
 
         func writeOldest() async throws {
             let (lines, task) = inFlight.removeFirst()

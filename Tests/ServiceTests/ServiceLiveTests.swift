@@ -23,8 +23,18 @@ func temporaryStorePath() -> String {
 @Suite(.serialized) struct ServiceLiveTests {
     /// A service on a free port with its own item store (`storePath`, a new temporary one by default).
     func makeService(storePath: String? = nil) async throws -> (OmniEmbedService, Int) {
-        var configuration = ServiceConfiguration()
+        var configuration = testConfiguration()
         configuration.store.path = storePath ?? temporaryStorePath()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let service = try OmniEmbedService(configuration: configuration, logger: logger)
+        return (service, try await service.start())
+    }
+
+    /// The repository's models, a free port, a fresh store, and small limits the refusal tests reach.
+    func testConfiguration() -> ServiceConfiguration {
+        var configuration = ServiceConfiguration()
+        configuration.store.path = temporaryStorePath()
         configuration.http.port = 0
         configuration.shutdownGracePeriod = .seconds(3)
         configuration.modelDirectory = repository("models/all-MiniLM-L6-v2")
@@ -37,10 +47,7 @@ func temporaryStorePath() -> String {
         configuration.limits.maxTexts = 4
         configuration.limits.maxItems = 64
         configuration.limits.maxTextBytes = 1000
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let service = try OmniEmbedService(configuration: configuration, logger: logger)
-        return (service, try await service.start())
+        return configuration
     }
 
     func get(_ path: String, port: Int, headers: String = "") throws -> (status: Int, head: String, body: String) {
