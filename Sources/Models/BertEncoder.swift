@@ -140,7 +140,10 @@ public final class BertEncoder: Sendable {
         let positions = lengths.flatMap { 0..<$0 }
         let owners = lengths.indices.flatMap { s in repeatElement(s, count: lengths[s]) }
 
-        let parts = Parallel.ranges(rows, parts: min(max(1, threads ?? self.threads), max(1, rows / Self.minimumRowsPerThread)))
+        let available = max(1, threads ?? self.threads)
+        let parts = Parallel.ranges(rows, parts: min(available, max(1, rows / Self.minimumRowsPerThread)))
+        // Too few rows to split: the threads split the dense layers' output columns instead.
+        let columnThreads = parts.count == 1 ? available : 1
         // Attention scores of a thread's queries against one sequence's keys.
         let scoresPerPart = Attention.scratchSize(length: lengths.max() ?? 0, queries: parts.map(\.count).max() ?? 0,
                                                   shape: shape)
@@ -159,12 +162,13 @@ public final class BertEncoder: Sendable {
                 } else {
                     attend(layers[layer], range, qkv: workspace.qkv(layer), owners: owners, starts: starts,
                            lengths: lengths, shape: shape, workspace: workspace,
-                           scores: workspace.scores + part * scoresPerPart)
-                    feedForward(layers[layer], range, workspace: workspace)
+                           scores: workspace.scores + part * scoresPerPart, columnThreads: columnThreads)
+                    feedForward(layers[layer], range, workspace: workspace, columnThreads: columnThreads)
                 }
                 if layer + 1 < layers.count {
                     layers[layer + 1].qkv.apply(workspace.x + range.lowerBound * h, rows: range.count,
-                                                into: workspace.qkv(layer + 1) + range.lowerBound * 3 * h)
+                                                into: workspace.qkv(layer + 1) + range.lowerBound * 3 * h,
+                                                columnThreads: columnThreads)
                 }
             }
         }
@@ -237,7 +241,7 @@ public final class BertEncoder: Sendable {
     /// Attention context of the query rows `range` (against all keys of their sequences), output projection,
     /// residual and LayerNorm.
     private func attend(_ layer: Layer, _ range: Range<Int>, qkv: UnsafeMutablePointer<Float>, owners: [Int], starts: [Int], lengths: [Int],
-                        shape: Attention.Shape, workspace: Workspace, scores: UnsafeMutablePointer<Float>) {
+                        shape: Attention.Shape, workspace: Workspace, scores: UnsafeMutablePointer<Float>, columnThreads: Int) {
         let h = shape.hidden
         var row = range.lowerBound
         while row < range.upperBound {
@@ -249,7 +253,7 @@ public final class BertEncoder: Sendable {
             row = end
         }
         let (first, count) = (range.lowerBound * h, range.count)
-        layer.output.apply(workspace.context + first, rows: count, into: workspace.projected + first)
+        layer.output.apply(workspace.context + first, rows: count, into: workspace.projected + first, columnThreads: columnThreads)
         layer.attentionNormWeight.withUnsafeBufferPointer { w in
             layer.attentionNormBias.withUnsafeBufferPointer { b in
                 Kernels.addLayerNorm(workspace.x + first, residual: workspace.projected + first, rows: count, columns: h,
@@ -259,13 +263,13 @@ public final class BertEncoder: Sendable {
     }
 
     /// The feed-forward block of rows `range`: dense, GELU, dense, residual, LayerNorm.
-    private func feedForward(_ layer: Layer, _ range: Range<Int>, workspace: Workspace) {
+    private func feedForward(_ layer: Layer, _ range: Range<Int>, workspace: Workspace, columnThreads: Int) {
         let (h, inter) = (configuration.hiddenSize, configuration.intermediateSize)
         let (first, count) = (range.lowerBound, range.count)
         let intermediate = workspace.intermediate + first * inter
-        layer.intermediate.apply(workspace.x + first * h, rows: count, into: intermediate)
+        layer.intermediate.apply(workspace.x + first * h, rows: count, into: intermediate, columnThreads: columnThreads)
         Kernels.gelu(intermediate, count: count * inter)
-        layer.ffnOutput.apply(intermediate, rows: count, into: workspace.projected + first * h)
+        layer.ffnOutput.apply(intermediate, rows: count, into: workspace.projected + first * h, columnThreads: columnThreads)
         layer.outputNormWeight.withUnsafeBufferPointer { w in
             layer.outputNormBias.withUnsafeBufferPointer { b in
                 Kernels.addLayerNorm(workspace.x + first * h, residual: workspace.projected + first * h, rows: count,

@@ -28,11 +28,34 @@ public struct Linear: Sendable {
     }
 
     /// `rows` rows of `inputs` floats from `x` to `rows` rows of `outputs` floats at `y`, ReLU6 after when asked.
+    /// On the packed path, `columnThreads` threads each compute a share of the output columns.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, relu6: Bool = false,
-                      packedRowLimit: Int = packedRowLimit) {
+                      packedRowLimit: Int = packedRowLimit, columnThreads: Int = 1) {
         guard rows > 0 else { return }
         if rows <= packedRowLimit {
-            oe_packed_linear(x, rows, inputs, packed, outputs, bias, y, outputs)
+            let panels = Parallel.ranges((outputs + 31) / 32, parts: columnThreads)
+            if panels.count == 1 {
+                oe_packed_linear(x, rows, inputs, packed, outputs, bias, y, outputs)
+            } else {
+                // Few rows: the product is bound by reading the weights, so each thread takes a share of the
+                // output columns (whole 32-column panels) and reads only its share. Each output is computed
+                // exactly as without the split.
+                let (inputs, outputs) = (inputs, outputs)
+                let (xAddress, yAddress) = (UInt(bitPattern: x), UInt(bitPattern: y))
+                packed.withUnsafeBufferPointer { packed in
+                    bias.withUnsafeBufferPointer { bias in
+                        let (packedAddress, biasAddress) = (UInt(bitPattern: packed.baseAddress), UInt(bitPattern: bias.baseAddress))
+                        Parallel.run(panels.count) { part in
+                            let first = panels[part].lowerBound * 32
+                            let columns = min(outputs, panels[part].upperBound * 32) - first
+                            oe_packed_linear(UnsafePointer(bitPattern: xAddress), rows, inputs,
+                                             UnsafePointer<Float>(bitPattern: packedAddress)! + first * inputs, columns,
+                                             UnsafePointer<Float>(bitPattern: biasAddress)! + first,
+                                             UnsafeMutablePointer<Float>(bitPattern: yAddress)! + first, outputs)
+                        }
+                    }
+                }
+            }
             if relu6 { oe_relu6(y, rows * outputs) }
         } else {
             weight.withUnsafeBufferPointer { w in

@@ -93,6 +93,20 @@ import Testing
         }
     }
 
+    /// Splitting the packed path's output columns over threads changes no bit of the output.
+    @Test(arguments: [(1, 50, 37), (12, 1152, 384), (7, 384, 1536), (3, 33, 9)])
+    func columnThreadsGiveTheSameBits(rows: Int, outputs: Int, inputs: Int) {
+        let layer = Linear(weight: random(outputs * inputs, seed: 21), bias: random(outputs, seed: 22), outputs: outputs, inputs: inputs)
+        let x = random(rows * inputs, seed: 23)
+        var alone = [Float](repeating: .nan, count: rows * outputs)
+        layer.apply(x, rows: rows, into: &alone)
+        for threads in [2, 3, 64] {
+            var split = [Float](repeating: .nan, count: rows * outputs)
+            layer.apply(x, rows: rows, into: &split, columnThreads: threads)
+            #expect(split == alone, "\(threads) threads")
+        }
+    }
+
     /// Attention over a fused QKV block, for lengths around the vector width and past the direct-kernel limit.
     @Test(arguments: [(1, 32), (5, 32), (16, 32), (33, 64), (100, 24), (600, 32)])
     func attentionMatchesLoops(length: Int, headSize: Int) {
