@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Media
 import Models
+import Synchronization
 import Tensor
 
 /// Which model produced a vector: vectors of different revisions are not comparable.
@@ -204,47 +205,53 @@ public final class EmbeddingPipeline: Sendable {
 
     /// Tokenises and decodes items in parallel.
     private func decode(_ items: [ItemInput]) -> [Result<Inputs, EmbeddingError>] {
-        let parts = min(items.count, ProcessInfo.processInfo.activeProcessorCount)
-        return Parallel.map(items.count, parts: parts) { [towers, metrics] index in
-            let item = items[index]
-            let label = item.label
-            func refuse(_ error: MediaError, _ what: String) -> EmbeddingError {
-                switch error {
-                case .tooLarge(let message): .tooLarge("media_too_large", "\(label): \(what): \(message)")
-                case .unsupportedFormat(let message): .invalid("unsupported_media", "\(label): \(what): \(message)")
-                case .corrupt(let message): .invalid("corrupt_media", "\(label): \(what): \(message)")
-                }
-            }
-            var inputs = Inputs()
-            if let text = item.text {
-                let started = ContinuousClock.now
-                let encoding = towers.text.tokenizer.encoding(text)
-                (inputs.tokens, inputs.truncated, inputs.hasText) = (encoding.ids, encoding.truncated, true)
-                metrics.tokenize.record(.now - started)
-            }
-            for (position, bytes) in item.images.enumerated() {
-                let started = ContinuousClock.now
-                do throws(MediaError) {
-                    inputs.images.append(try towers.imageInput(bytes))
-                } catch {
-                    metrics.decodeFailures.increment()
-                    return .failure(refuse(error, "images[\(position)]"))
-                }
-                metrics.decodeImage.record(.now - started)
-            }
-            if let bytes = item.audio {
-                let started = ContinuousClock.now
-                do throws(MediaError) {
-                    (inputs.audio, inputs.audioSeconds) = try towers.audioInput(bytes)
-                    inputs.hasAudio = true
-                } catch {
-                    metrics.decodeFailures.increment()
-                    return .failure(refuse(error, "audio"))
-                }
-                metrics.decodeAudio.record(.now - started)
-            }
-            return .success(inputs)
+        // On Dispatch's pool, with the request tasks, not on the compute pool the towers' batches use.
+        let results = Mutex([Result<Inputs, EmbeddingError>?](repeating: nil, count: items.count))
+        DispatchQueue.concurrentPerform(iterations: items.count) { [towers, metrics] index in
+            let result = Self.decode(items[index], towers: towers, metrics: metrics)
+            results.withLock { $0[index] = result }
         }
+        return results.withLock { $0.map { $0! } }
+    }
+
+    private static func decode(_ item: ItemInput, towers: Towers, metrics: Metrics) -> Result<Inputs, EmbeddingError> {
+        let label = item.label
+        func refuse(_ error: MediaError, _ what: String) -> EmbeddingError {
+            switch error {
+            case .tooLarge(let message): .tooLarge("media_too_large", "\(label): \(what): \(message)")
+            case .unsupportedFormat(let message): .invalid("unsupported_media", "\(label): \(what): \(message)")
+            case .corrupt(let message): .invalid("corrupt_media", "\(label): \(what): \(message)")
+            }
+        }
+        var inputs = Inputs()
+        if let text = item.text {
+            let started = ContinuousClock.now
+            let encoding = towers.text.tokenizer.encoding(text)
+            (inputs.tokens, inputs.truncated, inputs.hasText) = (encoding.ids, encoding.truncated, true)
+            metrics.tokenize.record(.now - started)
+        }
+        for (position, bytes) in item.images.enumerated() {
+            let started = ContinuousClock.now
+            do throws(MediaError) {
+                inputs.images.append(try towers.imageInput(bytes))
+            } catch {
+                metrics.decodeFailures.increment()
+                return .failure(refuse(error, "images[\(position)]"))
+            }
+            metrics.decodeImage.record(.now - started)
+        }
+        if let bytes = item.audio {
+            let started = ContinuousClock.now
+            do throws(MediaError) {
+                (inputs.audio, inputs.audioSeconds) = try towers.audioInput(bytes)
+                inputs.hasAudio = true
+            } catch {
+                metrics.decodeFailures.increment()
+                return .failure(refuse(error, "audio"))
+            }
+            metrics.decodeAudio.record(.now - started)
+        }
+        return .success(inputs)
     }
 
     private enum TowerResult: Sendable {

@@ -2,14 +2,10 @@ import Dispatch
 
 /// Splitting one computation over threads.
 public enum Parallel {
-    /// Runs `body(0)` … `body(parts - 1)` at once (on the calling thread and Dispatch's workers) and returns
-    /// when all have finished.
+    /// Runs `body(0)` … `body(parts - 1)` at once (on the calling thread and the compute pool's workers) and
+    /// returns when all have finished.
     public static func run(_ parts: Int, _ body: @Sendable (Int) -> Void) {
-        if parts <= 1 {
-            body(0)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: parts, execute: body)
-        }
+        ComputePool.shared.run(parts, body)
     }
 
     /// `body(0)` … `body(count - 1)` over `parts` threads (each takes every `parts`-th index), in index order.
