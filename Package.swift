@@ -56,7 +56,6 @@ let package = Package(
             dependencies: [
                 "Models",
                 "Media",
-                "Tensor",
                 "CCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

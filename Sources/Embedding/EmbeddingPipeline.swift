@@ -5,7 +5,6 @@ import Logging
 import Media
 import Models
 import Synchronization
-import Tensor
 
 /// Which model produced a vector: vectors of different revisions are not comparable.
 public struct ModelIdentity: Sendable, Equatable {
@@ -180,7 +179,12 @@ public final class EmbeddingPipeline: Sendable {
         }
         if options.store, let store, !records.isEmpty {
             let started = ContinuousClock.now
-            try await store.put(records)
+            do {
+                try await store.put(records)
+            } catch {
+                logger.error("item store write failed", metadata: ["error": "\(error.message)", "items": "\(records.count)"])
+                throw error
+            }
             metrics.store.record(.now - started)
         }
         return Outcome(items: results.map { $0! }, timing: timing)
