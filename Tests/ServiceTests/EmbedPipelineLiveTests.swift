@@ -144,3 +144,32 @@ extension ServiceLiveTests {
         await service.shutdown()
     }
 }
+
+extension ServiceLiveTests {
+    /// A client that goes away while its images wait behind another request's has them dropped from the queue:
+    /// the image tower never runs them (`omniembed_tower_failures_total{reason="cancelled"}`).
+    @Test func aDisconnectedClientsQueuedWorkIsDropped() async throws {
+        let (service, port) = try await makeService()
+        let photo = try base64("Tests/MediaTests/Fixtures/images/preprocess/coffee.jpg")
+        let item = { (id: Int) in #"{"id": "busy\#(id)", "images": [{"data": "\#(photo)"}, {"data": "\#(photo)"}]}"# }
+        let busy = #"{"items": [\#((0..<32).map(item).joined(separator: ", "))], "store": false}"#
+        let worker = try RawClient(port: port)
+        worker.send("POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(busy.utf8.count)\r\n\r\n\(busy)")
+        let cancelled = #"omniembed_tower_failures_total{tower="image",reason="cancelled"}"#
+        #expect(!(try get("/metrics", port: port).body.contains(cancelled)))
+
+        let leaving = try RawClient(port: port)
+        let json = #"{"items": [{"id": "gone", "images": [{"data": "\#(photo)"}]}], "store": false}"#
+        leaving.send("POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
+        try await Task.sleep(for: .milliseconds(100))  // decoded and queued behind the 64 images
+        leaving.close()
+        var seen = false
+        for _ in 0..<500 where !seen {
+            seen = try get("/metrics", port: port).body.contains(cancelled + " 1")
+            if !seen { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(seen, "the departed client's image was not dropped")
+        #expect(try worker.readResponse().status == 200)
+        await service.shutdown()
+    }
+}
