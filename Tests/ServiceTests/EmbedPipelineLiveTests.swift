@@ -146,8 +146,24 @@ extension ServiceLiveTests {
 }
 
 extension ServiceLiveTests {
-    /// A client that goes away while its images wait behind another request's has them dropped from the queue:
-    /// the image tower never runs them (`omniembed_tower_failures_total{reason="cancelled"}`).
+    /// The value of a metric line (`name{labels}`) in the service's exposition, 0 when absent.
+    func metric(_ line: String, port: Int) throws -> Double {
+        let body = try get("/metrics", port: port).body
+        guard let found = body.split(separator: "\n").first(where: { $0.hasPrefix(line + " ") }) else { return 0 }
+        return Double(found.dropFirst(line.count + 1)) ?? 0
+    }
+
+    /// Polls (bounded) until `condition` holds.
+    func waitFor(_ what: String, _ condition: () throws -> Bool) async throws {
+        for _ in 0..<3000 {
+            if try condition() { return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        Issue.record("timed out waiting for \(what)")
+    }
+
+    /// A client that goes away while its image waits behind another request's has it dropped from the queue:
+    /// the image tower never runs it (`omniembed_tower_failures_total{reason="cancelled"}`).
     @Test func aDisconnectedClientsQueuedWorkIsDropped() async throws {
         let (service, port) = try await makeService()
         let photo = try base64("Tests/MediaTests/Fixtures/images/preprocess/coffee.jpg")
@@ -155,21 +171,21 @@ extension ServiceLiveTests {
         let busy = #"{"items": [\#((0..<32).map(item).joined(separator: ", "))], "store": false}"#
         let worker = try RawClient(port: port)
         worker.send("POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(busy.utf8.count)\r\n\r\n\(busy)")
-        let cancelled = #"omniembed_tower_failures_total{tower="image",reason="cancelled"}"#
-        #expect(!(try get("/metrics", port: port).body.contains(cancelled)))
+        // The 64 images are queued in batches of 16: the queue holds a multiple of 16 until another job joins.
+        let depth = #"omniembed_queue_depth{tower="image"}"#
+        try await waitFor("the busy request's images to queue") { try metric(depth, port: port) >= 16 }
 
         let leaving = try RawClient(port: port)
         let json = #"{"items": [{"id": "gone", "images": [{"data": "\#(photo)"}]}], "store": false}"#
         leaving.send("POST /embed HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)")
-        try await Task.sleep(for: .milliseconds(100))  // decoded and queued behind the 64 images
-        leaving.close()
-        var seen = false
-        for _ in 0..<500 where !seen {
-            seen = try get("/metrics", port: port).body.contains(cancelled + " 1")
-            if !seen { try await Task.sleep(for: .milliseconds(10)) }
+        try await waitFor("the departing request's image to queue") {
+            try metric(depth, port: port).truncatingRemainder(dividingBy: 16) == 1
         }
-        #expect(seen, "the departed client's image was not dropped")
+        leaving.close()
+        let cancelled = #"omniembed_tower_failures_total{tower="image",reason="cancelled"}"#
+        try await waitFor("the departed client's image to be dropped") { try metric(cancelled, port: port) == 1 }
         #expect(try worker.readResponse().status == 200)
+        #expect(try metric(#"omniembed_batch_items_sum{tower="image"}"#, port: port) == 1 + 64)  // warm-up + busy
         await service.shutdown()
     }
 }
