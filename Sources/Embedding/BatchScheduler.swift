@@ -128,6 +128,11 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
         return try result.get()
     }
 
+    /// Jobs waiting in the queues (not the batch being run).
+    var queuedJobs: Int {
+        condition.withLock { queues.values.reduce(0) { $0 + $1.count } }
+    }
+
     /// Stops the worker after failing whatever is queued (503).
     public func shutdown() {
         condition.withLock {

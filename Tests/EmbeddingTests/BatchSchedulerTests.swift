@@ -60,7 +60,7 @@ final class Recorder: Sendable {
         let requests = (0..<3).map { r in
             Task { try await batcher.submit([(r * 2, 3), (r * 2 + 1, 3)], deadline: .now + .seconds(30)).outputs }
         }
-        try await Task.sleep(for: .milliseconds(50))
+        try await eventually { batcher.queuedJobs == 6 }
         recorder.gate.signal()
         _ = try await blocker.value
         for (r, request) in requests.enumerated() { #expect(try await request.value == [r * 20, r * 20 + 10]) }
@@ -76,8 +76,7 @@ final class Recorder: Sendable {
         defer { batcher.shutdown() }
         let blocker = try await occupy(batcher, recorder)
         let queued = Task { try await batcher.submit([(1, 3)], deadline: .now + .seconds(30)) }
-        try await eventually { recorder.batches.withLock { $0.count } == 1 }
-        try await Task.sleep(for: .milliseconds(20))
+        try await eventually { batcher.queuedJobs == 1 }
         await #expect(throws: EmbeddingError.overloaded("test")) {
             try await batcher.submit([(2, 1), (3, 1)], deadline: .now + .seconds(30))
         }
@@ -109,7 +108,7 @@ final class Recorder: Sendable {
         defer { batcher.shutdown() }
         let blocker = try await occupy(batcher, recorder)
         let abandoned = Task { try await batcher.submit([(5, 1)], deadline: .now + .seconds(30)) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await eventually { batcher.queuedJobs == 1 }
         abandoned.cancel()
         let error = await #expect(throws: EmbeddingError.self) { try await abandoned.value }
         #expect(error?.code == "cancelled")
@@ -125,9 +124,9 @@ final class Recorder: Sendable {
         defer { batcher.shutdown() }
         let blocker = try await occupy(batcher, recorder)
         let backfill = Task { try await batcher.submit([(1, 1)], priority: .batch, deadline: .now + .seconds(30)) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await eventually { batcher.queuedJobs == 1 }
         let online = Task { try await batcher.submit([(2, 1)], priority: .online, deadline: .now + .seconds(30)) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await eventually { batcher.queuedJobs == 2 }
         recorder.gate.signal()
         _ = try await blocker.value
         _ = try await (backfill.value, online.value)
@@ -139,7 +138,7 @@ final class Recorder: Sendable {
         let batcher = scheduler(recorder)
         let blocker = try await occupy(batcher, recorder)
         let queued = Task { try await batcher.submit([(1, 1)], deadline: .now + .seconds(30)) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await eventually { batcher.queuedJobs == 1 }
         batcher.shutdown()
         recorder.gate.signal()
         _ = try await blocker.value
