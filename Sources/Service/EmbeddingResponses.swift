@@ -73,10 +73,7 @@ struct Dimensions: Sendable {
 extension HTTPResponse {
     /// Adds the time a request's work waited in tower queues and ran in batches.
     mutating func addTiming(_ timing: TowerTiming) {
-        func ms(_ duration: Duration) -> String {
-            let value = Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) * 1e-15
-            return String(format: "%.3f", value)
-        }
+        func ms(_ duration: Duration) -> String { String(format: "%.3f", duration.seconds * 1e3) }
         headers.add(name: "X-Queue-Time-Ms", value: ms(timing.queue))
         headers.add(name: "X-Inference-Time-Ms", value: ms(timing.inference))
         headers.add(name: "Server-Timing", value: "queue;dur=\(ms(timing.queue)), inference;dur=\(ms(timing.inference))")

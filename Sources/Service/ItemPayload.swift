@@ -26,11 +26,12 @@ public struct ItemPayload: Decodable, Sendable {
         }
         let fields = ItemFields(title: fields?.title, ocr: fields?.ocr, asr: fields?.asr, author: fields?.author,
                                 tags: fields?.tags)
-        if let text = ItemInput.composeText(text, fields), text.utf8.count > limits.maxTextBytes {
+        let composed = ItemInput.composeText(text, fields)
+        if let text = composed, text.utf8.count > limits.maxTextBytes {
             throw .tooLarge("text_too_long", "\(label): text and fields are \(text.utf8.count) bytes; at most \(limits.maxTextBytes)")
         }
         let images = images ?? []
-        guard ItemInput.composeText(text, fields) != nil || !images.isEmpty || audio != nil else {
+        guard composed != nil || !images.isEmpty || audio != nil else {
             throw .invalid("no_modality", "\(label): no text, fields, images or audio")
         }
         guard images.count <= limits.maxImagesPerItem else {
@@ -52,6 +53,6 @@ public struct ItemPayload: Decodable, Sendable {
             decodedImages.append(try bytes(image, "images[\(position)]", limit: limits.maxImageBytes))
         }
         let audio = try audio.map { media throws(EmbeddingError) in try bytes(media, "audio", limit: limits.maxAudioBytes) }
-        return ItemInput(id: id, label: label, text: text, fields: fields, images: decodedImages, audio: audio)
+        return ItemInput(id: id, label: label, text: composed, images: decodedImages, audio: audio)
     }
 }
