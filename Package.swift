@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Models"]),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Models"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MediaTests", dependencies: ["Media"], resources: [.copy("Fixtures")]),
     ]
 )

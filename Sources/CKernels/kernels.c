@@ -391,6 +391,49 @@ KERNEL void oe_max_groups(const float *x, size_t groups, size_t rows_per_group, 
     }
 }
 
+KERNEL void oe_squared_norms(const float *x, size_t rows, size_t columns, float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = x + r * columns;
+        float sum = 0;
+        for (size_t c = 0; c < columns; c++) sum += p[c] * p[c];
+        out[r] = sum;
+    }
+}
+
+KERNEL void oe_nearest_centroids(const float *dots, size_t rows, size_t k, const float *centroid_norms,
+                                 const float *row_norms, int32_t *index, float *distance) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *d = dots + r * k;
+        float best = centroid_norms[0] - 2 * d[0];
+        int32_t at = 0;
+        for (size_t j = 1; j < k; j++) {
+            const float value = centroid_norms[j] - 2 * d[j];
+            if (value < best) { best = value; at = (int32_t)j; }
+        }
+        index[r] = at;
+        const float squared = row_norms[r] + best;
+        distance[r] = squared > 0 ? squared : 0;
+    }
+}
+
+KERNEL void oe_accumulate_rows(const float *x, size_t rows, size_t columns, const int32_t *assignment,
+                               double *sums, int64_t *counts) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *p = x + r * columns;
+        double *s = sums + (size_t)assignment[r] * columns;
+        for (size_t c = 0; c < columns; c++) s[c] += p[c];
+        counts[assignment[r]] += 1;
+    }
+}
+
+KERNEL void oe_subtract_rows(float *x, size_t rows, size_t columns, const float *centroids, const int32_t *assignment) {
+    for (size_t r = 0; r < rows; r++) {
+        float *p = x + r * columns;
+        const float *c = centroids + (size_t)assignment[r] * columns;
+        for (size_t j = 0; j < columns; j++) p[j] -= c[j];
+    }
+}
+
 void oe_exp(const float *x, float *y, size_t count) {
     for (size_t i = 0; i < count; i++) y[i] = exp_approx(x[i]);
 }

@@ -68,6 +68,8 @@ public final class EmbeddingPipeline: Sendable {
     public let model: ModelIdentity
     public let store: ItemStore?
     public let fusion: FusionMethod
+    /// The codebook semantic IDs come from; replaced by `install`.
+    public let codebooks = CodebookSlot()
     let text: BatchScheduler<[Int32], BertEncoder.Encoding>
     let image: BatchScheduler<[Float], ImageOutput>
     let audio: BatchScheduler<[[Float]], AudioOutput>
@@ -104,6 +106,17 @@ public final class EmbeddingPipeline: Sendable {
         }
     }
 
+    /// Size of the fused vectors.
+    public var dimensions: Int { towers.dimensions }
+
+    /// Makes `codebook` (or none) the one semantic IDs come from, if it fits this model's vectors.
+    public func install(_ codebook: SemanticCodebook?) throws(EmbeddingError) {
+        if let codebook, let mismatch = codebook.mismatch(dimensions: dimensions, model: model) {
+            throw .invalid("codebook_mismatch", mismatch)
+        }
+        codebooks.replace(codebook)
+    }
+
     /// Stops the batchers; queued work fails with 503.
     public func shutdown() {
         text.shutdown()
@@ -129,6 +142,8 @@ public final class EmbeddingPipeline: Sendable {
         public var items: [Result<EmbeddedItem, EmbeddingError>]
         /// Longest queue wait of any tower job, and the towers' batch run times added up.
         public var timing: TowerTiming
+        /// The codebook the items' semantic IDs are from.
+        public var codebook: SemanticCodebook?
     }
 
     public func embed(_ items: [ItemInput], options: Options) async throws(EmbeddingError) -> Outcome {
@@ -138,9 +153,11 @@ public final class EmbeddingPipeline: Sendable {
         }
         try checkFailures(results, options)
 
+        let codebook = codebooks.current
+        var stored: [String: ItemStore.Record] = [:]
         if options.store, let store {
             let started = ContinuousClock.now
-            let stored = try store.records(items.map(\.id))
+            stored = try store.records(items.map(\.id))
             metrics.store.record(.now - started)
             for (index, item) in items.enumerated() where results[index] == nil {
                 guard let record = stored[item.id], record.contentHash == item.contentHash, record.revision == model.revision,
@@ -148,7 +165,8 @@ public final class EmbeddingPipeline: Sendable {
                 results[index] = .success(EmbeddedItem(
                     id: item.id, contentHash: item.contentHash, embedding: record.embedding, modalities: record.modalities,
                     cached: true, tokens: 0, truncated: record.truncated, images: record.images,
-                    audioSeconds: record.audioSeconds))
+                    audioSeconds: record.audioSeconds,
+                    semanticID: record.codebookVersion == codebook?.version ? record.semanticID : nil))
             }
             let hits = results.count { if case .success = $0 { true } else { false } }
             metrics.cacheHits.increment(by: hits)
@@ -164,18 +182,35 @@ public final class EmbeddingPipeline: Sendable {
         let work = zip(pending, inputs).compactMap { index, input in (try? input.get()).map { (index, $0) } }
 
         let (computed, timing) = work.isEmpty ? ([], TowerTiming()) : try await run(work.map(\.1), options: options)
+        let computedCodes = codebook.map { $0.codes(computed.flatMap(\.1), count: computed.count) }
         var records: [ItemStore.Record] = []
         let now = Date().timeIntervalSince1970
-        for ((index, input), (modalities, embedding)) in zip(work, computed) {
+        for (position, ((index, input), (modalities, embedding))) in zip(work, computed).enumerated() {
             let item = EmbeddedItem(id: items[index].id, contentHash: items[index].contentHash,
                                     embedding: embedding, modalities: modalities, cached: false,
                                     tokens: input.tokens.count, truncated: input.truncated, images: input.images.count,
-                                    audioSeconds: input.audioSeconds)
+                                    audioSeconds: input.audioSeconds, semanticID: computedCodes?[position])
             results[index] = .success(item)
             records.append(ItemStore.Record(
                 id: item.id, contentHash: item.contentHash, modelID: model.id, revision: model.revision,
-                embedding: item.embedding, modalities: modalities, semanticID: nil, truncated: item.truncated,
+                embedding: item.embedding, modalities: modalities, semanticID: item.semanticID,
+                codebookVersion: codebook?.version, truncated: item.truncated,
                 images: item.images, audioSeconds: item.audioSeconds, createdAt: now, updatedAt: now))
+        }
+        // Items from the store whose codes are from another codebook (or none): coded now, and stored again.
+        if let codebook {
+            let stale = results.indices.filter { index in
+                guard case .success(let item)? = results[index], item.cached else { return false }
+                return stored[items[index].id]?.codebookVersion != codebook.version
+            }
+            let codes = codebook.codes(stale.flatMap { try! results[$0]!.get().embedding }, count: stale.count)
+            for (index, code) in zip(stale, codes) {
+                guard case .success(var item)? = results[index], var record = stored[item.id] else { continue }
+                item.semanticID = code
+                results[index] = .success(item)
+                (record.semanticID, record.codebookVersion, record.updatedAt) = (code, codebook.version, now)
+                records.append(record)
+            }
         }
         if options.store, let store, !records.isEmpty {
             let started = ContinuousClock.now
@@ -187,7 +222,7 @@ public final class EmbeddingPipeline: Sendable {
             }
             metrics.store.record(.now - started)
         }
-        return Outcome(items: results.map { $0! }, timing: timing)
+        return Outcome(items: results.map { $0! }, timing: timing, codebook: codebook)
     }
 
     /// Without `partial`, the first failed item fails the call.

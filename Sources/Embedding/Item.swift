@@ -114,4 +114,6 @@ public struct EmbeddedItem: Sendable, Equatable {
     public var truncated: Bool
     public var images: Int
     public var audioSeconds: Double
+    /// The codes of the codebook in use (`Outcome.codebook`), `nil` without one.
+    public var semanticID: [Int]? = nil
 }

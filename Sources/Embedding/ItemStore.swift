@@ -9,6 +9,9 @@ import Synchronization
 /// returns only once its transaction is committed, so an acknowledged item survives a crash (with
 /// `synchronous = FULL`, also a power loss). SQLite's journal keeps the file consistent when the process dies
 /// mid-write.
+///
+/// In front of it, a bounded LRU cache of the vectors `/match` reads (`vectors(_:)`). Writes and deletes update it
+/// after their commit, serialised with the reads that fill it, so it never serves a vector older than the store's.
 public final class ItemStore: Sendable {
     /// A stored item: what `/embed` returned for it and what it was computed from.
     public struct Record: Sendable, Equatable {
@@ -19,6 +22,8 @@ public final class ItemStore: Sendable {
         public var embedding: [Float]
         public var modalities: Modalities
         public var semanticID: [Int]?
+        /// The codebook the semantic ID is from.
+        public var codebookVersion: String? = nil
         public var truncated: Bool
         public var images: Int
         public var audioSeconds: Double
@@ -32,8 +37,21 @@ public final class ItemStore: Sendable {
         case normal, full
     }
 
+    /// What `/match` needs of an item.
+    public struct StoredVector: Sendable, Equatable {
+        public var modelID: String
+        public var revision: String
+        /// The fused vector at full size (model space, unit length).
+        public var embedding: [Float]
+        public var semanticID: [Int]?
+        public var codebookVersion: String?
+    }
+
     public let path: String
     private let pool: DatabasePool
+    private let cache: LRUCache<String, StoredVector>
+    /// Held while a cache miss is read from the database and cached, and while a commit updates the cache.
+    private let fill = Mutex(())
     private let pending = Mutex<(writes: [Write], writing: Bool)>(([], false))
     private let writer = DispatchQueue(label: "omniembed.store-writer")
 
@@ -42,8 +60,10 @@ public final class ItemStore: Sendable {
         let continuation: CheckedContinuation<Result<Void, EmbeddingError>, Never>
     }
 
-    public init(path: String, durability: Durability = .full) throws {
+    /// `cacheItems`: vectors kept in memory for `vectors(_:)` (0: none).
+    public init(path: String, durability: Durability = .full, cacheItems: Int = 0) throws {
         self.path = path
+        cache = LRUCache(capacity: cacheItems)
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
@@ -73,7 +93,73 @@ public final class ItemStore: Sendable {
                 )
                 """)
         }
+        migrator.registerMigration("v2: codebook version of the semantic ID") { db in
+            try db.execute(sql: "ALTER TABLE items ADD COLUMN codebook_version TEXT")
+        }
         try migrator.migrate(pool)
+    }
+
+    /// The vectors of `ids` that exist, from the cache or else the database (then cached).
+    public func vectors(_ ids: [String]) throws(EmbeddingError) -> [String: StoredVector] {
+        var found = cache.values(ids)
+        let missing = ids.filter { found[$0] == nil }
+        guard !missing.isEmpty else { return found }
+        do {
+            try fill.withLock { _ in
+                let read = try pool.read { db in
+                    var read: [(String, StoredVector)] = []
+                    for start in stride(from: 0, to: missing.count, by: 1000) {
+                        let chunk = Array(missing[start..<min(start + 1000, missing.count)])
+                        let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                        let sql = "SELECT id, model_id, revision, embedding, semantic_id, codebook_version FROM items WHERE id IN (\(marks))"
+                        for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(chunk)) {
+                            read.append((row["id"], try Self.storedVector(row)))
+                        }
+                    }
+                    return read
+                }
+                cache.set(read)
+                for (id, vector) in read { found[id] = vector }
+            }
+        } catch {
+            throw .storeFailed("reading the item store: \(error)")
+        }
+        return found
+    }
+
+    /// Every stored fused vector of one model revision, in id order: what `omniembed fit` learns from.
+    public func embeddings(modelID: String, revision: String) throws(EmbeddingError) -> (ids: [String], vectors: [Float], dimensions: Int) {
+        do {
+            return try pool.read { db in
+                var ids: [String] = [], vectors: [Float] = [], dimensions = 0
+                let rows = try Row.fetchCursor(db, sql: "SELECT id, embedding FROM items WHERE model_id = ? AND revision = ? ORDER BY id",
+                                               arguments: [modelID, revision])
+                while let row = try rows.next() {
+                    let vector = try Self.floats(row, "embedding") ?? []
+                    if dimensions == 0 { dimensions = vector.count }
+                    guard vector.count == dimensions else {
+                        throw DatabaseError(message: "item \(row["id"] as String): \(vector.count) dimensions, others \(dimensions)")
+                    }
+                    ids.append(row["id"])
+                    vectors.append(contentsOf: vector)
+                }
+                return (ids, vectors, dimensions)
+            }
+        } catch {
+            throw .storeFailed("reading the item store: \(error)")
+        }
+    }
+
+    /// How many items each model revision has in the store.
+    public func revisions() throws(EmbeddingError) -> [(modelID: String, revision: String, items: Int)] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT model_id, revision, COUNT(*) AS n FROM items GROUP BY model_id, revision ORDER BY n DESC")
+                    .map { ($0["model_id"], $0["revision"], $0["n"]) }
+            }
+        } catch {
+            throw .storeFailed("reading the item store: \(error)")
+        }
     }
 
     /// The stored records of `ids` (those that exist).
@@ -106,10 +192,12 @@ public final class ItemStore: Sendable {
     /// Deletes `id`; whether it existed. Committed when it returns.
     public func delete(_ id: String) throws(EmbeddingError) -> Bool {
         do {
-            return try pool.write { db in
+            let deleted = try pool.write { db in
                 try db.execute(sql: "DELETE FROM items WHERE id = ?", arguments: [id])
                 return db.changesCount > 0
             }
+            fill.withLock { _ in cache.remove([id]) }
+            return deleted
         } catch {
             throw .storeFailed("deleting from the item store: \(error)")
         }
@@ -149,8 +237,15 @@ public final class ItemStore: Sendable {
             guard !writes.isEmpty else { return }
             let result: Result<Void, EmbeddingError>
             do {
+                let records = writes.flatMap(\.records)
                 try pool.write { db in
-                    for record in writes.flatMap(\.records) { try Self.upsert(record, db) }
+                    for record in records { try Self.upsert(record, db) }
+                }
+                fill.withLock { _ in
+                    cache.set(records.map {
+                        ($0.id, StoredVector(modelID: $0.modelID, revision: $0.revision, embedding: $0.embedding,
+                                             semanticID: $0.semanticID, codebookVersion: $0.codebookVersion))
+                    })
                 }
                 result = .success(())
             } catch {
@@ -163,37 +258,46 @@ public final class ItemStore: Sendable {
     private static func upsert(_ record: Record, _ db: Database) throws {
         try db.execute(sql: """
             INSERT INTO items (id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector,
-                               semantic_id, truncated, images, audio_seconds, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               semantic_id, codebook_version, truncated, images, audio_seconds, created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 content_hash = excluded.content_hash, model_id = excluded.model_id, revision = excluded.revision,
                 embedding = excluded.embedding, text_vector = excluded.text_vector,
                 image_vector = excluded.image_vector, audio_vector = excluded.audio_vector,
-                semantic_id = excluded.semantic_id, truncated = excluded.truncated, images = excluded.images,
+                semantic_id = excluded.semantic_id, codebook_version = excluded.codebook_version, truncated = excluded.truncated, images = excluded.images,
                 audio_seconds = excluded.audio_seconds, updated_at = excluded.updated_at
             """, arguments: [
                 record.id, record.contentHash, record.modelID, record.revision, blob(record.embedding),
                 record.modalities.text.map(blob), record.modalities.image.map(blob), record.modalities.audio.map(blob),
-                record.semanticID.map { $0.map(String.init).joined(separator: ",") },
+                record.semanticID.map { $0.map(String.init).joined(separator: ",") }, record.codebookVersion,
                 record.truncated, record.images, record.audioSeconds, record.createdAt, record.updatedAt,
             ])
     }
 
-    private static func record(_ row: Row) throws -> Record {
-        func vector(_ column: String) throws -> [Float]? {
-            guard let data = row[column] as Data? else { return nil }
-            guard data.count % 4 == 0 else { throw DatabaseError(message: "\(column) has \(data.count) bytes, not float32s") }
-            return data.withUnsafeBytes { raw in
-                (0..<data.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-            }
+    private static func floats(_ row: Row, _ column: String) throws -> [Float]? {
+        guard let data = row[column] as Data? else { return nil }
+        guard data.count % 4 == 0 else { throw DatabaseError(message: "\(column) has \(data.count) bytes, not float32s") }
+        return data.withUnsafeBytes { raw in
+            (0..<data.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
         }
-        let codes: String? = row["semantic_id"]
-        return Record(
+    }
+
+    private static func codes(_ row: Row) -> [Int]? {
+        (row["semantic_id"] as String?).map { $0.split(separator: ",").compactMap { Int($0) } }
+    }
+
+    private static func storedVector(_ row: Row) throws -> StoredVector {
+        StoredVector(modelID: row["model_id"], revision: row["revision"], embedding: try floats(row, "embedding") ?? [],
+                     semanticID: codes(row), codebookVersion: row["codebook_version"])
+    }
+
+    private static func record(_ row: Row) throws -> Record {
+        Record(
             id: row["id"], contentHash: row["content_hash"], modelID: row["model_id"], revision: row["revision"],
-            embedding: try vector("embedding") ?? [],
-            modalities: Modalities(text: try vector("text_vector"), image: try vector("image_vector"),
-                                   audio: try vector("audio_vector")),
-            semanticID: codes.map { $0.split(separator: ",").compactMap { Int($0) } },
+            embedding: try floats(row, "embedding") ?? [],
+            modalities: Modalities(text: try floats(row, "text_vector"), image: try floats(row, "image_vector"),
+                                   audio: try floats(row, "audio_vector")),
+            semanticID: codes(row), codebookVersion: row["codebook_version"],
             truncated: row["truncated"], images: row["images"], audioSeconds: row["audio_seconds"],
             createdAt: row["created_at"], updatedAt: row["updated_at"])
     }

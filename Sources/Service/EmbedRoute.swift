@@ -9,12 +9,15 @@ struct EmbedRoute: Sendable {
     let limits: ServiceConfiguration.RequestLimits
     let settings: ServiceConfiguration.EmbeddingSettings
     let dimensions: Dimensions
+    /// Serve vectors in the loaded codebook's rotated space.
+    let rotate: Bool
 
     init(pipeline: EmbeddingPipeline, limits: ServiceConfiguration.RequestLimits,
-         settings: ServiceConfiguration.EmbeddingSettings) {
+         settings: ServiceConfiguration.EmbeddingSettings, rotate: Bool) {
         self.pipeline = pipeline
         self.limits = limits
         self.settings = settings
+        self.rotate = rotate
         dimensions = Dimensions(allowed: settings.dimensions)
     }
 
@@ -89,6 +92,12 @@ struct EmbedRoute: Sendable {
         var dimensions: Int
         var data: [Item]
         var usage: Usage
+        /// The codebook of the semantic IDs and of the rotated space, when one is loaded.
+        var codebookVersion: String?
+
+        enum CodingKeys: String, CodingKey {
+            case model, dimensions, data, usage, codebookVersion = "codebook_version"
+        }
     }
 
     enum Returned: String, CaseIterable {
@@ -142,11 +151,13 @@ struct EmbedRoute: Sendable {
         for (position, result) in zip(positions, outcome.items) { results[position] = result }
 
         let normalize = body.normalize ?? true
+        let served = servedEmbeddings(results, codebook: outcome.codebook)
         let data = zip(body.items, results).map { item, result -> Response.Item in
             switch result! {
             case .failure(let error):
                 return Response.Item(id: item.id, error: Response.Failure(code: error.code, message: error.message))
-            case .success(let embedded):
+            case .success(var embedded):
+                embedded.embedding = served[embedded.id] ?? embedded.embedding
                 func encoded(_ vector: [Float]?) -> EncodedVector? {
                     vector.map { EncodedVector(Matryoshka.prefix($0, dimensions: size, normalize: normalize), format: format) }
                 }
@@ -158,7 +169,7 @@ struct EmbedRoute: Sendable {
                         ? Response.Modalities(text: encoded(modalities.text), image: encoded(modalities.image),
                                               audio: encoded(modalities.audio)) : nil,
                     modalitiesUsed: modalities.present.map(\.rawValue),
-                    semanticID: returned.contains(.semanticID) ? .some(nil) : nil,
+                    semanticID: returned.contains(.semanticID) ? .some(embedded.semanticID) : nil,
                     cached: embedded.cached)
             }
         }
@@ -167,9 +178,23 @@ struct EmbedRoute: Sendable {
             model: Response.Model(id: pipeline.model.id, revision: pipeline.model.revision), dimensions: size, data: data,
             usage: Response.Usage(tokens: embedded.map(\.tokens).reduce(0, +), images: embedded.map(\.images).reduce(0, +),
                                   audioSeconds: embedded.map(\.audioSeconds).reduce(0, +),
-                                  truncated: embedded.filter(\.truncated).map(\.id))))
+                                  truncated: embedded.filter(\.truncated).map(\.id)),
+            codebookVersion: outcome.codebook?.version))
         response.addTiming(outcome.timing)
         return response
+    }
+
+    /// The fused vectors in the space served: the codebook's rotated space when one is loaded and `rotate`
+    /// (Matryoshka prefixes are then the leading principal components), else as the model gives them.
+    func servedEmbeddings(_ results: [Result<EmbeddedItem, EmbeddingError>?], codebook: SemanticCodebook?) -> [String: [Float]] {
+        guard rotate, let codebook else { return [:] }
+        let items = results.compactMap { try? $0?.get() }
+        guard !items.isEmpty else { return [:] }
+        let rotated = codebook.rotate(items.flatMap(\.embedding), count: items.count)
+        let d = codebook.dimensions
+        return Dictionary(uniqueKeysWithValues: items.enumerated().map { position, item in
+            (item.id, Array(rotated[position * d..<(position + 1) * d]))
+        })
     }
 
     /// Priority, deadline, store and partial from a request.

@@ -3,8 +3,12 @@ import Foundation
 import HTTP
 
 /// `GET /items/{id}` (what the store holds for an item) and `DELETE /items/{id}`.
+/// The embedding is served as `/embed` serves it (in the codebook's rotated space when one is loaded and
+/// `codebook.rotateEmbeddings`); the per-modality vectors as the towers give them.
 struct ItemsRoute: Sendable {
     let store: ItemStore?
+    let codebooks: CodebookSlot
+    let rotate: Bool
 
     struct Response: Encodable {
         struct Modalities: Encodable {
@@ -23,12 +27,14 @@ struct ItemsRoute: Sendable {
         var modalities: Modalities
         var modalitiesUsed: [String]
         var semanticID: [Int]?
+        /// The codebook of `semantic_id` and, when rotated, of `embedding`.
+        var codebookVersion: String?
         var createdAt: String
         var updatedAt: String
 
         enum CodingKeys: String, CodingKey {
             case id, contentHash = "content_hash", model, embedding, modalities, modalitiesUsed = "modalities_used"
-            case semanticID = "semantic_id", createdAt = "created_at", updatedAt = "updated_at"
+            case semanticID = "semantic_id", codebookVersion = "codebook_version", createdAt = "created_at", updatedAt = "updated_at"
         }
     }
 
@@ -55,13 +61,20 @@ struct ItemsRoute: Sendable {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         func date(_ seconds: Double) -> String { formatter.string(from: Date(timeIntervalSince1970: seconds)) }
+        // A vector of another size (another model) has no place in this codebook's space.
+        let codebook = codebooks.current.flatMap { $0.dimensions == record.embedding.count ? $0 : nil }
+        let current = codebook != nil && record.codebookVersion == codebook?.version
+        var embedding = record.embedding
+        if rotate, let codebook {
+            embedding = codebook.rotate(embedding, count: 1)
+        }
         return .json(Response(
             id: record.id, contentHash: record.contentHash, model: Response.Model(id: record.modelID, revision: record.revision),
-            embedding: record.embedding,
+            embedding: embedding,
             modalities: Response.Modalities(text: record.modalities.text, image: record.modalities.image,
                                             audio: record.modalities.audio),
-            modalitiesUsed: record.modalities.present.map(\.rawValue), semanticID: record.semanticID,
-            createdAt: date(record.createdAt), updatedAt: date(record.updatedAt)))
+            modalitiesUsed: record.modalities.present.map(\.rawValue), semanticID: current ? record.semanticID : codebook?.codes(record.embedding, count: 1).first,
+            codebookVersion: codebook?.version, createdAt: date(record.createdAt), updatedAt: date(record.updatedAt)))
     }
 
     func delete(_ context: RequestContext) throws -> HTTPResponse {

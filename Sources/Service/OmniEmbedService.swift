@@ -18,13 +18,17 @@ public final class OmniEmbedService: Sendable {
     private let server: HTTPServer
     private let logger: Logger
     private let pipeline: EmbeddingPipeline
+    private let reloader: CodebookReloader
 
     public init(configuration: ServiceConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) throws {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
         pipeline = try configuration.makePipeline(logger: logger, metricsFactory: metrics.factory)
-        let router = Routes.router(readiness: readiness, metrics: metrics, pipeline: pipeline, configuration: configuration)
+        reloader = CodebookReloader(path: configuration.codebook.path, pipeline: pipeline, logger: logger,
+                                    metricsFactory: metrics.factory)
+        let router = Routes.router(readiness: readiness, metrics: metrics, pipeline: pipeline, reloader: reloader,
+                                   configuration: configuration)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)
         server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,
@@ -39,7 +43,8 @@ public final class OmniEmbedService: Sendable {
         try await pipeline.warmUp()
         readiness.markReady()
         logger.info("ready", metadata: ["model": "\(pipeline.model.id)", "revision": "\(pipeline.model.revision)",
-                                        "store": "\(pipeline.store?.path ?? "disabled")"])
+                                        "store": "\(pipeline.store?.path ?? "disabled")",
+                                        "codebook": "\(pipeline.codebooks.current?.version ?? "none")"])
         return port
     }
 
@@ -50,10 +55,15 @@ public final class OmniEmbedService: Sendable {
         pipeline.shutdown()
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads the codebook.
     public func run() async throws {
         // Watch the signals before the port opens: a SIGTERM right after start must drain, not kill.
         let signals = TerminationSignals()
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "omniembed.sighup"))
+        hangup.setEventHandler { [reloader] in _ = try? reloader.reload() }
+        hangup.resume()
+        defer { hangup.cancel() }
         try await start()
         let signal = await signals.first()
         logger.info("shutting down", metadata: ["signal": "\(signal)"])

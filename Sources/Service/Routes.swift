@@ -5,16 +5,25 @@ import Models
 /// The service's HTTP API.
 enum Routes {
     static func router(readiness: Readiness, metrics: ServiceMetrics, pipeline: EmbeddingPipeline,
-                       configuration: ServiceConfiguration) -> Router {
+                       reloader: CodebookReloader, configuration: ServiceConfiguration) -> Router {
         var router = Router()
         let limits = configuration.limits
 
-        let embed = EmbedRoute(pipeline: pipeline, limits: limits, settings: configuration.embedding)
+        let embed = EmbedRoute(pipeline: pipeline, limits: limits, settings: configuration.embedding,
+                               rotate: configuration.codebook.rotateEmbeddings)
         router.post("/embed") { request, _ in try await embed.handle(request) }
         let openAI = OpenAIEmbeddingsRoute(embed: embed)
         router.post("/v1/embeddings") { request, _ in try await openAI.handle(request) }
 
-        let items = ItemsRoute(store: pipeline.store)
+        let match = MatchRoute(pipeline: pipeline, embed: embed, limits: configuration.match,
+                               rotate: configuration.codebook.rotateEmbeddings)
+        router.post("/match") { request, _ in try await match.match(request) }
+        router.post("/user_embedding") { request, _ in try await match.userEmbedding(request) }
+
+        router.post("/admin/reload") { _, _ in try reloader.reload() }
+
+        let items = ItemsRoute(store: pipeline.store, codebooks: pipeline.codebooks,
+                               rotate: configuration.codebook.rotateEmbeddings)
         router.get("/items/{id}") { _, context in try items.get(context) }
         router.delete("/items/{id}") { _, context in try items.delete(context) }
 

@@ -57,6 +57,26 @@ public struct ServiceConfiguration: Sendable {
     public var limits = RequestLimits()
     public var embedding = EmbeddingSettings()
     public var store = StoreSettings()
+    public var codebook = CodebookSettings()
+    public var match = MatchLimits()
+
+    /// The semantic-ID codebook (`omniembed fit` writes it): loaded at start when the file exists, and again on
+    /// `POST /admin/reload` or SIGHUP.
+    public struct CodebookSettings: Sendable {
+        public var path = "data/codebook.safetensors"
+        /// Return `/embed` vectors in the codebook's rotated space, so Matryoshka prefixes are principal components.
+        public var rotateEmbeddings = true
+    }
+
+    /// Per-request limits of `/match` and `/user_embedding`.
+    public struct MatchLimits: Sendable {
+        public var maxHistory = 10_000
+        public var maxCandidates = 10_000
+        /// Largest `top_k` and `sim_top`.
+        public var maxTop = 1_000
+        /// History items the user vector averages when a request gives no `recent`.
+        public var defaultRecent = 50
+    }
 
     /// `/embed`'s output sizes, fusion and batching.
     public struct EmbeddingSettings: Sendable {
@@ -80,6 +100,8 @@ public struct ServiceConfiguration: Sendable {
         public var enabled = true
         public var path = "data/items.sqlite"
         public var durability = ItemStore.Durability.full
+        /// Item vectors kept in memory in front of the store for `/match` (0: none).
+        public var cacheItems = 200_000
     }
 
     /// How the encoder uses the cores: a batch is split by rows over `threads`, and each of those runs its
@@ -275,6 +297,15 @@ public struct ServiceConfiguration: Sendable {
             }
             store.durability = durability
         }
+        try int("store.cacheItems", &store.cacheItems)
+        try string("codebook.path", &codebook.path)
+        if let rotate = try config.present("codebook.rotateEmbeddings", { try config.requiredBool(forKey: $0) }) {
+            codebook.rotateEmbeddings = rotate
+        }
+        try int("match.maxHistory", &match.maxHistory)
+        try int("match.maxCandidates", &match.maxCandidates)
+        try int("match.maxTop", &match.maxTop)
+        try int("match.defaultRecent", &match.defaultRecent)
         try int("log.bufferBytes", &logBufferBytes)
         try milliseconds("log.flushIntervalMs", &logFlushInterval)
 
@@ -321,6 +352,13 @@ public struct ServiceConfiguration: Sendable {
         try positive("limits.maxItems", limits.maxItems)
         try positive("limits.maxImageBytes", limits.maxImageBytes)
         try positive("limits.maxAudioBytes", limits.maxAudioBytes)
+        try positive("match.maxHistory", match.maxHistory)
+        try positive("match.maxCandidates", match.maxCandidates)
+        try positive("match.maxTop", match.maxTop)
+        try positive("match.defaultRecent", match.defaultRecent)
+        guard store.cacheItems >= 0 else {
+            throw ConfigurationError.invalid(key: "store.cacheItems", reason: "must be 0 (no cache) or more")
+        }
         guard !embedding.dimensions.isEmpty, embedding.dimensions.allSatisfy({ $0 > 0 }),
               Set(embedding.dimensions).count == embedding.dimensions.count else {
             throw ConfigurationError.invalid(key: "embedding.dimensions", reason: "must be distinct positive sizes, got \(embedding.dimensions)")
@@ -424,7 +462,8 @@ extension ServiceConfiguration {
 extension ServiceConfiguration {
     /// The towers behind their batchers, with the store when it is enabled: what `serve` and `embed` run.
     public func makePipeline(logger: Logger, metricsFactory: any MetricsFactory) throws -> EmbeddingPipeline {
-        let itemStore = store.enabled ? try ItemStore(path: store.path, durability: store.durability) : nil
+        let itemStore = store.enabled
+            ? try ItemStore(path: store.path, durability: store.durability, cacheItems: store.cacheItems) : nil
         let towers = try loadTowers()
         guard embedding.dimensions[0] == towers.dimensions, embedding.dimensions.allSatisfy({ $0 <= towers.dimensions }) else {
             throw ConfigurationError.invalid(
@@ -446,7 +485,20 @@ extension ServiceConfiguration {
         default:
             settings.fusion = .late(LateFusion(weights: embedding.fusionWeights))
         }
-        return EmbeddingPipeline(towers: towers, model: try modelIdentity(), store: itemStore, settings: settings,
-                                 logger: logger, metricsFactory: metricsFactory)
+        let pipeline = EmbeddingPipeline(towers: towers, model: try modelIdentity(), store: itemStore, settings: settings,
+                                         logger: logger, metricsFactory: metricsFactory)
+        if let codebook = try loadCodebook() {
+            do { try pipeline.install(codebook) } catch {
+                throw ConfigurationError.invalid(key: "codebook.path", reason: "\(codebook.version) at \(self.codebook.path): \(error.message)")
+            }
+        }
+        return pipeline
+    }
+
+    /// The codebook at `codebook.path`; `nil` when no file is there (none fitted yet). A file that is there but
+    /// unreadable is an error.
+    public func loadCodebook() throws -> SemanticCodebook? {
+        guard !codebook.path.isEmpty, FileManager.default.fileExists(atPath: codebook.path) else { return nil }
+        return try SemanticCodebook(path: codebook.path)
     }
 }

@@ -46,4 +46,13 @@ public enum GEMM {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda ?? k), b, Int32(ldb ?? (transposeB ? k : n)),
                     beta, c, Int32(ldc ?? n))
     }
+
+    /// `c = alpha · aᵀ · a + beta · c` for `a` rows × columns: the columns' Gram matrix (columns × columns), only its
+    /// upper triangle written.
+    public static func gram(_ a: UnsafePointer<Float>, rows: Int, columns: Int, into c: UnsafeMutablePointer<Float>,
+                            alpha: Float = 1, beta: Float = 0) {
+        guard rows > 0, columns > 0 else { return }
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(columns), Int32(rows), alpha, a, Int32(columns),
+                    beta, c, Int32(columns))
+    }
 }

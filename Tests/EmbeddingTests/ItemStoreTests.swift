@@ -36,6 +36,29 @@ import Testing
         #expect(stored.contentHash == "hash-a-0.7" && stored.createdAt == 1000 && stored.updatedAt == 2000)
     }
 
+    /// The vector cache in front of the store never serves what a later write or delete replaced.
+    @Test func cachedVectorsFollowWritesAndDeletes() async throws {
+        let path = temporaryPath()
+        let store = try ItemStore(path: path, cacheItems: 10)
+        try await store.put([record("a", 0.5), record("b", 2)])
+        #expect(try store.vectors(["a", "b", "zz"]).mapValues(\.embedding) == ["a": record("a", 0.5).embedding, "b": record("b", 2).embedding])
+        var replaced = record("a", 0.7)
+        replaced.codebookVersion = "v2"
+        try await store.put([replaced])
+        let a = try #require(try store.vectors(["a"])["a"])
+        #expect(a.embedding == replaced.embedding && a.semanticID == [3, 1, 4] && a.codebookVersion == "v2")
+        #expect(try store.delete("a"))
+        #expect(try store.vectors(["a"]).isEmpty)
+        // What another process wrote is read from the database on a miss.
+        let other = try ItemStore(path: path)
+        try await other.put([record("c", 3)])
+        #expect(try store.vectors(["c"])["c"]?.embedding == record("c", 3).embedding)
+        let revisions = try store.revisions()
+        #expect(revisions.count == 1 && revisions[0].items == 2)
+        let all = try store.embeddings(modelID: "model", revision: "r1")
+        #expect(all.ids == ["b", "c"] && all.dimensions == 384 && all.vectors.count == 2 * 384)
+    }
+
     @Test func deleteSaysWhetherTheItemExisted() async throws {
         let store = try ItemStore(path: temporaryPath())
         try await store.put([record("a", 1)])

@@ -81,6 +81,21 @@ void oe_relu_affine(float *x, size_t rows, size_t columns, const float *scale, c
 /* out[g] = the column-wise maximum of rows g · rows_per_group ..< (g + 1) · rows_per_group. */
 void oe_max_groups(const float *x, size_t groups, size_t rows_per_group, size_t columns, float *out);
 
+/* out[r] = the squared L2 norm of row r. */
+void oe_squared_norms(const float *x, size_t rows, size_t columns, float *out);
+
+/* For each row: the nearest of k centroids and the squared distance to it, from the rows' dot products with the
+   centroids (`dots`, rows × k), the centroids' and the rows' squared norms. Ties go to the lower index. */
+void oe_nearest_centroids(const float *dots, size_t rows, size_t k, const float *centroid_norms,
+                          const float *row_norms, int32_t *index, float *distance);
+
+/* sums[assignment[r]] += row r (in double) and counts[assignment[r]] += 1, for each row. */
+void oe_accumulate_rows(const float *x, size_t rows, size_t columns, const int32_t *assignment, double *sums,
+                        int64_t *counts);
+
+/* row r -= centroids[assignment[r]], for each row. */
+void oe_subtract_rows(float *x, size_t rows, size_t columns, const float *centroids, const int32_t *assignment);
+
 /* exp and erf of `count` values, for tests. */
 void oe_exp(const float *x, float *y, size_t count);
 void oe_erf(const float *x, float *y, size_t count);

@@ -1,0 +1,213 @@
+import Foundation
+import Synchronization
+import Models
+import Tensor
+
+/// A fitted codebook (`omniembed fit`): the PCA rotation of the embedding space and QARM's residual k-means levels,
+/// optionally ending in an FSQ level. Items' semantic IDs are their codes, one per level.
+///
+/// Vectors are rotated without centring (a rotation keeps lengths and dot products, so cosines at full size are
+/// unchanged) and the levels quantise rotated vectors.
+public struct SemanticCodebook: Sendable {
+    /// The final level of QARM V2: finite scalar quantisation of what residual k-means leaves, along the
+    /// residuals' leading principal directions; each direction bounded by tanh and rounded to a few levels.
+    public struct FSQ: Sendable, Equatable {
+        /// Levels per direction; the code is their mixed-radix index.
+        public var levels: [Int]
+        /// levels.count × dimensions: the directions.
+        public var projection: [Float]
+        /// Per direction: the residuals' standard deviation along it.
+        public var scale: [Float]
+
+        public var codeCount: Int { levels.reduce(1, *) }
+
+        public init(levels: [Int], projection: [Float], scale: [Float]) {
+            self.levels = levels
+            self.projection = projection
+            self.scale = scale
+        }
+
+        /// The code of one residual's projections.
+        func code(_ projected: UnsafePointer<Float>) -> Int {
+            var code = 0, radix = 1
+            for (i, count) in levels.enumerated() {
+                let bounded = tanh(projected[i] / scale[i])
+                let index = min(count - 1, max(0, Int(((bounded + 1) / 2 * Float(count - 1)).rounded())))
+                code += index * radix
+                radix *= count
+            }
+            return code
+        }
+    }
+
+    public static let format = "omniembed-codebook/1"
+
+    /// The first 16 hex digits of the file's SHA-256: names what produced a code or a rotated vector.
+    public let version: String
+    public let dimensions: Int
+    /// dimensions × dimensions, row-major: the principal axes, by decreasing variance.
+    public let rotation: [Float]
+    public let levels: [NearestCentroids]
+    public let fsq: FSQ?
+    /// The model whose vectors it was fitted on; `nil` when fitted on vectors of unknown origin.
+    public let model: ModelIdentity?
+    public let metadata: [String: String]
+
+    /// Codes per item: one per residual k-means level, and one more with FSQ.
+    public var codeLength: Int { levels.count + (fsq == nil ? 0 : 1) }
+
+    public init(dimensions: Int, rotation: [Float], levels: [NearestCentroids], fsq: FSQ?, model: ModelIdentity?,
+                metadata: [String: String] = [:], version: String = "") {
+        self.dimensions = dimensions
+        self.rotation = rotation
+        self.levels = levels
+        self.fsq = fsq
+        self.model = model
+        self.metadata = metadata
+        self.version = version
+    }
+
+    /// Reads an artifact written by `bytes()`; errors name the file and what is wrong with it.
+    public init(path: String) throws {
+        let file = try SafetensorsFile(path: path)
+        func fail(_ reason: String) -> ModelLoadingError { ModelLoadingError(file: path, reason: reason) }
+        guard file.metadata["format"] == Self.format else {
+            throw fail("not an OmniEmbed codebook (metadata format \(file.metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(Self.format)')")
+        }
+        let shape = try file.shape("rotation")
+        guard shape.count == 2, shape[0] == shape[1], shape[0] > 0 else { throw fail("rotation has shape \(shape), not d × d") }
+        let d = shape[0]
+        var levels: [NearestCentroids] = []
+        while file.tensors["level.\(levels.count).centroids"] != nil {
+            let name = "level.\(levels.count).centroids"
+            let shape = try file.shape(name)
+            guard shape.count == 2, shape[1] == d, shape[0] > 0 else { throw fail("\(name) has shape \(shape), not k × \(d)") }
+            levels.append(NearestCentroids(try file.floats(name), count: shape[0], dimensions: d))
+        }
+        guard !levels.isEmpty else { throw fail("no level.0.centroids") }
+        var fsq: FSQ?
+        if let list = file.metadata["fsq_levels"], !list.isEmpty {
+            let counts = list.split(separator: ",").compactMap { Int($0) }
+            guard counts.count == list.split(separator: ",").count, counts.allSatisfy({ $0 >= 2 }) else {
+                throw fail("fsq_levels '\(list)' is not a list of integers ≥ 2")
+            }
+            try file.require(["fsq.projection": [counts.count, d], "fsq.scale": [counts.count]])
+            let scale = try file.floats("fsq.scale")
+            guard scale.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw fail("fsq.scale has values that are not positive") }
+            fsq = FSQ(levels: counts, projection: try file.floats("fsq.projection"), scale: scale)
+        }
+        let model: ModelIdentity? = switch (file.metadata["model_id"], file.metadata["model_revision"]) {
+        case (let id?, let revision?) where !id.isEmpty: ModelIdentity(id: id, revision: revision)
+        default: nil
+        }
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        self.init(dimensions: d, rotation: try file.floats("rotation"), levels: levels, fsq: fsq, model: model,
+                  metadata: file.metadata, version: String(ContentHash.sha256(bytes).prefix(16)))
+    }
+
+    /// The artifact: rotation, centroids per level, FSQ, and `metadata` plus what `init(path:)` needs.
+    public func bytes() -> [UInt8] {
+        var tensors = [SafetensorsWriter.Tensor("rotation", shape: [dimensions, dimensions], rotation)]
+        for (index, level) in levels.enumerated() {
+            tensors.append(.init("level.\(index).centroids", shape: [level.count, dimensions], level.centroids))
+        }
+        var metadata = self.metadata
+        metadata["format"] = Self.format
+        metadata["levels"] = String(levels.count)
+        metadata["clusters"] = levels.map { String($0.count) }.joined(separator: ",")
+        metadata["model_id"] = model?.id ?? ""
+        metadata["model_revision"] = model?.revision ?? ""
+        metadata["fsq_levels"] = fsq?.levels.map(String.init).joined(separator: ",") ?? ""
+        if let fsq {
+            tensors.append(.init("fsq.projection", shape: [fsq.levels.count, dimensions], fsq.projection))
+            tensors.append(.init("fsq.scale", shape: [fsq.levels.count], fsq.scale))
+        }
+        return SafetensorsWriter.bytes(tensors, metadata: metadata)
+    }
+
+    /// `count` vectors (row-major) in the rotated space: yᵢ = R·xᵢ.
+    public func rotate(_ vectors: [Float], count: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: count * dimensions)
+        GEMM.multiply(vectors, rotation, into: &out, m: count, n: dimensions, k: dimensions, transposeB: true)
+        return out
+    }
+
+    /// The inverse of `rotate`: xᵢ = Rᵀ·yᵢ.
+    public func unrotate(_ vectors: [Float], count: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: count * dimensions)
+        GEMM.multiply(vectors, rotation, into: &out, m: count, n: dimensions, k: dimensions, transposeB: false)
+        return out
+    }
+
+    /// The codes of `count` vectors (row-major, model space).
+    public func codes(_ vectors: [Float], count: Int) -> [[Int]] {
+        codes(rotated: rotate(vectors, count: count), count: count)
+    }
+
+    /// The codes of `count` vectors already rotated.
+    public func codes(rotated: [Float], count: Int) -> [[Int]] {
+        guard count > 0 else { return [] }
+        var residual = rotated
+        var codes = [[Int]](repeating: [], count: count)
+        var index = [Int32](repeating: 0, count: count)
+        var distance = [Float](repeating: 0, count: count)
+        residual.withUnsafeMutableBufferPointer { residual in
+            for level in levels {
+                level.assign(residual.baseAddress!, rows: count, index: &index, distance: &distance)
+                level.centroids.withUnsafeBufferPointer { centroids in
+                    Rows.subtract(centroids.baseAddress!, from: residual.baseAddress!, rows: count, columns: dimensions,
+                                  assignment: index)
+                }
+                for i in 0..<count { codes[i].append(Int(index[i])) }
+            }
+            if let fsq {
+                let m = fsq.levels.count
+                var projected = [Float](repeating: 0, count: count * m)
+                GEMM.multiply(residual.baseAddress!, fsq.projection, into: &projected, m: count, n: m, k: dimensions,
+                              transposeB: true)
+                projected.withUnsafeBufferPointer { projected in
+                    for i in 0..<count { codes[i].append(fsq.code(projected.baseAddress! + i * m)) }
+                }
+            }
+        }
+        return codes
+    }
+}
+
+/// The codebook in use (or none), replaced whole by a reload: a caller takes one snapshot and uses it throughout,
+/// so codes and rotated vectors in one answer always come from the same codebook.
+public final class CodebookSlot: Sendable {
+    private let slot = Mutex<SemanticCodebook?>(nil)
+
+    public init(_ codebook: SemanticCodebook? = nil) {
+        slot.withLock { $0 = codebook }
+    }
+
+    public var current: SemanticCodebook? { slot.withLock { $0 } }
+
+    public func replace(_ codebook: SemanticCodebook?) {
+        slot.withLock { $0 = codebook }
+    }
+}
+
+extension SemanticCodebook {
+    /// Whether this codebook fits vectors of `dimensions` from `model`; a message saying why not otherwise.
+    public func mismatch(dimensions: Int, model: ModelIdentity) -> String? {
+        if self.dimensions != dimensions {
+            return "the codebook is for \(self.dimensions)-dimensional vectors; the model gives \(dimensions)"
+        }
+        if let fitted = self.model, fitted != model {
+            return "the codebook was fitted on vectors of \(fitted.id) revision \(fitted.revision); the service runs \(model.id) revision \(model.revision)"
+        }
+        var product = 1
+        for count in levels.map(\.count) + (fsq.map { [$0.codeCount] } ?? []) {
+            let (next, overflow) = product.multipliedReportingOverflow(by: count)
+            if overflow { return "its full code space (the product of the code counts) exceeds 2^63" }
+            product = next
+        }
+        return nil
+    }
+
+    /// Code counts per level (the FSQ level's last).
+    public var codeCounts: [Int] { levels.map(\.count) + (fsq.map { [$0.codeCount] } ?? []) }
+}

@@ -1,0 +1,477 @@
+import Embedding
+import Foundation
+import HTTP
+import Tensor
+
+/// `POST /match` (features of candidates against a user's history) and `POST /user_embedding` (the user vector).
+///
+/// History and candidates are stored ids (read through the store's cache), inline vectors (full size, in the space
+/// `/embed` returns) or, for candidates, inline items embedded on the spot. Features are computed at a Matryoshka
+/// size (`dimensions`): at full size in the model's space, at a prefix in the codebook's rotated space when
+/// `/embed` serves that one.
+struct MatchRoute: Sendable {
+    let pipeline: EmbeddingPipeline
+    let embed: EmbedRoute
+    let limits: ServiceConfiguration.MatchLimits
+    let rotate: Bool
+
+    /// A history entry: a stored id or `{"id"?, "embedding"}`.
+    enum HistoryEntry: Decodable {
+        case id(String)
+        case vector(id: String?, [Float])
+
+        private enum Keys: String, CodingKey { case id, embedding }
+
+        init(from decoder: any Decoder) throws {
+            if let id = try? decoder.singleValueContainer().decode(String.self) {
+                self = .id(id)
+                return
+            }
+            let container = try decoder.container(keyedBy: Keys.self)
+            self = .vector(id: try container.decodeIfPresent(String.self, forKey: .id),
+                           try container.decode([Float].self, forKey: .embedding))
+        }
+    }
+
+    /// A candidate: a stored id, `{"id", "embedding"}` or an item to embed (`{"id", "text"/"fields"/...}`).
+    enum CandidateEntry: Decodable {
+        case id(String)
+        case vector(id: String, [Float])
+        case item(ItemPayload)
+
+        private enum Keys: String, CodingKey { case id, embedding }
+
+        init(from decoder: any Decoder) throws {
+            if let id = try? decoder.singleValueContainer().decode(String.self) {
+                self = .id(id)
+                return
+            }
+            let container = try decoder.container(keyedBy: Keys.self)
+            if container.contains(.embedding) {
+                self = .vector(id: try container.decode(String.self, forKey: .id),
+                               try container.decode([Float].self, forKey: .embedding))
+            } else {
+                self = .item(try ItemPayload(from: decoder))
+            }
+        }
+
+        var id: String {
+            switch self {
+            case .id(let id), .vector(let id, _): id
+            case .item(let item): item.id
+            }
+        }
+    }
+
+    struct User: Decodable {
+        var history: [HistoryEntry]?
+        var historyEmbeddings: [[Float]]?
+        var weights: [Float]?
+
+        enum CodingKeys: String, CodingKey {
+            case history, historyEmbeddings = "history_embeddings", weights
+        }
+    }
+
+    struct Request: Decodable {
+        var user: User
+        var candidates: [CandidateEntry]?
+        var features: [String]?
+        var topK: Int?
+        var simTop: Int?
+        var recent: Int?
+        var dimensions: Int?
+        var codebookVersion: String?
+        var timeoutMs: Int?
+        var encodingFormat: String?
+
+        enum CodingKeys: String, CodingKey {
+            case user, candidates, features, topK = "top_k", simTop = "sim_top", recent, dimensions
+            case codebookVersion = "codebook_version", timeoutMs = "timeout_ms", encodingFormat = "encoding_format"
+        }
+    }
+
+    /// Vectors (full size, model space, unit rows) and their ids, codes and whether each was found.
+    private struct Resolved {
+        var ids: [String?] = []
+        var vectors: [Float] = []
+        var found: [Bool] = []
+        var codes: [[Int]] = []
+    }
+
+    func match(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let body = try request.decodeJSON(Request.self)
+        let codebook = pipeline.codebooks.current
+        try checkVersion(body.codebookVersion, codebook)
+        let d = pipeline.dimensions
+        let size = try embed.dimensions.resolve(body.dimensions)
+
+        let candidates = body.candidates ?? []
+        guard !candidates.isEmpty else {
+            throw HTTPError(.unprocessableContent, code: "no_candidates", message: "'candidates' must not be empty")
+        }
+        guard candidates.count <= limits.maxCandidates else {
+            throw HTTPError(.payloadTooLarge, code: "too_many_candidates",
+                            message: "\(candidates.count) candidates; at most \(limits.maxCandidates) per request")
+        }
+        var features = Set(MatchFeatures.Feature.allCases)
+        if codebook == nil { features.remove(.sidMatch) }
+        if let names = body.features {
+            features = []
+            for name in names {
+                guard let feature = MatchFeatures.Feature(rawValue: name) else {
+                    throw HTTPError(.unprocessableContent, code: "invalid_features",
+                                    message: "'features' may list \(MatchFeatures.Feature.allCases.map(\.rawValue)), got '\(name)'")
+                }
+                features.insert(feature)
+            }
+            guard !features.isEmpty else {
+                throw HTTPError(.unprocessableContent, code: "invalid_features", message: "'features' must not be empty")
+            }
+        }
+        if features.contains(.sidMatch), codebook == nil {
+            throw HTTPError(.conflict, code: "no_codebook",
+                            message: "sid_match needs semantic IDs, and no codebook is loaded (run omniembed fit, then POST /admin/reload)")
+        }
+        let topK = try bounded(body.topK, default: 5, name: "top_k")
+        let simTop = try bounded(body.simTop, default: 10, name: "sim_top")
+
+        let history = try await resolveHistory(body.user, codebook: codebook, codes: features.contains(.sidMatch))
+        let recent = try bounded(body.recent, default: limits.defaultRecent, name: "recent", maximum: limits.maxHistory)
+        let weights = history.weights
+        let candidateVectors = try await resolveCandidates(candidates, body: body, codebook: codebook,
+                                                           codes: features.contains(.sidMatch))
+
+        let historyRows = history.resolved.found.indices.filter { history.resolved.found[$0] }
+        let candidateRows = candidateVectors.found.indices.filter { candidateVectors.found[$0] }
+        var query = MatchFeatures.Query(
+            history: space(gather(history.resolved.vectors, rows: historyRows, d: d), count: historyRows.count,
+                           size: size, codebook: codebook),
+            historyCount: historyRows.count,
+            candidates: space(gather(candidateVectors.vectors, rows: candidateRows, d: d), count: candidateRows.count,
+                              size: size, codebook: codebook),
+            candidateCount: candidateRows.count, dimensions: size, features: features,
+            weights: weights.map { w in historyRows.map { w[$0] } }, recent: recent, topK: topK, simTop: simTop)
+        if features.contains(.sidMatch), let codebook {
+            query.historyCodes = historyRows.map { history.resolved.codes[$0] }
+            query.candidateCodes = candidateRows.map { candidateVectors.codes[$0] }
+            query.codeCounts = codebook.codeCounts
+        }
+        let results = MatchFeatures.compute(query, threads: ProcessInfo.processInfo.activeProcessorCount)
+
+        var json = JSONWriter(capacity: 64 + candidates.count * (32 + (features.contains(.simTop) ? simTop * 40 : 0)))
+        json.beginObject()
+        json.key("data")
+        json.beginArray()
+        var next = 0
+        for (position, entry) in candidates.enumerated() {
+            json.beginObject()
+            json.key("id")
+            json.string(entry.id)
+            guard candidateVectors.found[position] else {
+                json.key("missing")
+                json.bool(true)
+                json.endObject()
+                continue
+            }
+            let result = results[next]
+            next += 1
+            func float(_ name: String, _ value: Float?) {
+                json.key(name)
+                if let value { json.float(value) } else { json.null() }
+            }
+            if features.contains(.userCos) { float("user_cos", historyRows.isEmpty ? nil : result.userCos) }
+            if features.contains(.maxCos) { float("max_cos", result.maxCos) }
+            if features.contains(.topkMeanCos) { float("topk_mean_cos", result.topkMeanCos) }
+            if features.contains(.simTop) {
+                json.key("sim_top")
+                json.beginArray()
+                for neighbour in result.simTop ?? [] {
+                    let index = historyRows[neighbour.index]
+                    json.beginObject()
+                    json.key("index")
+                    json.int(index)
+                    json.key("id")
+                    if let id = history.resolved.ids[index] { json.string(id) } else { json.null() }
+                    json.key("score")
+                    json.float(neighbour.score)
+                    json.endObject()
+                }
+                json.endArray()
+            }
+            if features.contains(.sidMatch) {
+                json.key("sid_match")
+                json.beginArray()
+                for count in result.sidMatch ?? [] { json.int(count) }
+                json.endArray()
+            }
+            json.endObject()
+        }
+        json.endArray()
+        writeTail(&json, missing: history.missing + candidates.indices.filter { !candidateVectors.found[$0] }.map { candidates[$0].id },
+                  historyUsed: historyRows.count, size: size, codebook: codebook)
+        json.endObject()
+        return .json(json)
+    }
+
+    func userEmbedding(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let body = try request.decodeJSON(Request.self)
+        let codebook = pipeline.codebooks.current
+        try checkVersion(body.codebookVersion, codebook)
+        let d = pipeline.dimensions
+        let size = try embed.dimensions.resolve(body.dimensions)
+        let format = try EncodedVector.format(body.encodingFormat)
+        let history = try await resolveHistory(body.user, codebook: codebook, codes: false)
+        let recent = try bounded(body.recent, default: limits.defaultRecent, name: "recent", maximum: limits.maxHistory)
+        let rows = history.resolved.found.indices.filter { history.resolved.found[$0] }
+        guard !rows.isEmpty else {
+            throw HTTPError(.unprocessableContent, code: "no_history",
+                            message: "none of the history items is known: \(history.missing.prefix(10))")
+        }
+        let vectors = space(gather(history.resolved.vectors, rows: rows, d: d), count: rows.count, size: size, codebook: codebook)
+        let user = MatchFeatures.userVector(vectors, count: rows.count, dimensions: size,
+                                            weights: history.weights.map { w in rows.map { w[$0] } }, recent: recent)
+        guard user.contains(where: { $0 != 0 }) else {
+            throw HTTPError(.unprocessableContent, code: "invalid_weights", message: "the weights of the recent history items sum to zero")
+        }
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("embedding")
+        switch EncodedVector(user, format: format) {
+        case .float(let values): json.floats(values)
+        case .base64(let text): json.string(text)
+        }
+        writeTail(&json, missing: history.missing, historyUsed: min(rows.count, recent), size: size, codebook: codebook)
+        json.endObject()
+        return .json(json)
+    }
+
+    private func writeTail(_ json: inout JSONWriter, missing: [String], historyUsed: Int, size: Int, codebook: SemanticCodebook?) {
+        json.key("missing")
+        json.beginArray()
+        var seen = Set<String>()
+        for id in missing where seen.insert(id).inserted { json.string(id) }
+        json.endArray()
+        json.key("history_used")
+        json.int(historyUsed)
+        json.key("dimensions")
+        json.int(size)
+        json.key("model")
+        json.beginObject()
+        json.key("id")
+        json.string(pipeline.model.id)
+        json.key("revision")
+        json.string(pipeline.model.revision)
+        json.endObject()
+        json.key("codebook_version")
+        if let codebook { json.string(codebook.version) } else { json.null() }
+    }
+
+    // MARK: - Resolving ids and vectors
+
+    private struct History {
+        var resolved: Resolved
+        var weights: [Float]?
+        var missing: [String]
+    }
+
+    private func resolveHistory(_ user: User, codebook: SemanticCodebook?, codes: Bool) async throws -> History {
+        let entries: [HistoryEntry]
+        switch (user.history, user.historyEmbeddings) {
+        case (let history?, nil): entries = history
+        case (nil, let vectors?): entries = vectors.map { .vector(id: nil, $0) }
+        case (nil, nil): entries = []
+        case (.some, .some):
+            throw HTTPError(.unprocessableContent, code: "invalid_history",
+                            message: "give 'user.history' (ids or {\"id\", \"embedding\"}) or 'user.history_embeddings', not both")
+        }
+        guard entries.count <= limits.maxHistory else {
+            throw HTTPError(.payloadTooLarge, code: "too_many_history",
+                            message: "\(entries.count) history items; at most \(limits.maxHistory) per request")
+        }
+        if let weights = user.weights {
+            guard weights.count == entries.count else {
+                throw HTTPError(.unprocessableContent, code: "invalid_weights",
+                                message: "'user.weights' has \(weights.count) values for \(entries.count) history items")
+            }
+            guard weights.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw HTTPError(.unprocessableContent, code: "invalid_weights", message: "'user.weights' must be finite and ≥ 0")
+            }
+        }
+        let sources: [Source] = entries.map {
+            switch $0 {
+            case .id(let id): .id(id)
+            case .vector(let id, let vector): .vector(id, vector)
+            }
+        }
+        let resolved = try await resolve(sources, field: "user.history", codebook: codebook, codes: codes, body: nil)
+        let missing = entries.indices.filter { !resolved.found[$0] }.compactMap { resolved.ids[$0] }
+        return History(resolved: resolved, weights: user.weights, missing: missing)
+    }
+
+    private func resolveCandidates(_ candidates: [CandidateEntry], body: Request, codebook: SemanticCodebook?,
+                                   codes: Bool) async throws -> Resolved {
+        var seen = Set<String>()
+        for (index, candidate) in candidates.enumerated() {
+            guard !candidate.id.isEmpty else {
+                throw HTTPError(.unprocessableContent, code: "invalid_id", message: "candidates[\(index)]: empty id")
+            }
+            if case .item = candidate, !seen.insert(candidate.id).inserted {
+                throw HTTPError(.unprocessableContent, code: "duplicate_id", message: "candidates[\(index)]: id '\(candidate.id)' appears twice")
+            }
+        }
+        let sources: [Source] = candidates.map {
+            switch $0 {
+            case .id(let id): .id(id)
+            case .vector(let id, let vector): .vector(id, vector)
+            case .item(let item): .item(item)
+            }
+        }
+        return try await resolve(sources, field: "candidates", codebook: codebook, codes: codes, body: body)
+    }
+
+    private enum Source {
+        case id(String)
+        case vector(String?, [Float])
+        case item(ItemPayload)
+    }
+
+    /// Full-size model-space unit vectors for `sources`, with codes when asked.
+    private func resolve(_ sources: [Source], field: String, codebook: SemanticCodebook?, codes: Bool,
+                         body: Request?) async throws -> Resolved {
+        let d = pipeline.dimensions
+        var resolved = Resolved()
+        resolved.vectors = [Float](repeating: 0, count: sources.count * d)
+        resolved.found = [Bool](repeating: false, count: sources.count)
+        resolved.codes = [[Int]](repeating: [], count: sources.count)
+        var needCodes: [Int] = []
+
+        let ids = sources.compactMap { if case .id(let id) = $0 { id } else { nil } }
+        let stored: [String: ItemStore.StoredVector]
+        if ids.isEmpty {
+            stored = [:]
+        } else {
+            guard let store = pipeline.store else {
+                throw HTTPError(.conflict, code: "store_disabled",
+                                message: "\(field) names items by id, and the item store is disabled (store.enabled)")
+            }
+            do { stored = try store.vectors(ids) } catch { throw HTTPError(error) }
+        }
+
+        var inline: [Int] = []
+        var items: [(Int, ItemPayload)] = []
+        for (index, source) in sources.enumerated() {
+            switch source {
+            case .id(let id):
+                resolved.ids.append(id)
+                // A vector of another model (revision) is not comparable: as good as missing.
+                guard let vector = stored[id], vector.modelID == pipeline.model.id, vector.revision == pipeline.model.revision,
+                      vector.embedding.count == d else { continue }
+                resolved.found[index] = true
+                write(Matryoshka.normalized(vector.embedding), into: &resolved.vectors, row: index, d: d)
+                if codes {
+                    if let semanticID = vector.semanticID, vector.codebookVersion == codebook?.version {
+                        resolved.codes[index] = semanticID
+                    } else {
+                        needCodes.append(index)
+                    }
+                }
+            case .vector(let id, let vector):
+                resolved.ids.append(id)
+                guard vector.count == d else {
+                    throw HTTPError(.unprocessableContent, code: "invalid_embedding",
+                                    message: "\(field)[\(index)]: \(vector.count) values; inline embeddings are full size (\(d))")
+                }
+                guard vector.allSatisfy(\.isFinite), vector.contains(where: { $0 != 0 }) else {
+                    throw HTTPError(.unprocessableContent, code: "invalid_embedding",
+                                    message: "\(field)[\(index)]: must be finite and not all zeros")
+                }
+                resolved.found[index] = true
+                write(Matryoshka.normalized(vector), into: &resolved.vectors, row: index, d: d)
+                inline.append(index)
+            case .item(let item):
+                resolved.ids.append(item.id)
+                items.append((index, item))
+            }
+        }
+        // Inline vectors are in the space `/embed` serves: back to the model's.
+        if rotate, let codebook, !inline.isEmpty {
+            let back = codebook.unrotate(gather(resolved.vectors, rows: inline, d: d), count: inline.count)
+            for (position, index) in inline.enumerated() {
+                write(Array(back[position * d..<(position + 1) * d]), into: &resolved.vectors, row: index, d: d)
+            }
+        }
+        if codes { needCodes += inline }
+
+        if !items.isEmpty, let body {
+            var inputs: [ItemInput] = []
+            do throws(EmbeddingError) {
+                for (index, item) in items { inputs.append(try item.input(at: index, limits: embed.limits)) }
+            } catch {
+                throw HTTPError(error)
+            }
+            var request = EmbedRoute.Request(items: [])
+            request.timeoutMs = body.timeoutMs
+            let options = try embed.options(request, storeByDefault: false)
+            let outcome: EmbeddingPipeline.Outcome
+            do { outcome = try await pipeline.embed(inputs, options: options) } catch { throw HTTPError(error) }
+            for ((index, _), result) in zip(items, outcome.items) {
+                let item: EmbeddedItem
+                do { item = try result.get() } catch { throw HTTPError(error) }
+                resolved.found[index] = true
+                write(item.embedding, into: &resolved.vectors, row: index, d: d)
+                if codes { needCodes.append(index) }
+            }
+        }
+
+        if let codebook, !needCodes.isEmpty {
+            let computed = codebook.codes(gather(resolved.vectors, rows: needCodes, d: d), count: needCodes.count)
+            for (index, code) in zip(needCodes, computed) { resolved.codes[index] = code }
+        }
+        return resolved
+    }
+
+    // MARK: - Helpers
+
+    /// `count` full-size model-space rows at the Matryoshka `size`: as they are at full size (a rotation does not
+    /// change cosines), else rotated when `/embed` serves the rotated space, cut and re-normalised.
+    private func space(_ vectors: [Float], count: Int, size: Int, codebook: SemanticCodebook?) -> [Float] {
+        let d = pipeline.dimensions
+        guard size < d, count > 0 else { return vectors }
+        let served = rotate ? codebook.map { $0.rotate(vectors, count: count) } ?? vectors : vectors
+        var out = [Float](repeating: 0, count: count * size)
+        for row in 0..<count {
+            let prefix = Matryoshka.normalized(Array(served[row * d..<row * d + size]))
+            for j in 0..<size { out[row * size + j] = prefix[j] }
+        }
+        return out
+    }
+
+    private func gather(_ vectors: [Float], rows: [Int], d: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: rows.count * d)
+        for (position, row) in rows.enumerated() {
+            for j in 0..<d { out[position * d + j] = vectors[row * d + j] }
+        }
+        return out
+    }
+
+    private func write(_ vector: [Float], into vectors: inout [Float], row: Int, d: Int) {
+        for j in 0..<d { vectors[row * d + j] = vector[j] }
+    }
+
+    private func bounded(_ value: Int?, default fallback: Int, name: String, maximum: Int? = nil) throws(HTTPError) -> Int {
+        let maximum = maximum ?? limits.maxTop
+        guard let value else { return min(fallback, maximum) }
+        guard (1...maximum).contains(value) else {
+            throw HTTPError(.unprocessableContent, code: "invalid_\(name)", message: "'\(name)' must be 1...\(maximum), got \(value)")
+        }
+        return value
+    }
+
+    /// A request that names the codebook its vectors came from must name the one loaded.
+    private func checkVersion(_ version: String?, _ codebook: SemanticCodebook?) throws(HTTPError) {
+        guard let version, version != codebook?.version else { return }
+        throw HTTPError(.conflict, code: "codebook_version_mismatch",
+                        message: "the request's vectors are from codebook \(version); the service has \(codebook?.version ?? "none") loaded")
+    }
+}

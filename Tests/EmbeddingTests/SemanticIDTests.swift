@@ -1,0 +1,214 @@
+import Foundation
+@testable import Embedding
+import Testing
+
+/// Semantic IDs and match features against the NumPy reference (`scripts/reference/semantic_ids.py`).
+@Suite struct SemanticIDTests {
+    static let fixtures = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+        .appendingPathComponent("semantic-ids")
+
+    func json(_ name: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent(name))) as! [String: Any]
+    }
+
+    func floats(_ value: Any?) -> [Float] {
+        ((value as? [[Double]]) ?? []).flatMap { $0.map(Float.init) }
+    }
+
+    /// Codes equal the float64 brute-force assignment, except where the reference itself has a near tie (the
+    /// first differing level's runner-up within 1e-4, or an FSQ direction within 1e-3 of a rounding boundary).
+    @Test func codesMatchTheNumPyAssignment() throws {
+        let fixture = try json("codes.json")
+        let codebook = try SemanticCodebook(path: Self.fixtures.appendingPathComponent("codebook.safetensors").path)
+        #expect(codebook.codeCounts == fixture["code_counts"] as? [Int])
+        let expected = try #require(fixture["codes"] as? [[Int]])
+        let gaps = try #require(fixture["gaps"] as? [[Double]])
+        let codes = codebook.codes(floats(fixture["vectors"]), count: expected.count)
+        var exact = 0
+        for (item, (ours, reference)) in zip(codes, expected).enumerated() {
+            guard let level = ours.indices.first(where: { ours[$0] != reference[$0] }) else { exact += 1; continue }
+            let tolerance = level == reference.count - 1 ? 1e-3 : 1e-4
+            #expect(gaps[item][level] < tolerance, "item \(item) level \(level): \(ours) vs \(reference)")
+        }
+        #expect(exact >= expected.count - 2)
+    }
+
+    @Test func matchFeaturesMatchNumPy() throws {
+        let fixture = try json("match.json")
+        let d = fixture["dimensions"] as! Int
+        let history = floats(fixture["history"]), candidates = floats(fixture["candidates"])
+        var query = MatchFeatures.Query(
+            history: history, historyCount: history.count / d, candidates: candidates, candidateCount: candidates.count / d,
+            dimensions: d, features: Set(MatchFeatures.Feature.allCases),
+            weights: (fixture["weights"] as! [Double]).map(Float.init), recent: fixture["recent"] as! Int,
+            topK: fixture["top_k"] as! Int, simTop: fixture["sim_top"] as! Int)
+        query.historyCodes = fixture["history_codes"] as! [[Int]]
+        query.candidateCodes = fixture["candidate_codes"] as! [[Int]]
+        query.codeCounts = fixture["code_counts"] as! [Int]
+        for threads in [1, 2] {
+            let results = MatchFeatures.compute(query, threads: threads)
+            let expected = fixture["expected"] as! [[String: Any]]
+            #expect(results.count == expected.count)
+            for (result, reference) in zip(results, expected) {
+                #expect(abs(Double(result.userCos!) - (reference["user_cos"] as! Double)) <= 1e-5)
+                #expect(abs(Double(result.maxCos!) - (reference["max_cos"] as! Double)) <= 1e-5)
+                #expect(abs(Double(result.topkMeanCos!) - (reference["topk_mean_cos"] as! Double)) <= 1e-5)
+                let top = reference["sim_top"] as! [[Double]]
+                #expect(result.simTop!.map(\.index) == top.map { Int($0[0]) })
+                for (neighbour, pair) in zip(result.simTop!, top) { #expect(abs(Double(neighbour.score) - pair[1]) <= 1e-5) }
+                #expect(result.sidMatch == reference["sid_match"] as? [Int])
+            }
+        }
+    }
+
+    @Test func collisionRateAndUtilisationMatchANumPyRecount() throws {
+        for table in try json("stats.json")["tables"] as! [[String: Any]] {
+            let rows = table["codes"] as! [[Int]]
+            let length = rows[0].count
+            let codes = rows.flatMap { $0.map(Int32.init) }
+            #expect(abs(CodebookFitting.collisionRate(codes, length: length) - (table["collision_rate"] as! Double)) < 1e-12)
+            let expected = table["utilisation"] as! [Double]
+            for level in 0..<length {
+                let column = rows.map { Int32($0[level]) }
+                #expect(abs(CodebookFitting.utilisation(column, codeCount: table["code_count"] as! Int) - expected[level]) < 1e-12)
+            }
+        }
+        // Codes too many to pack into one integer are compared as sequences.
+        let wide: [Int32] = [1 << 30, 1 << 30, 7, 1 << 30, 1 << 30, 7, 1 << 30, 1 << 30, 8]
+        #expect(abs(CodebookFitting.collisionRate(wide, length: 3) - 2.0 / 3) < 1e-12)
+    }
+
+    @Test func theUserVectorIsTheWeightedMeanOfTheRecentHistory() {
+        let history: [Float] = [1, 0, 0, 1, 1, 0]
+        #expect(MatchFeatures.userVector(history, count: 3, dimensions: 2, weights: nil, recent: 2) == Matryoshka.normalized([1, 1]))
+        #expect(MatchFeatures.userVector(history, count: 3, dimensions: 2, weights: [5, 0, 3], recent: 2) == [1, 0])
+        #expect(MatchFeatures.userVector(history, count: 3, dimensions: 2, weights: [5, 0, 0], recent: 2) == [0, 0])
+    }
+}
+
+/// `omniembed fit`'s algorithm on clustered synthetic vectors.
+@Suite struct CodebookFittingTests {
+    /// `count` unit vectors around `clusters` random centres.
+    static func clustered(count: Int, dimensions d: Int, clusters: Int, seed: UInt64) -> [Float] {
+        var random = SplitMix64(seed: seed)
+        func gaussian() -> Float {
+            let u = max(random.nextUnit(), 1e-12), v = random.nextUnit()
+            return Float((-2 * log(u)).squareRoot() * cos(2 * .pi * v))
+        }
+        let centres = (0..<clusters * d).map { _ in gaussian() }
+        var x: [Float] = []
+        for _ in 0..<count {
+            let c = Int(random.next(below: UInt64(clusters)))
+            x += Matryoshka.normalized((0..<d).map { centres[c * d + $0] + 0.4 * gaussian() })
+        }
+        return x
+    }
+
+    func options(seed: UInt64 = 1) -> CodebookFitting.Options {
+        var options = CodebookFitting.Options()
+        options.levels = 3
+        options.clusters = 16
+        options.iterations = 8
+        options.seed = seed
+        options.fsqLevels = [3, 3]
+        options.threads = 2
+        return options
+    }
+
+    @Test func fitIsDeterministicAndItsCodesAreWhatTheCodebookAssigns() throws {
+        let (n, d) = (3000, 24)
+        let x = Self.clustered(count: n, dimensions: d, clusters: 40, seed: 5)
+        let (first, codes, report) = try CodebookFitting.fit(x, count: n, dimensions: d, model: nil, options: options())
+        let (again, _, _) = try CodebookFitting.fit(x, count: n, dimensions: d, model: nil, options: options())
+        let (other, _, _) = try CodebookFitting.fit(x, count: n, dimensions: d, model: nil, options: options(seed: 2))
+        #expect(first.levels.map(\.centroids) == again.levels.map(\.centroids) && first.fsq == again.fsq)
+        #expect(first.levels.map(\.centroids) != other.levels.map(\.centroids))
+
+        // Each level leaves less; the report's utilisation and collisions are those of the returned codes.
+        #expect(zip(report.levels, report.levels.dropFirst()).allSatisfy { $0.error > $1.error })
+        #expect(report.levels[0].relativeError < 1)
+        let length = first.codeLength
+        #expect(length == 4 && codes.count == n * length)
+        #expect(report.collisionRate == CodebookFitting.collisionRate(codes, length: length))
+        #expect(report.levels[0].utilisation == CodebookFitting.utilisation((0..<n).map { codes[$0 * length] }, codeCount: 16))
+
+        // Serving assigns the codes the fit computed (GEMM blocking may break a near tie differently).
+        let served = first.codes(x, count: n)
+        let same = (0..<n).count { i in served[i].map(Int32.init) == Array(codes[i * length..<(i + 1) * length]) }
+        #expect(same >= n * 995 / 1000)
+    }
+
+    @Test func theRotationKeepsCosinesAndOrdersComponentsByVariance() throws {
+        let (n, d) = (2000, 16)
+        let x = Self.clustered(count: n, dimensions: d, clusters: 10, seed: 9)
+        let (codebook, _, _) = try CodebookFitting.fit(x, count: n, dimensions: d, model: nil, options: options())
+        let r = codebook.rotation
+        for i in 0..<d {
+            for j in 0..<d {
+                let dot = (0..<d).reduce(Float(0)) { $0 + r[i * d + $1] * r[j * d + $1] }
+                #expect(abs(dot - (i == j ? 1 : 0)) < 1e-4)
+            }
+        }
+        let y = codebook.rotate(x, count: n)
+        for (a, b) in [(0, 1), (5, 1999), (42, 7)] {
+            let before = (0..<d).reduce(Float(0)) { $0 + x[a * d + $1] * x[b * d + $1] }
+            let after = (0..<d).reduce(Float(0)) { $0 + y[a * d + $1] * y[b * d + $1] }
+            #expect(abs(before - after) < 1e-5)
+        }
+        let back = codebook.unrotate(y, count: n)
+        #expect(zip(back, x).allSatisfy { abs($0 - $1) < 1e-5 })
+        var variance = [Double](repeating: 0, count: d), mean = [Double](repeating: 0, count: d)
+        for i in 0..<n { for j in 0..<d { mean[j] += Double(y[i * d + j]) / Double(n) } }
+        for i in 0..<n { for j in 0..<d { variance[j] += pow(Double(y[i * d + j]) - mean[j], 2) } }
+        #expect(zip(variance, variance.dropFirst()).allSatisfy { $0 >= $1 * 0.999 })
+    }
+
+    @Test func theArtifactRoundTripsAndIsCheckedAgainstTheModel() throws {
+        let (n, d) = (500, 8)
+        let x = Self.clustered(count: n, dimensions: d, clusters: 5, seed: 3)
+        let model = ModelIdentity(id: "m", revision: "r1")
+        let (codebook, _, _) = try CodebookFitting.fit(x, count: n, dimensions: d, model: model, options: options())
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("codebook-\(UUID().uuidString).safetensors").path
+        let bytes = codebook.bytes()
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let read = try SemanticCodebook(path: path)
+        #expect(read.version == String(ContentHash.sha256(bytes).prefix(16)))
+        #expect(read.rotation == codebook.rotation && read.levels.map(\.centroids) == codebook.levels.map(\.centroids))
+        #expect(read.fsq == codebook.fsq && read.model == model)
+        #expect(read.mismatch(dimensions: d, model: model) == nil)
+        #expect(read.mismatch(dimensions: d + 1, model: model) != nil)
+        #expect(read.mismatch(dimensions: d, model: ModelIdentity(id: "m", revision: "r2"))?.contains("r1") == true)
+
+        try Data("not a codebook".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: (any Error).self) { try SemanticCodebook(path: path) }
+    }
+
+    @Test func tooFewVectorsAndDuplicatesAreHandled() throws {
+        #expect(throws: CodebookFitting.Failure.self) {
+            try CodebookFitting.fit([Float](repeating: 0.5, count: 40), count: 10, dimensions: 4, model: nil, options: options())
+        }
+        // 100 copies of 4 distinct points, 16 clusters: empty clusters are re-seeded, nothing crashes, at most 4
+        // codes are used.
+        let points: [[Float]] = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+        let x = (0..<400).flatMap { points[$0 % 4] }
+        let (_, _, report) = try CodebookFitting.fit(x, count: 400, dimensions: 4, model: nil, options: options())
+        #expect(report.levels[0].utilisation <= 4.0 / 16 && report.levels[0].error < 1e-6)
+        #expect(report.collisionRate == 1)
+    }
+}
+
+@Suite struct LRUCacheTests {
+    @Test func evictsTheLeastRecentlyUsed() {
+        let cache = LRUCache<String, Int>(capacity: 2)
+        cache.set([("a", 1), ("b", 2)])
+        #expect(cache.values(["a"]) == ["a": 1])  // a is now the most recent
+        cache.set([("c", 3)])
+        #expect(cache.values(["a", "b", "c"]) == ["a": 1, "c": 3])
+        cache.set([("a", 10)])
+        cache.remove(["c"])
+        cache.set([("d", 4), ("e", 5)])
+        #expect(cache.values(["a", "c", "d", "e"]) == ["d": 4, "e": 5])
+        #expect(cache.count == 2)
+        #expect(LRUCache<String, Int>(capacity: 0).values(["a"]).isEmpty)
+    }
+}
