@@ -92,7 +92,7 @@ let package = Package(
         // A raw-socket HTTP client for the live tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "TestSupport"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Embedding", "Models", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Models"], resources: [.copy("Fixtures")]),

@@ -150,6 +150,8 @@ struct EmbedRoute: Sendable {
         for (index, failure) in failures { results[index] = .failure(failure) }
         for (position, result) in zip(positions, outcome.items) { results[position] = result }
 
+        // Codes come by default whenever there are codes to give.
+        if body.return == nil, outcome.codebook != nil { returned.insert(.semanticID) }
         let normalize = body.normalize ?? true
         let served = servedEmbeddings(results, codebook: outcome.codebook)
         let data = zip(body.items, results).map { item, result -> Response.Item in

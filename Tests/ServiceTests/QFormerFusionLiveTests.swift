@@ -57,10 +57,7 @@ extension ServiceLiveTests {
         var configuration = testConfiguration()
         configuration.embedding.fusionMethod = "qformer"
         configuration.embedding.qformerDirectory = try writeFusionQFormer()
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let service = try OmniEmbedService(configuration: configuration, logger: logger)
-        let port = try await service.start()
+        let (service, port) = try await makeService(configuration)
         let photo = try base64("Tests/MediaTests/Fixtures/images/preprocess/cat.jpg")
         let json = #"{"items": [{"id": "t", "text": "a cat"}, {"id": "ti", "text": "a cat", "images": [{"data": "\#(photo)"}]}], "return": ["embedding", "modalities"], "store": false}"#
         let response = try embed(json, port: port)

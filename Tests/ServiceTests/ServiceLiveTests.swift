@@ -21,10 +21,11 @@ func temporaryStorePath() -> String {
 
 /// The assembled service over loopback, through a raw-socket client.
 @Suite(.serialized) struct ServiceLiveTests {
-    /// A service on a free port with its own item store (`storePath`, a new temporary one by default).
-    func makeService(storePath: String? = nil) async throws -> (OmniEmbedService, Int) {
-        var configuration = testConfiguration()
-        configuration.store.path = storePath ?? temporaryStorePath()
+    /// A started service on a free port, with `configuration` (``testConfiguration()`` by default) and its own
+    /// item store (`storePath`, a new temporary one by default).
+    func makeService(_ configuration: ServiceConfiguration? = nil, storePath: String? = nil) async throws -> (OmniEmbedService, Int) {
+        var configuration = configuration ?? testConfiguration()
+        if let storePath { configuration.store.path = storePath }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let service = try OmniEmbedService(configuration: configuration, logger: logger)
@@ -35,6 +36,9 @@ func temporaryStorePath() -> String {
     func testConfiguration() -> ServiceConfiguration {
         var configuration = ServiceConfiguration()
         configuration.store.path = temporaryStorePath()
+        // Beside the store, so a codebook fitted in the working copy never leaks into a test.
+        configuration.codebook.path = URL(fileURLWithPath: configuration.store.path).deletingLastPathComponent()
+            .appendingPathComponent("codebook.safetensors").path
         configuration.http.port = 0
         configuration.shutdownGracePeriod = .seconds(3)
         configuration.modelDirectory = repository("models/all-MiniLM-L6-v2")
