@@ -439,6 +439,137 @@ print(json.dumps({{"one": one.data[0].embedding, "many": [d.embedding for d in m
         service.stop()
 
 
+def catalogue(count):
+    """`count` distinct short item titles."""
+    subjects = ["a cat", "an old fisherman", "two kids", "a chef", "the band", "a cyclist", "my grandmother",
+                "a robot", "the goalkeeper", "a street dancer", "a barista", "the astronaut"]
+    actions = ["cooks noodles", "repairs a bike", "sings in the rain", "climbs a mountain", "reads a mystery novel",
+               "paints a mural", "plays chess", "films a tutorial", "feeds pigeons", "trains for a marathon",
+               "reviews a phone", "builds a treehouse"]
+    places = ["in Tokyo", "at the beach", "in a tiny kitchen", "on a rooftop", "in the snow", "at night"]
+    texts = [f"{s} {a} {p}" for p in places for a in actions for s in subjects]
+    return texts[:count]
+
+
+@test
+def fit_match_and_reload_agree_with_numpy():
+    """`omniembed fit` on a running service's store, its report recounted by NumPy, SIGHUP picks the codebook up,
+    and /match features equal NumPy over the vectors and codes /items serves."""
+    import numpy as np
+    directory = tempfile.mkdtemp(prefix="omniembed-fit-")
+    codebook = os.path.join(directory, "codebook.safetensors")
+    service = Service(env={"OMNIEMBED_CODEBOOK_PATH": codebook})
+    try:
+        texts = catalogue(240)
+        ids = [f"t{i}" for i in range(len(texts))]
+        for start in range(0, len(texts), 60):
+            items = [{"id": i, "text": t} for i, t in zip(ids[start:start + 60], texts[start:start + 60])]
+            status, _, body = service.request("POST", "/embed", json.dumps({"items": items}),
+                                              {"Content-Type": "application/json"})
+            assert status == 200 and "semantic_id" not in json.loads(body)["data"][0], body[:300]
+        status, _, body = service.request("POST", "/match", json.dumps(
+            {"user": {"history": ids[:3]}, "candidates": ids[3:5], "features": ["sid_match"]}),
+            {"Content-Type": "application/json"})
+        assert status == 409 and json.loads(body)["error"]["code"] == "no_codebook", body
+
+        # The fit reads the store the service is writing to (SQLite WAL: a consistent snapshot).
+        codes_path, report_path = os.path.join(directory, "codes.npy"), os.path.join(directory, "report.json")
+        result = subprocess.run([BINARY, "fit", "--config", CONFIG, "--clusters", "16", "--seed", "3",
+                                 "--codes", codes_path, "--report", report_path], capture_output=True, text=True,
+                                timeout=300, env=dict(os.environ, OMNIEMBED_STORE_PATH=service.store,
+                                                      OMNIEMBED_CODEBOOK_PATH=codebook))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"read {len(texts)} items" in result.stderr and "collision rate" in result.stdout, result
+        report = json.load(open(report_path))
+        codes = np.load(codes_path)
+        assert codes.shape == (len(texts), 3) and codes.dtype == np.int32, codes.shape
+        for level, entry in enumerate(report["levels"]):
+            assert abs(entry["utilisation"] - len(np.unique(codes[:, level])) / 16) < 1e-12, (level, entry)
+        _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+        assert abs(report["collision_rate"] - np.mean(counts[inverse.ravel()] > 1)) < 1e-12, report
+        assert report["codebook_version"] in result.stdout
+
+        # SIGHUP: the service loads the new codebook without a restart.
+        service.process.send_signal(signal.SIGHUP)
+        deadline, version = time.monotonic() + 20, None
+        while time.monotonic() < deadline and version != report["codebook_version"]:
+            version = json.loads(service.request("GET", "/items/t0")[2]).get("codebook_version")
+            time.sleep(0.02)  # polling interval
+        assert version == report["codebook_version"], (version, service.logs()[-2000:])
+
+        served = {i: json.loads(service.request("GET", f"/items/{i}")[2]) for i in ids}
+        # The codes the service assigns are the codes the fit assigned (same vectors, same codebook).
+        assert sorted(tuple(s["semantic_id"]) for s in served.values()) == sorted(map(tuple, codes.tolist()))
+        history, candidates = ids[::7], ids[1::11] + ["unknown-id"]
+        weights = [1.0 + (i % 3) for i in range(len(history))]
+        request = {"user": {"history": history, "weights": weights},
+                   "candidates": candidates, "features": ["user_cos", "max_cos", "topk_mean_cos", "sim_top", "sid_match"],
+                   "top_k": 4, "sim_top": 6, "recent": 12}
+        status, headers, body = service.request("POST", "/match", json.dumps(request),
+                                                {"Content-Type": "application/json"})
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["missing"] == ["unknown-id"] and answer["codebook_version"] == version, answer["missing"]
+        h = np.array([served[i]["embedding"] for i in history], dtype=np.float64)
+        h /= np.linalg.norm(h, axis=1, keepdims=True)
+        hc = np.array([served[i]["semantic_id"] for i in history])
+        w = np.array(weights[-12:])[:, None]
+        user = (h[-12:] * w).sum(0)
+        user /= np.linalg.norm(user)
+        # Candidates answer in request order; an unknown one is flagged, not dropped.
+        assert [d["id"] for d in answer["data"]] == candidates and answer["data"][-1] == {
+            "id": "unknown-id", "missing": True}, answer["data"][-1]
+        for row in answer["data"][:-1]:
+            c = np.array(served[row["id"]]["embedding"], dtype=np.float64)
+            c /= np.linalg.norm(c)
+            cos = h @ c
+            assert abs(row["user_cos"] - user @ c) <= 1e-5, row
+            assert abs(row["max_cos"] - cos.max()) <= 1e-5
+            assert abs(row["topk_mean_cos"] - np.sort(cos)[::-1][:4].mean()) <= 1e-5
+            order = np.argsort(-cos, kind="stable")[:6]
+            got = [entry["index"] for entry in row["sim_top"]]
+            assert np.allclose(cos[got], cos[order], atol=1e-5), (got, order)  # ties may swap near-equal scores
+            assert all(history[e["index"]] == e["id"] and abs(e["score"] - cos[e["index"]]) <= 1e-5
+                       for e in row["sim_top"])
+            code = np.array(served[row["id"]]["semantic_id"])
+            expected = [int(np.all(hc[:, :l + 1] == code[:l + 1], axis=1).sum()) for l in range(3)]
+            assert row["sid_match"] == expected, (row["sid_match"], expected)
+    finally:
+        service.stop()
+
+
+@test
+def fit_on_a_npy_file_with_fsq_reports_what_numpy_recounts():
+    import numpy as np
+    directory = tempfile.mkdtemp(prefix="omniembed-fit-")
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(40, 32))
+    vectors = (centres[rng.integers(0, 40, 3000)] + 0.3 * rng.normal(size=(3000, 32))).astype(np.float32)
+    vectors[1] = vectors[0]  # an exact duplicate always collides
+    np.save(os.path.join(directory, "v.npy"), vectors)
+    paths = {name: os.path.join(directory, name) for name in ("cb.safetensors", "c.npy", "r.json")}
+    result = subprocess.run([BINARY, "fit", "--config", CONFIG, "--vectors", os.path.join(directory, "v.npy"),
+                             "--output", paths["cb.safetensors"], "--levels", "2", "--clusters", "32",
+                             "--fsq", "4,4", "--codes", paths["c.npy"], "--report", paths["r.json"]],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report, codes = json.load(open(paths["r.json"])), np.load(paths["c.npy"])
+    assert codes.shape == (3000, 3) and report["code_counts"] == [32, 32, 16], (codes.shape, report["code_counts"])
+    assert abs(report["fsq_utilisation"] - len(np.unique(codes[:, 2])) / 16) < 1e-12, report
+    for level in range(2):
+        assert abs(report["levels"][level]["utilisation"] - len(np.unique(codes[:, level])) / 32) < 1e-12
+    _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    shared = counts[inverse.ravel()] > 1
+    assert shared[0] and shared[1] and abs(report["collision_rate"] - shared.mean()) < 1e-12, report
+    # The error falls level by level (each level quantises the previous residual).
+    errors = [entry["error"] for entry in report["levels"]]
+    assert errors[1] < errors[0], errors
+    bad = subprocess.run([BINARY, "fit", "--config", CONFIG, "--vectors", os.path.join(directory, "v.npy"),
+                          "--output", paths["cb.safetensors"], "--clusters", "5000"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "at least --clusters" in bad.stderr, bad.stderr
+
+
 @test
 def missing_model_fails_to_start():
     result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,

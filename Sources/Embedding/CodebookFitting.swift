@@ -15,10 +15,19 @@ public enum CodebookFitting {
         public var seed: UInt64 = 0
         /// Levels per direction of a final FSQ level (QARM V2); empty for none.
         public var fsqLevels: [Int] = []
+        /// How each level's first centroids are chosen.
+        public var initialisation = Initialisation.kMeansPlusPlus
         /// k-means++ seeds from this many points per cluster (drawn at random), not from all of them.
         public var seedingPointsPerCluster = 64
         public var threads = ProcessInfo.processInfo.activeProcessorCount
         public init() {}
+    }
+
+    public enum Initialisation: String, Sendable, CaseIterable {
+        /// k-means++ on a random sample (`seedingPointsPerCluster` per cluster).
+        case kMeansPlusPlus = "kmeans++"
+        /// Distinct points drawn at random (as faiss does).
+        case random
     }
 
     public struct LevelReport: Sendable, Equatable {
@@ -44,7 +53,8 @@ public enum CodebookFitting {
 
     public enum Progress: Sendable {
         case rotation
-        case level(Int, iteration: Int, of: Int, error: Double)
+        /// `moved`: the items whose nearest centroid changed in that iteration.
+        case level(Int, iteration: Int, of: Int, moved: Int)
         case fsq
     }
 
@@ -96,8 +106,9 @@ public enum CodebookFitting {
         for level in 0..<options.levels {
             let (centroids, assignment, distance, iterations) = kMeans(
                 residual, count: count, dimensions: d, clusters: options.clusters, iterations: options.iterations,
-                seedingSample: options.seedingPointsPerCluster * options.clusters, threads: threads, random: &random
-            ) { iteration, error in progress(.level(level, iteration: iteration, of: options.iterations, error: error)) }
+                seedingSample: options.initialisation == .random ? 0 : options.seedingPointsPerCluster * options.clusters,
+                threads: threads, random: &random
+            ) { iteration, moved in progress(.level(level, iteration: iteration, of: options.iterations, moved: moved)) }
             residual.withUnsafeMutableBufferPointer { r in
                 Rows.subtract(centroids, from: r.baseAddress!, rows: count, columns: d, assignment: assignment)
             }
@@ -238,74 +249,92 @@ public enum CodebookFitting {
     // MARK: - k-means
 
     /// Lloyd's k-means on `count` rows: centroids (clusters × dimensions), the final assignment and squared
-    /// distances (against the final centroids), and the iterations run.
+    /// distances (against the final centroids), and the iterations run. Each iteration searches only the rows whose
+    /// nearest centroid may have changed (Hamerly's and Yinyang's bounds: the same assignments as a full search, for a fraction
+    /// of the GEMM work once the centroids settle) and updates the clusters' sums by the rows that moved.
     static func kMeans(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, iterations: Int, seedingSample: Int,
                        threads: Int, random: inout SplitMix64,
-                       progress: (Int, Double) -> Void) -> ([Float], [Int32], [Float], Int) {
-        var centroids = seed(x, count: count, dimensions: d, clusters: k, sample: seedingSample, random: &random)
+                       progress: (Int, Int) -> Void) -> ([Float], [Int32], [Float], Int) {
+        var search = NearestCentroids(seed(x, count: count, dimensions: d, clusters: k, sample: seedingSample,
+                                           threads: threads, random: &random), count: k, dimensions: d)
+        var movement = NearestCentroids.Movement(clusters: k)
         var assignment = [Int32](repeating: -1, count: count)
         var distance = [Float](repeating: 0, count: count)
-        var previous = assignment
-        var ran = 0
-        for iteration in 0..<iterations {
-            assign(x, count: count, centroids: centroids, clusters: k, dimensions: d, threads: threads,
-                   assignment: &assignment, distance: &distance)
-            if assignment == previous { break }
-            ran = iteration + 1
-            progress(iteration + 1, distance.reduce(0.0) { $0 + Double($1) } / Double(count))
-            centroids = update(x, count: count, dimensions: d, clusters: k, assignment: assignment, distance: distance,
-                               threads: threads, previous: centroids)
-            swap(&previous, &assignment)
-        }
-        assign(x, count: count, centroids: centroids, clusters: k, dimensions: d, threads: threads,
-               assignment: &assignment, distance: &distance)
-        return (centroids, assignment, distance, ran)
-    }
-
-    private static func assign(_ x: [Float], count: Int, centroids: [Float], clusters: Int, dimensions: Int, threads: Int,
-                               assignment: inout [Int32], distance: inout [Float]) {
-        let search = NearestCentroids(centroids, count: clusters, dimensions: dimensions)
+        var upper = [Float](repeating: .infinity, count: count)
+        var lower = [Float](repeating: 0, count: count * NearestCentroids.boundGroups(clusters: k))
+        var norms = [Float](repeating: 0, count: count)
+        let parts = Parallel.ranges(count, parts: threads)
         x.withUnsafeBufferPointer { x in
-            assignment.withUnsafeMutableBufferPointer { index in
-                distance.withUnsafeMutableBufferPointer { distance in
-                    search.assign(x.baseAddress!, rows: count, index: index.baseAddress!, distance: distance.baseAddress!,
-                                  threads: threads)
+            norms.withUnsafeMutableBufferPointer { out in
+                let (x, out) = (UnsafeSendable(x.baseAddress!), UnsafeSendable(out.baseAddress!))
+                Parallel.run(parts.count) { part in
+                    let range = parts[part]
+                    Rows.squaredNorms(x.pointer + range.lowerBound * d, rows: range.count, columns: d,
+                                      into: out.pointer + range.lowerBound)
                 }
             }
         }
-    }
-
-    /// New centroids: the mean of each cluster's points; an empty cluster takes the point farthest from its own
-    /// centroid that no other empty cluster took.
-    private static func update(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, assignment: [Int32],
-                               distance: [Float], threads: Int, previous: [Float]) -> [Float] {
-        let parts = Parallel.ranges(count, parts: threads)
+        // Per part of the rows: the clusters' sums and counts, updated as rows move.
         let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: parts.count * k * d)
         let counts = UnsafeMutableBufferPointer<Int64>.allocate(capacity: parts.count * k)
         defer { sums.deallocate(); counts.deallocate() }
         sums.initialize(repeating: 0)
         counts.initialize(repeating: 0)
-        let (sumsPointer, countsPointer) = (UnsafeSendable(sums.baseAddress!), UnsafeSendable(counts.baseAddress!))
-        x.withUnsafeBufferPointer { x in
-            assignment.withUnsafeBufferPointer { assignment in
-                let (rows, labels) = (UnsafeSendable(x.baseAddress!), UnsafeSendable(assignment.baseAddress!))
-                Parallel.run(parts.count) { part in
-                    let range = parts[part]
-                    Rows.accumulate(rows.pointer + range.lowerBound * d, rows: range.count, columns: d,
-                                    assignment: labels.pointer + range.lowerBound, sums: sumsPointer.pointer + part * k * d,
-                                    counts: countsPointer.pointer + part * k)
+        let accumulators = parts.indices.map {
+            NearestCentroids.Accumulator(sums: sums.baseAddress! + $0 * k * d, counts: counts.baseAddress! + $0 * k)
+        }
+
+        func reassign(exact: Bool) -> Int {
+            x.withUnsafeBufferPointer { x in
+                norms.withUnsafeBufferPointer { norms in
+                    assignment.withUnsafeMutableBufferPointer { index in
+                        distance.withUnsafeMutableBufferPointer { distance in
+                            upper.withUnsafeMutableBufferPointer { upper in
+                                lower.withUnsafeMutableBufferPointer { lower in
+                                    search.reassign(x.baseAddress!, rows: count, rowNorms: norms.baseAddress!,
+                                                    index: index.baseAddress!, distance: distance.baseAddress!,
+                                                    upper: upper.baseAddress!, lower: lower.baseAddress!,
+                                                    movement: movement, exact: exact, threads: threads,
+                                                    accumulators: accumulators)
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
+
+        var ran = 0
+        for iteration in 0..<iterations {
+            let changed = reassign(exact: false)
+            if changed == 0 { break }
+            ran = iteration + 1
+            progress(iteration + 1, changed)
+            let next = NearestCentroids(
+                update(x, count: count, dimensions: d, clusters: k, parts: parts.count, sums: sums, counts: counts,
+                       distance: distance, previous: search.centroids), count: k, dimensions: d)
+            movement = NearestCentroids.Movement(from: search, to: next)
+            search = next
+        }
+        // Against the final centroids, with every row's distance computed afresh.
+        _ = reassign(exact: true)
+        return (search.centroids, assignment, distance, ran)
+    }
+
+    /// New centroids from the per-part cluster sums and counts: the mean of each cluster's points; an empty
+    /// cluster takes the point farthest from its own centroid (as last computed) that no other empty cluster took.
+    private static func update(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, parts: Int,
+                               sums: UnsafeMutableBufferPointer<Double>, counts: UnsafeMutableBufferPointer<Int64>,
+                               distance: [Float], previous: [Float]) -> [Float] {
         var centroids = previous
         var empty: [Int] = []
         for cluster in 0..<k {
             var members: Int64 = 0
-            for part in parts.indices { members += counts[part * k + cluster] }
+            for part in 0..<parts { members += counts[part * k + cluster] }
             guard members > 0 else { empty.append(cluster); continue }
             for j in 0..<d {
                 var sum = 0.0
-                for part in parts.indices { sum += sums[(part * k + cluster) * d + j] }
+                for part in 0..<parts { sum += sums[(part * k + cluster) * d + j] }
                 centroids[cluster * d + j] = Float(sum / Double(members))
             }
         }
@@ -319,8 +348,8 @@ public enum CodebookFitting {
     }
 
     /// k-means++ seeding on `sample` points drawn at random: each next centroid is a point drawn with probability
-    /// proportional to its squared distance from the centroids so far.
-    private static func seed(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, sample: Int,
+    /// proportional to its squared distance from the centroids so far. With `sample` at most k: k random points.
+    private static func seed(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, sample: Int, threads: Int,
                              random: inout SplitMix64) -> [Float] {
         let size = min(count, max(sample, k))
         var order = Array(0..<count)
@@ -330,24 +359,31 @@ public enum CodebookFitting {
         }
         var points = [Float](repeating: 0, count: size * d)
         for i in 0..<size { for j in 0..<d { points[i * d + j] = x[order[i] * d + j] } }
-        var norms = [Float](repeating: 0, count: size)
-        Rows.squaredNorms(points, rows: size, columns: d, into: &norms)
+        // A sample of k points is the random initialisation.
+        if size == k { return points }
 
         var centroids = [Float](repeating: 0, count: k * d)
         var nearest = [Float](repeating: .infinity, count: size)
-        var dots = [Float](repeating: 0, count: size)
+        // Each new centre updates the sample's distances in parts (one per thread), each part's total in Double,
+        // summed in part order: the draw is the same for a seed and a thread count.
+        let parts = Parallel.ranges(size, parts: threads)
         var chosen = Int(random.next(below: UInt64(size)))
         for cluster in 0..<k {
             for j in 0..<d { centroids[cluster * d + j] = points[chosen * d + j] }
             guard cluster + 1 < k else { break }
-            let centre = Array(points[chosen * d..<(chosen + 1) * d])
-            GEMM.multiply(points, centre, into: &dots, m: size, n: 1, k: d, transposeB: true)
-            let centreNorm = norms[chosen]
-            var total = 0.0
-            for i in 0..<size {
-                nearest[i] = min(nearest[i], max(0, norms[i] - 2 * dots[i] + centreNorm))
-                total += Double(nearest[i])
+            let centre = chosen
+            let totals = points.withUnsafeBufferPointer { points in
+                nearest.withUnsafeMutableBufferPointer { nearest in
+                    let (points, nearest) = (UnsafeSendable(points.baseAddress!), UnsafeSendable(nearest.baseAddress!))
+                    return Parallel.map(parts.count, parts: parts.count) { part in
+                        let range = parts[part]
+                        Rows.nearer(points.pointer + range.lowerBound * d, rows: range.count, columns: d,
+                                    to: points.pointer + centre * d, nearest: nearest.pointer + range.lowerBound)
+                        return range.reduce(0.0) { $0 + Double(nearest.pointer[$1]) }
+                    }
+                }
             }
+            let total = totals.reduce(0, +)
             if total > 0 {
                 var target = random.nextUnit() * total
                 chosen = size - 1

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Embedding
 import Foundation
 import HTTP
@@ -14,6 +15,32 @@ struct MatchRoute: Sendable {
     let embed: EmbedRoute
     let limits: ServiceConfiguration.MatchLimits
     let rotate: Bool
+    let stages: Stages
+
+    /// Where a `/match` request's time goes, as `omniembed_match_seconds{stage}` and a `Server-Timing` header:
+    /// the body's JSON, reading vectors (store cache, inline items' embedding), the features, the response's JSON.
+    struct Stages: Sendable {
+        static let names = ["decode", "resolve", "compute", "encode"]
+        let timers: [CoreMetrics.Timer]
+
+        init(factory: any MetricsFactory) {
+            timers = Self.names.map {
+                CoreMetrics.Timer(label: "omniembed_match_seconds", dimensions: [("stage", $0)], factory: factory)
+            }
+        }
+
+        /// Records the spans between `marks` (one more than stages) and names them in the response.
+        func record(_ marks: [ContinuousClock.Instant], in response: inout HTTPResponse) {
+            var parts: [String] = []
+            for (index, timer) in timers.enumerated() {
+                let span = marks[index + 1] - marks[index]
+                timer.recordNanoseconds(Int64(span.seconds * 1e9))
+                parts.append("\(Self.names[index]);dur=\(String(format: "%.3f", span.seconds * 1e3))")
+            }
+            parts.append("total;dur=\(String(format: "%.3f", (marks[marks.count - 1] - marks[0]).seconds * 1e3))")
+            response.headers.add(name: "Server-Timing", value: parts.joined(separator: ", "))
+        }
+    }
 
     /// A history entry: a stored id or `{"id"?, "embedding"}`.
     enum HistoryEntry: Decodable {
@@ -100,7 +127,9 @@ struct MatchRoute: Sendable {
     }
 
     func match(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var marks = [ContinuousClock.now]
         let body = try request.decodeJSON(Request.self)
+        marks.append(.now)
         let codebook = pipeline.codebooks.current
         try checkVersion(body.codebookVersion, codebook)
         let d = pipeline.dimensions
@@ -141,6 +170,7 @@ struct MatchRoute: Sendable {
         let weights = history.weights
         let candidateVectors = try await resolveCandidates(candidates, body: body, codebook: codebook,
                                                            codes: features.contains(.sidMatch))
+        marks.append(.now)
 
         let historyRows = history.resolved.found.indices.filter { history.resolved.found[$0] }
         let candidateRows = candidateVectors.found.indices.filter { candidateVectors.found[$0] }
@@ -158,6 +188,7 @@ struct MatchRoute: Sendable {
             query.codeCounts = codebook.codeCounts
         }
         let results = MatchFeatures.compute(query, threads: ProcessInfo.processInfo.activeProcessorCount)
+        marks.append(.now)
 
         var json = JSONWriter(capacity: 64 + candidates.count * (32 + (features.contains(.simTop) ? simTop * 40 : 0)))
         json.beginObject()
@@ -211,7 +242,10 @@ struct MatchRoute: Sendable {
         writeTail(&json, missing: history.missing + candidates.indices.filter { !candidateVectors.found[$0] }.map { candidates[$0].id },
                   historyUsed: historyRows.count, size: size, codebook: codebook)
         json.endObject()
-        return .json(json)
+        var response = HTTPResponse.json(json)
+        marks.append(.now)
+        stages.record(marks, in: &response)
+        return response
     }
 
     func userEmbedding(_ request: HTTPRequest) async throws -> HTTPResponse {

@@ -16,7 +16,8 @@ enum Routes {
         router.post("/v1/embeddings") { request, _ in try await openAI.handle(request) }
 
         let match = MatchRoute(pipeline: pipeline, embed: embed, limits: configuration.match,
-                               rotate: configuration.codebook.rotateEmbeddings)
+                               rotate: configuration.codebook.rotateEmbeddings,
+                               stages: MatchRoute.Stages(factory: metrics.factory))
         router.post("/match") { request, _ in try await match.match(request) }
         router.post("/user_embedding") { request, _ in try await match.userEmbedding(request) }
 

@@ -43,6 +43,12 @@ struct FitCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Random seed (k-means++ sampling).")
     var seed: UInt64 = 0
 
+    @Option(name: .long, help: "Initial centroids: kmeans++ (on a sample) or random (distinct random points).")
+    var initialisation = "kmeans++"
+
+    @Option(name: .long, help: "k-means++ seeds each level from this many random points per centroid.")
+    var seedingSample = 64
+
     @Option(name: .long, help: "A final FSQ level: levels per direction, e.g. 8,8,8 (none by default).")
     var fsq: String?
 
@@ -56,8 +62,8 @@ struct FitCommand: AsyncParsableCommand {
     var report: String?
 
     func run() async throws {
-        guard levels >= 1, clusters >= 2, iterations >= 0, threads >= 0 else {
-            throw ValidationError("--levels must be ≥ 1, --clusters ≥ 2, --iterations and --threads ≥ 0")
+        guard levels >= 1, clusters >= 2, iterations >= 0, threads >= 0, seedingSample >= 1 else {
+            throw ValidationError("--levels must be ≥ 1, --clusters ≥ 2, --seeding-sample ≥ 1, --iterations and --threads ≥ 0")
         }
         let fsqLevels: [Int] = try fsq.map { text in
             let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -69,8 +75,6 @@ struct FitCommand: AsyncParsableCommand {
         let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
         let destination = output ?? settings.codebook.path
         guard !destination.isEmpty else { throw ValidationError("no --output and codebook.path is empty") }
-        let started = ContinuousClock.now
-
         let data: [Float], count: Int, dimensions: Int, model: ModelIdentity?
         if let vectors {
             (data, count, dimensions) = try Self.readVectors(vectors)
@@ -93,11 +97,18 @@ struct FitCommand: AsyncParsableCommand {
             throw ValidationError("\(count) vectors: at least --clusters (\(clusters)) are needed")
         }
 
+        // Timed from here: reading the input is I/O, not fitting.
+        let started = ContinuousClock.now
         var options = CodebookFitting.Options()
         options.levels = levels
         options.clusters = clusters
         options.iterations = iterations
         options.seed = seed
+        options.seedingPointsPerCluster = seedingSample
+        guard let initialisation = CodebookFitting.Initialisation(rawValue: initialisation) else {
+            throw ValidationError("--initialisation must be one of \(CodebookFitting.Initialisation.allCases.map(\.rawValue))")
+        }
+        options.initialisation = initialisation
         options.fsqLevels = fsqLevels
         options.threads = threads == 0 ? ProcessInfo.processInfo.activeProcessorCount : threads
         // The fit splits rows over threads itself; each GEMM runs on one.
@@ -187,13 +198,13 @@ struct FitProgress: Sendable {
         switch progress {
         case .rotation:
             write("PCA rotation…\n")
-        case .level(let level, let iteration, let total, let error):
+        case .level(let level, let iteration, let total, let moved):
             if enabled {
                 let width = 30
                 let filled = total > 0 ? width * iteration / total : width
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
                 if iteration == 1, level > 0 { write("\n") }
-                write("\rlevel \(level + 1)/\(levels) [\(bar)] iteration \(iteration)/\(total) error \(String(format: "%.6f", error))")
+                write("\rlevel \(level + 1)/\(levels) [\(bar)] iteration \(iteration)/\(total), \(moved) items moved   ")
             } else if iteration == 1 {
                 write("level \(level + 1)/\(levels)…\n")
             }
