@@ -127,6 +127,18 @@ public final class ItemStore: Sendable {
         return found
     }
 
+    /// Keeps codes computed for cached vectors under `codebookVersion` with them, so that later reads find them
+    /// current (after a reload, stored codes are of the previous codebook until each item is written again). An
+    /// entry whose vector changed since it was read is left alone.
+    public func cacheCodes(_ codes: [(id: String, embedding: [Float], semanticID: [Int])], codebookVersion: String) {
+        let byID = Dictionary(codes.map { ($0.id, ($0.embedding, $0.semanticID)) }, uniquingKeysWith: { first, _ in first })
+        cache.update(byID.keys) { id, stored in
+            guard let (embedding, semanticID) = byID[id], stored.embedding == embedding else { return }
+            stored.semanticID = semanticID
+            stored.codebookVersion = codebookVersion
+        }
+    }
+
     /// Every stored fused vector of one model revision, in id order: what `omniembed fit` learns from.
     public func embeddings(modelID: String, revision: String) throws(EmbeddingError) -> (ids: [String], vectors: [Float], dimensions: Int) {
         do {

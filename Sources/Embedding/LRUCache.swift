@@ -89,6 +89,16 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
         }
     }
 
+    /// Changes the values of the keys present in place (their recency unchanged).
+    public func update(_ keys: some Sequence<Key>, _ body: (Key, inout Value) -> Void) {
+        state.withLock { state in
+            for key in keys {
+                guard let i = state.index[key] else { continue }
+                body(key, &state.nodes[i].value)
+            }
+        }
+    }
+
     public func remove(_ keys: some Sequence<Key>) {
         state.withLock { state in
             for key in keys {

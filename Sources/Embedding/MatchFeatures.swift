@@ -104,9 +104,14 @@ public enum MatchFeatures {
                 for (offset, row) in rows.enumerated() {
                     var result = Result()
                     if features.contains(.userCos) {
-                        var dot: Float = 0
-                        for j in 0..<d { dot += query.candidates[row * d + j] * user[j] }
-                        result.userCos = dot
+                        result.userCos = query.candidates.withUnsafeBufferPointer { candidates in
+                            user.withUnsafeBufferPointer { user in
+                                let x = candidates.baseAddress! + row * d
+                                var dot: Float = 0
+                                for j in 0..<d { dot += x[j] * user[j] }
+                                return dot
+                            }
+                        }
                     }
                     if needScores {
                         top.reset()
@@ -174,15 +179,23 @@ public enum MatchFeatures {
 
         mutating func add(_ scores: UnsafePointer<Float>, count: Int) {
             guard capacity > 0 else { return }
-            for index in 0..<count {
-                let candidate = Neighbour(index: index, score: scores[index])
-                if heap.count < capacity {
-                    heap.append(candidate)
-                    siftUp(heap.count - 1)
-                } else if Self.worse(heap[0], candidate) {
-                    heap[0] = candidate
+            var index = 0
+            while heap.count < capacity, index < count {
+                heap.append(Neighbour(index: index, score: scores[index]))
+                siftUp(heap.count - 1)
+                index += 1
+            }
+            guard index < count else { return }
+            // Later indices lose ties, so only a score above the worst kept can enter.
+            var threshold = heap[0].score
+            while index < count {
+                let score = scores[index]
+                if score > threshold {
+                    heap[0] = Neighbour(index: index, score: score)
                     siftDown(0)
+                    threshold = heap[0].score
                 }
+                index += 1
             }
         }
 

@@ -165,11 +165,13 @@ struct MatchRoute: Sendable {
         let topK = try bounded(body.topK, default: 5, name: "top_k")
         let simTop = try bounded(body.simTop, default: 10, name: "sim_top")
 
-        let history = try await resolveHistory(body.user, codebook: codebook, codes: features.contains(.sidMatch))
         let recent = try bounded(body.recent, default: limits.defaultRecent, name: "recent", maximum: limits.maxHistory)
+        // History and candidates are read at once (each is a cache pass over up to thousands of ids).
+        let codes = features.contains(.sidMatch)
+        async let resolvedHistory = resolveHistory(body.user, codebook: codebook, codes: codes)
+        let candidateVectors = try await resolveCandidates(candidates, body: body, codebook: codebook, codes: codes)
+        let history = try await resolvedHistory
         let weights = history.weights
-        let candidateVectors = try await resolveCandidates(candidates, body: body, codebook: codebook,
-                                                           codes: features.contains(.sidMatch))
         marks.append(.now)
 
         let historyRows = history.resolved.found.indices.filter { history.resolved.found[$0] }
@@ -402,7 +404,7 @@ struct MatchRoute: Sendable {
                 guard let vector = stored[id], vector.modelID == pipeline.model.id, vector.revision == pipeline.model.revision,
                       vector.embedding.count == d else { continue }
                 resolved.found[index] = true
-                write(Matryoshka.normalized(vector.embedding), into: &resolved.vectors, row: index, d: d)
+                write(vector.embedding, into: &resolved.vectors, row: index, d: d, normalizing: true)
                 if codes {
                     if let semanticID = vector.semanticID, vector.codebookVersion == codebook?.version {
                         resolved.codes[index] = semanticID
@@ -421,7 +423,7 @@ struct MatchRoute: Sendable {
                                     message: "\(field)[\(index)]: must be finite and not all zeros")
                 }
                 resolved.found[index] = true
-                write(Matryoshka.normalized(vector), into: &resolved.vectors, row: index, d: d)
+                write(vector, into: &resolved.vectors, row: index, d: d, normalizing: true)
                 inline.append(index)
             case .item(let item):
                 resolved.ids.append(item.id)
@@ -461,6 +463,12 @@ struct MatchRoute: Sendable {
         if let codebook, !needCodes.isEmpty {
             let computed = codebook.codes(gather(resolved.vectors, rows: needCodes, d: d), count: needCodes.count)
             for (index, code) in zip(needCodes, computed) { resolved.codes[index] = code }
+            // Stored items' codes are computed once per codebook, not on every request that names them.
+            var fresh: [(id: String, embedding: [Float], semanticID: [Int])] = []
+            for (index, code) in zip(needCodes, computed) {
+                if case .id(let id) = sources[index], let vector = stored[id] { fresh.append((id, vector.embedding, code)) }
+            }
+            if !fresh.isEmpty { pipeline.store?.cacheCodes(fresh, codebookVersion: codebook.version) }
         }
         return resolved
     }
@@ -482,15 +490,33 @@ struct MatchRoute: Sendable {
     }
 
     private func gather(_ vectors: [Float], rows: [Int], d: Int) -> [Float] {
+        // Every row, in order (all found): the vectors as they are.
+        if rows.count * d == vectors.count, rows.last.map({ $0 == rows.count - 1 }) ?? true { return vectors }
         var out = [Float](repeating: 0, count: rows.count * d)
-        for (position, row) in rows.enumerated() {
-            for j in 0..<d { out[position * d + j] = vectors[row * d + j] }
+        vectors.withUnsafeBufferPointer { vectors in
+            out.withUnsafeMutableBufferPointer { out in
+                for (position, row) in rows.enumerated() {
+                    (out.baseAddress! + position * d).update(from: vectors.baseAddress! + row * d, count: d)
+                }
+            }
         }
         return out
     }
 
-    private func write(_ vector: [Float], into vectors: inout [Float], row: Int, d: Int) {
-        for j in 0..<d { vectors[row * d + j] = vector[j] }
+    /// Row `row` of `vectors` := `vector` (scaled to unit length when `normalizing`; a zero vector stays zero).
+    private func write(_ vector: [Float], into vectors: inout [Float], row: Int, d: Int, normalizing: Bool = false) {
+        vector.withUnsafeBufferPointer { vector in
+            vectors.withUnsafeMutableBufferPointer { vectors in
+                var scale: Float = 1
+                if normalizing {
+                    var norm: Float = 0
+                    for j in 0..<d { norm += vector[j] * vector[j] }
+                    if norm > 0 { scale = 1 / norm.squareRoot() }
+                }
+                let out = vectors.baseAddress! + row * d
+                for j in 0..<d { out[j] = vector[j] * scale }
+            }
+        }
     }
 
     private func bounded(_ value: Int?, default fallback: Int, name: String, maximum: Int? = nil) throws(HTTPError) -> Int {

@@ -1,0 +1,33 @@
+import Foundation
+import HTTP
+import Testing
+
+/// The response writer against Foundation's JSON parser: integers at the edges, strings that need escaping and
+/// strings that do not, floats and non-finite floats.
+@Suite struct JSONWriterTests {
+    @Test func whatItWritesParsesBackToTheSameValues() throws {
+        let integers = [0, 7, -7, 10, 1_000_000, Int.max, Int.min]
+        let strings = ["", "item42", "tab\there", "quote \" and \\ backslash", "line\nbreak\r", "\u{1}\u{1F}", "é 漢字 🚀"]
+        let floats: [Float] = [0, -0.5, 1e-7, 3.4028235e38, 0.1]
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("integers")
+        json.beginArray()
+        for value in integers { json.int(value) }
+        json.endArray()
+        json.key("strings")
+        json.beginArray()
+        for value in strings { json.string(value) }
+        json.endArray()
+        json.key("floats")
+        json.floats(floats + [.nan, .infinity])
+        json.endObject()
+
+        let parsed = try #require(JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any])
+        #expect((parsed["integers"] as? [NSNumber])?.map(\.int64Value) == integers.map(Int64.init))
+        #expect(parsed["strings"] as? [String] == strings)
+        let read = try #require(parsed["floats"] as? [Any])
+        #expect(read.prefix(floats.count).map { Float(($0 as! NSNumber).doubleValue) } == floats)
+        #expect(read.suffix(2).allSatisfy { $0 is NSNull })
+    }
+}
