@@ -101,9 +101,12 @@ public enum MatchFeatures {
                     }
                 }
                 var top = TopScores(capacity: min(selected, h))
+                // Per row, these would be set look-ups (hashing) thousands of times.
+                let (wantUser, wantMax, wantMean, wantSim) = (features.contains(.userCos), features.contains(.maxCos),
+                                                              features.contains(.topkMeanCos), features.contains(.simTop))
                 for (offset, row) in rows.enumerated() {
                     var result = Result()
-                    if features.contains(.userCos) {
+                    if wantUser {
                         result.userCos = query.candidates.withUnsafeBufferPointer { candidates in
                             user.withUnsafeBufferPointer { user in
                                 let x = candidates.baseAddress! + row * d
@@ -117,14 +120,14 @@ public enum MatchFeatures {
                         top.reset()
                         scores.withUnsafeBufferPointer { s in top.add(s.baseAddress! + offset * h, count: h) }
                         let best = top.sorted()
-                        if features.contains(.maxCos) { result.maxCos = best.first?.score }
-                        if features.contains(.topkMeanCos) {
+                        if wantMax { result.maxCos = best.first?.score }
+                        if wantMean {
                             let k = best.prefix(query.topK)
                             result.topkMeanCos = k.isEmpty ? nil : k.reduce(0) { $0 + $1.score } / Float(k.count)
                         }
-                        if features.contains(.simTop) { result.simTop = Array(best.prefix(query.simTop)) }
+                        if wantSim { result.simTop = Array(best.prefix(query.simTop)) }
                     } else if h == 0 {
-                        result.simTop = features.contains(.simTop) ? [] : nil
+                        result.simTop = wantSim ? [] : nil
                     }
                     if let sid { result.sidMatch = sid.matches(query.candidateCodes[row]) }
                     out.pointer[row] = result

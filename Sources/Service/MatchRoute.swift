@@ -197,6 +197,9 @@ struct MatchRoute: Sendable {
         json.key("data")
         json.beginArray()
         var next = 0
+        let (wantUser, wantMax, wantMean, wantSim, wantSid) = (
+            features.contains(.userCos), features.contains(.maxCos), features.contains(.topkMeanCos),
+            features.contains(.simTop), features.contains(.sidMatch))
         for (position, entry) in candidates.enumerated() {
             json.beginObject()
             json.key("id")
@@ -213,10 +216,10 @@ struct MatchRoute: Sendable {
                 json.key(name)
                 if let value { json.float(value) } else { json.null() }
             }
-            if features.contains(.userCos) { float("user_cos", historyRows.isEmpty ? nil : result.userCos) }
-            if features.contains(.maxCos) { float("max_cos", result.maxCos) }
-            if features.contains(.topkMeanCos) { float("topk_mean_cos", result.topkMeanCos) }
-            if features.contains(.simTop) {
+            if wantUser { float("user_cos", historyRows.isEmpty ? nil : result.userCos) }
+            if wantMax { float("max_cos", result.maxCos) }
+            if wantMean { float("topk_mean_cos", result.topkMeanCos) }
+            if wantSim {
                 json.key("sim_top")
                 json.beginArray()
                 for neighbour in result.simTop ?? [] {
@@ -232,7 +235,7 @@ struct MatchRoute: Sendable {
                 }
                 json.endArray()
             }
-            if features.contains(.sidMatch) {
+            if wantSid {
                 json.key("sid_match")
                 json.beginArray()
                 for count in result.sidMatch ?? [] { json.int(count) }
