@@ -67,7 +67,7 @@ def run_omniembed(binary, data, args, work, seed):
     started = time.perf_counter()
     subprocess.run([binary, "fit", "--config", os.path.join(ROOT, "config", "default.json"), "--vectors", data,
                     "--output", paths["cb.safetensors"], "--levels", str(args.levels), "--clusters", str(args.clusters),
-                    "--iterations", str(args.iterations), "--seed", str(seed), "--codes", paths["codes.npy"],
+                    "--iterations", str(args.iterations), "--seed", str(seed), "--initialisation", args.initialisation, "--codes", paths["codes.npy"],
                     "--report", paths["report.json"]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     report = json.load(open(paths["report.json"]))
@@ -122,15 +122,20 @@ def main():
     parser.add_argument("--clusters", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--initialisation", default="kmeans++", help="omniembed fit's: kmeans++ or random")
+    parser.add_argument("--only-omniembed", action="store_true", help="skip faiss (to compare settings of ours)")
     args = parser.parse_args()
     binary = os.path.join(ROOT, ".build", "release", "omniembed")
     data = dataset(args.items, args.dims)
     work = tempfile.mkdtemp(prefix="bench-fit-")
     print(f"{args.items} vectors × {args.dims}, {args.levels} levels × {args.clusters}, ≤ {args.iterations} iterations, "
+          f"omniembed initialisation {args.initialisation}, "
           f"{os.cpu_count()} cores, {args.rounds} round(s), engines alternating", flush=True)
     results = {"omniembed": [], "faiss": []}
     for round in range(args.rounds):
         order = ["omniembed", "faiss"] if round % 2 == 0 else ["faiss", "omniembed"]
+        if args.only_omniembed:
+            order = ["omniembed"]
         for engine in order:
             # Round r seeds both engines with r: the errors' spread over rounds is the seeds' effect.
             result = (run_omniembed(binary, data, args, work, round) if engine == "omniembed"
@@ -140,6 +145,10 @@ def main():
                   + ", ".join(f"{e:.6f}" for e in result["levels"])
                   + (f"  (reported {result['reported_error']:.6f}, iterations {result['iterations']})"
                      if engine == "omniembed" else ""), flush=True)
+    if args.only_omniembed:
+        print(f"\nmedian fit time {statistics.median(r['seconds'] for r in results['omniembed']):.2f} s, error "
+              f"{statistics.median(r['error'] for r in results['omniembed']):.6f}")
+        return
     ours = statistics.median(r["seconds"] for r in results["omniembed"])
     theirs = statistics.median(r["seconds"] for r in results["faiss"])
     our_error = statistics.median(r["error"] for r in results["omniembed"])
