@@ -99,13 +99,13 @@ public final class ItemStore: Sendable {
         try migrator.migrate(pool)
     }
 
-    /// The vectors of `ids` that exist, from the cache or else the database (then cached).
-    public func vectors(_ ids: [String]) throws(EmbeddingError) -> [String: StoredVector] {
+    /// Each id's vector (`nil` where there is none), in the ids' order, from the cache or else the database (then cached).
+    public func vectors(_ ids: [String]) throws(EmbeddingError) -> [StoredVector?] {
         var found = cache.values(ids)
-        let missing = ids.filter { found[$0] == nil }
+        let missing = Array(Set(ids.indices.filter { found[$0] == nil }.map { ids[$0] }))
         guard !missing.isEmpty else { return found }
         do {
-            try fill.withLock { _ in
+            let read = try fill.withLock { _ in
                 let read = try pool.read { db in
                     var read: [(String, StoredVector)] = []
                     for start in stride(from: 0, to: missing.count, by: 1000) {
@@ -119,8 +119,9 @@ public final class ItemStore: Sendable {
                     return read
                 }
                 cache.set(read)
-                for (id, vector) in read { found[id] = vector }
+                return Dictionary(read, uniquingKeysWith: { first, _ in first })
             }
+            for index in ids.indices where found[index] == nil { found[index] = read[ids[index]] }
         } catch {
             throw .storeFailed("reading the item store: \(error)")
         }

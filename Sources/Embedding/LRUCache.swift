@@ -43,17 +43,15 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
 
     public var count: Int { state.withLock { $0.index.count } }
 
-    /// The values of the keys present, each marked as just used.
-    public func values(_ keys: some Sequence<Key>) -> [Key: Value] {
+    /// Each key's value (`nil` where absent), in the keys' order; the present ones are marked as just used.
+    public func values(_ keys: [Key]) -> [Value?] {
         state.withLock { state in
-            var found: [Key: Value] = [:]
-            for key in keys {
-                guard let i = state.index[key] else { continue }
-                found[key] = state.nodes[i].value
+            keys.map { key in
+                guard let i = state.index[key] else { return nil }
                 state.unlink(i)
                 state.pushFront(i)
+                return state.nodes[i].value
             }
-            return found
         }
     }
 

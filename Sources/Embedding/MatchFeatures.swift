@@ -93,7 +93,9 @@ public enum MatchFeatures {
             let out = UnsafeSendable(results.baseAddress!)
             Parallel.run(parts.count) { part in
                 let rows = parts[part]
-                var scores = [Float](repeating: 0, count: needScores ? rows.count * h : 0)
+                // Every element is written by the GEMM: no zeroing pass over a few megabytes.
+                let size = needScores ? rows.count * h : 0
+                var scores = [Float](unsafeUninitializedCapacity: size) { _, count in count = size }
                 if needScores {
                     query.candidates.withUnsafeBufferPointer { candidates in
                         GEMM.multiply(candidates.baseAddress! + rows.lowerBound * d, query.history, into: &scores,

@@ -386,9 +386,9 @@ struct MatchRoute: Sendable {
         var needCodes: [Int] = []
 
         let ids = sources.compactMap { if case .id(let id) = $0 { id } else { nil } }
-        let stored: [String: ItemStore.StoredVector]
+        let stored: [ItemStore.StoredVector?]
         if ids.isEmpty {
-            stored = [:]
+            stored = []
         } else {
             guard let store = pipeline.store else {
                 throw HTTPError(.conflict, code: "store_disabled",
@@ -399,20 +399,27 @@ struct MatchRoute: Sendable {
 
         var inline: [Int] = []
         var items: [(Int, ItemPayload)] = []
+        var next = 0  // the position in `stored` of the next id
+        var storedEmbeddings: [Int: [Float]] = [:]  // of the stored items whose codes are computed here
+        let model = pipeline.model
         for (index, source) in sources.enumerated() {
             switch source {
             case .id(let id):
                 resolved.ids.append(id)
+                let vector = stored[next]
+                next += 1
                 // A vector of another model (revision) is not comparable: as good as missing.
-                guard let vector = stored[id], vector.modelID == pipeline.model.id, vector.revision == pipeline.model.revision,
+                guard let vector, vector.modelID == model.id, vector.revision == model.revision,
                       vector.embedding.count == d else { continue }
                 resolved.found[index] = true
-                write(vector.embedding, into: &resolved.vectors, row: index, d: d, normalizing: true)
+                // Stored vectors are unit length already: copied as they are.
+                write(vector.embedding, into: &resolved.vectors, row: index, d: d)
                 if codes {
                     if let semanticID = vector.semanticID, vector.codebookVersion == codebook?.version {
                         resolved.codes[index] = semanticID
                     } else {
                         needCodes.append(index)
+                        storedEmbeddings[index] = vector.embedding
                     }
                 }
             case .vector(let id, let vector):
@@ -469,7 +476,7 @@ struct MatchRoute: Sendable {
             // Stored items' codes are computed once per codebook, not on every request that names them.
             var fresh: [(id: String, embedding: [Float], semanticID: [Int])] = []
             for (index, code) in zip(needCodes, computed) {
-                if case .id(let id) = sources[index], let vector = stored[id] { fresh.append((id, vector.embedding, code)) }
+                if case .id(let id) = sources[index], let embedding = storedEmbeddings[index] { fresh.append((id, embedding, code)) }
             }
             if !fresh.isEmpty { pipeline.store?.cacheCodes(fresh, codebookVersion: codebook.version) }
         }
