@@ -13,13 +13,14 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from bench_common import WRK_DONE_LUA, free_port, wrk_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "models", "all-MiniLM-L6-v2")
@@ -35,18 +36,7 @@ request = function()
     index = index % #bodies + 1
     return wrk.format("POST", path, {["Content-Type"] = "application/json"}, bodies[index])
 end
-done = function(summary, latency, requests)
-    io.stderr:write(string.format('BENCH {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "errors": %d}\n',
-        summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
-        summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+""" + WRK_DONE_LUA
 
 
 def wait_until(url, process, seconds=300):
@@ -87,8 +77,7 @@ def wrk(port, path, bodies_file, connections, seconds, work):
     result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
                              f"http://127.0.0.1:{port}"], capture_output=True, text=True,
                             env=dict(os.environ, BENCH_PATH=path, BENCH_BODIES=bodies_file))
-    line = next(l for l in result.stderr.splitlines() if l.startswith("BENCH "))
-    return json.loads(line[6:])
+    return wrk_summary(result.stderr)
 
 
 def main():

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -25,6 +24,8 @@ import time
 import http.client
 
 import numpy as np
+
+from bench_common import WRK_DONE_LUA, free_port, wrk_summary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "models", "all-MiniLM-L6-v2")
@@ -55,18 +56,7 @@ response = function(status, headers, body)
         if #totals >= 50 then flush() end
     end
 end
-done = function(summary, latency, requests)
-    io.stderr:write(string.format('BENCH {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "errors": %d}\n',
-        summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
-        summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
-end
-"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+""" + WRK_DONE_LUA
 
 
 def request(port, method, path, body=None):
@@ -136,8 +126,7 @@ def wrk(port, bodies_file, connections, seconds, work):
     result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
                              f"http://127.0.0.1:{port}"], capture_output=True, text=True,
                             env=dict(os.environ, BENCH_BODIES=bodies_file, BENCH_TIMINGS=timings))
-    line = next(l for l in result.stderr.splitlines() if l.startswith("BENCH "))
-    summary = json.loads(line[6:])
+    summary = wrk_summary(result.stderr)
     totals = [float(v) for v in open(timings).read().split()] if os.path.exists(timings) else []
     summary["server_p50_ms"] = percentile(totals, 50) if totals else float("nan")
     summary["server_p99_ms"] = percentile(totals, 99) if totals else float("nan")

@@ -6,6 +6,7 @@ machine state.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -53,3 +54,24 @@ def omniembed(binary, arguments, threads):
     env = dict(os.environ, OMNIEMBED_MODEL_THREADS=str(threads), OMNIEMBED_MODEL_BLAS_THREADS="1")
     out = subprocess.run([binary, "benchmark", *arguments], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+# wrk's `done` hook, appended to each benchmark's Lua script: one "BENCH {json}" line on stderr.
+WRK_DONE_LUA = r"""
+done = function(summary, latency, requests)
+    io.stderr:write(string.format('BENCH {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "errors": %d}\n',
+        summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3,
+        summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def wrk_summary(stderr):
+    """The figures WRK_DONE_LUA printed."""
+    return json.loads(next(l for l in stderr.splitlines() if l.startswith("BENCH "))[6:])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

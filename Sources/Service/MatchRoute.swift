@@ -433,7 +433,7 @@ struct MatchRoute: Sendable {
                                     message: "\(field)[\(index)]: must be finite and not all zeros")
                 }
                 resolved.found[index] = true
-                write(vector, into: &resolved.vectors, row: index, d: d, normalizing: true)
+                write(Matryoshka.normalized(vector), into: &resolved.vectors, row: index, d: d)
                 inline.append(index)
             case .item(let item):
                 resolved.ids.append(item.id)
@@ -513,18 +513,10 @@ struct MatchRoute: Sendable {
         return out
     }
 
-    /// Row `row` of `vectors` := `vector` (scaled to unit length when `normalizing`; a zero vector stays zero).
-    private func write(_ vector: [Float], into vectors: inout [Float], row: Int, d: Int, normalizing: Bool = false) {
+    private func write(_ vector: [Float], into vectors: inout [Float], row: Int, d: Int) {
         vector.withUnsafeBufferPointer { vector in
             vectors.withUnsafeMutableBufferPointer { vectors in
-                var scale: Float = 1
-                if normalizing {
-                    var norm: Float = 0
-                    for j in 0..<d { norm += vector[j] * vector[j] }
-                    if norm > 0 { scale = 1 / norm.squareRoot() }
-                }
-                let out = vectors.baseAddress! + row * d
-                for j in 0..<d { out[j] = vector[j] * scale }
+                (vectors.baseAddress! + row * d).update(from: vector.baseAddress!, count: d)
             }
         }
     }
