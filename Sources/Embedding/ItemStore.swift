@@ -101,11 +101,21 @@ public final class ItemStore: Sendable {
 
     /// Each id's vector (`nil` where there is none), in the ids' order, from the cache or else the database (then cached).
     public func vectors(_ ids: [String]) throws(EmbeddingError) -> [StoredVector?] {
-        var found = cache.values(ids)
-        let missing = Array(Set(ids.indices.filter { found[$0] == nil }.map { ids[$0] }))
-        guard !missing.isEmpty else { return found }
+        var vectors = [StoredVector?](repeating: nil, count: ids.count)
+        _ = try visitVectors(ids) { position, vector in vectors[position] = copy vector }
+        return vectors
+    }
+
+    /// Calls `body` with the position in `ids` and the vector of each id stored, from the cache or else the
+    /// database (then cached); returns the positions of the ids not stored. Cached vectors are lent, not copied
+    /// (see `LRUCache.visit`).
+    public func visitVectors(_ ids: [String], _ body: (Int, borrowing StoredVector) -> Void) throws(EmbeddingError) -> [Int] {
+        let absent = cache.visit(ids, body)
+        guard !absent.isEmpty else { return [] }
+        let missing = Array(Set(absent.map { ids[$0] }))
+        let read: [String: StoredVector]
         do {
-            let read = try fill.withLock { _ in
+            read = try fill.withLock { _ in
                 let read = try pool.read { db in
                     var read: [(String, StoredVector)] = []
                     for start in stride(from: 0, to: missing.count, by: 1000) {
@@ -121,11 +131,14 @@ public final class ItemStore: Sendable {
                 cache.set(read)
                 return Dictionary(read, uniquingKeysWith: { first, _ in first })
             }
-            for index in ids.indices where found[index] == nil { found[index] = read[ids[index]] }
         } catch {
             throw .storeFailed("reading the item store: \(error)")
         }
-        return found
+        var notStored: [Int] = []
+        for position in absent {
+            if let vector = read[ids[position]] { body(position, vector) } else { notStored.append(position) }
+        }
+        return notStored
     }
 
     /// Keeps codes computed for cached vectors under `codebookVersion` with them, so that later reads find them

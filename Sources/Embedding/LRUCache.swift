@@ -45,13 +45,27 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
 
     /// Each key's value (`nil` where absent), in the keys' order; the present ones are marked as just used.
     public func values(_ keys: [Key]) -> [Value?] {
+        var values = [Value?](repeating: nil, count: keys.count)
+        _ = visit(keys) { position, value in values[position] = copy value }
+        return values
+    }
+
+    /// Calls `body` with the position in `keys` and the value of each key present, marking it as just used;
+    /// returns the positions of the keys absent. The values are lent under the lock, not copied: no reference
+    /// counting on thousands of values scattered in memory, but `body` must not use the cache.
+    public func visit(_ keys: [Key], _ body: (Int, borrowing Value) -> Void) -> [Int] {
         state.withLock { state in
-            keys.map { key in
-                guard let i = state.index[key] else { return nil }
+            var absent: [Int] = []
+            for (position, key) in keys.enumerated() {
+                guard let i = state.index[key] else {
+                    absent.append(position)
+                    continue
+                }
                 state.unlink(i)
                 state.pushFront(i)
-                return state.nodes[i].value
+                body(position, state.nodes[i].value)
             }
+            return absent
         }
     }
 

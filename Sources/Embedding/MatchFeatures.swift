@@ -11,20 +11,20 @@ public enum MatchFeatures {
         case sidMatch = "sid_match"
     }
 
-    /// A history item close to a candidate: its position in the history and the cosine.
-    public struct Neighbour: Sendable, Equatable {
-        public var index: Int
-        public var score: Float
-    }
-
-    /// One candidate's features (those asked for; the others `nil`).
-    public struct Result: Sendable, Equatable {
-        public var userCos: Float?
-        public var maxCos: Float?
-        public var topkMeanCos: Float?
-        public var simTop: [Neighbour]?
-        /// Per level: history items whose codes up to that level equal the candidate's.
-        public var sidMatch: [Int]?
+    /// The features of a run of consecutive candidate rows, row-major; arrays of features not asked for are empty.
+    public struct Block: Sendable {
+        public let rows: Range<Int>
+        public var userCos: [Float] = []
+        public var maxCos: [Float] = []
+        public var topkMeanCos: [Float] = []
+        /// Per row, `simTopCount` history positions and cosines, the most similar first (a tie goes to the
+        /// lower position).
+        public var simTopCount = 0
+        public var simTopIndex: [Int32] = []
+        public var simTopScore: [Float] = []
+        /// Per row, `levels` counts: history items whose codes up to that level equal the candidate's.
+        public var levels = 0
+        public var sidMatch: [Int] = []
     }
 
     public struct Query: Sendable {
@@ -74,69 +74,70 @@ public enum MatchFeatures {
         return Matryoshka.normalized(sum)
     }
 
-    /// Every candidate's features: one GEMM (candidates × history) split by candidate rows over `threads`, then
-    /// a partial selection per row.
-    public static func compute(_ query: Query, threads: Int = 1) -> [Result] {
+    /// Every candidate's features, in blocks of consecutive rows computed in parallel over `threads` (a few
+    /// blocks per thread, so a thread that starts late still takes some): per block one GEMM (its candidates ×
+    /// the history) and a top-k per row, then `body`, whose results come back in row order.
+    public static func compute<T: Sendable>(_ query: Query, threads: Int = 1, _ body: @Sendable (Block) -> T) -> [T] {
         let (h, c, d) = (query.historyCount, query.candidateCount, query.dimensions)
         guard c > 0 else { return [] }
         let features = query.features
-        let user = features.contains(.userCos)
+        let (wantUser, wantMax, wantMean, wantSim, wantSid) = (
+            features.contains(.userCos), features.contains(.maxCos), features.contains(.topkMeanCos),
+            features.contains(.simTop), features.contains(.sidMatch))
+        let user = wantUser && h > 0
             ? userVector(query.history, count: h, dimensions: d, weights: query.weights, recent: query.recent) : []
-        let selected = features.contains(.simTop) || features.contains(.topkMeanCos)
-            ? max(features.contains(.simTop) ? query.simTop : 0, features.contains(.topkMeanCos) ? query.topK : 0) : 1
-        let needScores = h > 0 && !features.isDisjoint(with: [.maxCos, .topkMeanCos, .simTop])
-        let sid = features.contains(.sidMatch) ? PrefixCounts(query.historyCodes, codeCounts: query.codeCounts) : nil
+        // How many of each row's best scores are kept: enough for every feature asked for.
+        let simTop = wantSim ? min(query.simTop, h) : 0
+        let topK = min(query.topK, h)
+        let kept = h == 0 || !(wantMax || wantMean || wantSim) ? 0 : max(simTop, wantMean ? topK : 0, 1)
+        let sid = wantSid ? PrefixCounts(query.historyCodes, codeCounts: query.codeCounts) : nil
 
-        var results = [Result](repeating: Result(), count: c)
-        let parts = Parallel.ranges(c, parts: h * c * d >= 1 << 22 ? threads : 1)
-        results.withUnsafeMutableBufferPointer { results in
-            let out = UnsafeSendable(results.baseAddress!)
-            Parallel.run(parts.count) { part in
-                let rows = parts[part]
-                // Every element is written by the GEMM: no zeroing pass over a few megabytes.
-                let size = needScores ? rows.count * h : 0
-                var scores = [Float](unsafeUninitializedCapacity: size) { _, count in count = size }
-                if needScores {
-                    query.candidates.withUnsafeBufferPointer { candidates in
-                        GEMM.multiply(candidates.baseAddress! + rows.lowerBound * d, query.history, into: &scores,
-                                      m: rows.count, n: h, k: d, transposeB: true)
+        let big = (kept > 0 ? h : 1) * c * d >= 1 << 21
+        let blocks = Parallel.ranges(c, parts: big && threads > 1 ? min(2 * threads, max(1, c / 64)) : 1)
+        return Parallel.map(blocks.count, parts: blocks.count) { part in
+            let rows = blocks[part]
+            var block = Block(rows: rows)
+            query.candidates.withUnsafeBufferPointer { candidates in
+                let x = candidates.baseAddress! + rows.lowerBound * d
+                if wantUser {
+                    block.userCos = [Float](repeating: 0, count: rows.count)
+                    if !user.isEmpty {
+                        GEMM.multiply(x, user, into: &block.userCos, m: rows.count, n: 1, k: d, transposeB: true)
                     }
                 }
-                var top = TopScores(capacity: min(selected, h))
-                // Per row, these would be set look-ups (hashing) thousands of times.
-                let (wantUser, wantMax, wantMean, wantSim) = (features.contains(.userCos), features.contains(.maxCos),
-                                                              features.contains(.topkMeanCos), features.contains(.simTop))
-                for (offset, row) in rows.enumerated() {
-                    var result = Result()
-                    if wantUser {
-                        result.userCos = query.candidates.withUnsafeBufferPointer { candidates in
-                            user.withUnsafeBufferPointer { user in
-                                let x = candidates.baseAddress! + row * d
-                                var dot: Float = 0
-                                for j in 0..<d { dot += x[j] * user[j] }
-                                return dot
-                            }
-                        }
+                guard kept > 0 else { return }
+                // Every element is written by the GEMM: no zeroing pass.
+                let scores = [Float](unsafeUninitializedCapacity: rows.count * h) { scores, count in
+                    GEMM.multiply(x, query.history, into: scores.baseAddress!, m: rows.count, n: h, k: d, transposeB: true)
+                    count = rows.count * h
+                }
+                let (topIndex, topScore) = Kernels.topK(scores, rows: rows.count, columns: h, k: kept)
+                if wantMax { block.maxCos = (0..<rows.count).map { topScore[$0 * kept] } }
+                if wantMean {
+                    block.topkMeanCos = (0..<rows.count).map { row in
+                        var sum: Float = 0
+                        for j in 0..<topK { sum += topScore[row * kept + j] }
+                        return sum / Float(topK)
                     }
-                    if needScores {
-                        top.reset()
-                        scores.withUnsafeBufferPointer { s in top.add(s.baseAddress! + offset * h, count: h) }
-                        let best = top.sorted()
-                        if wantMax { result.maxCos = best.first?.score }
-                        if wantMean {
-                            let k = best.prefix(query.topK)
-                            result.topkMeanCos = k.isEmpty ? nil : k.reduce(0) { $0 + $1.score } / Float(k.count)
-                        }
-                        if wantSim { result.simTop = Array(best.prefix(query.simTop)) }
-                    } else if h == 0 {
-                        result.simTop = wantSim ? [] : nil
+                }
+                if wantSim {
+                    block.simTopCount = simTop
+                    if simTop == kept {
+                        block.simTopIndex = topIndex
+                        block.simTopScore = topScore
+                    } else {
+                        block.simTopIndex = (0..<rows.count * simTop).map { topIndex[$0 / simTop * kept + $0 % simTop] }
+                        block.simTopScore = (0..<rows.count * simTop).map { topScore[$0 / simTop * kept + $0 % simTop] }
                     }
-                    if let sid { result.sidMatch = sid.matches(query.candidateCodes[row]) }
-                    out.pointer[row] = result
                 }
             }
+            if let sid {
+                block.levels = query.codeCounts.count
+                block.sidMatch.reserveCapacity(rows.count * block.levels)
+                for row in rows { sid.append(query.candidateCodes[row], to: &block.sidMatch, levels: block.levels) }
+            }
+            return body(block)
         }
-        return results
     }
 
     /// How many history items share each code prefix, per level (prefixes packed into one integer).
@@ -156,79 +157,13 @@ public enum MatchFeatures {
             }
         }
 
-        func matches(_ codes: [Int]) -> [Int] {
+        /// Appends the counts of `codes`' prefixes, one per level (0 past the codes' end).
+        func append(_ codes: [Int], to counts: inout [Int], levels: Int) {
             var key = 0
-            return (0..<min(codes.count, codeCounts.count)).map { level in
+            for level in 0..<levels {
+                guard level < codes.count else { counts.append(0); continue }
                 key = key * codeCounts[level] + codes[level]
-                return counts[level][key] ?? 0
-            }
-        }
-    }
-
-    /// The `capacity` best scores of a row (ties to the lower index): a min-heap whose root is the worst kept.
-    struct TopScores {
-        let capacity: Int
-        private var heap: [Neighbour] = []
-
-        init(capacity: Int) {
-            self.capacity = capacity
-            heap.reserveCapacity(capacity)
-        }
-
-        mutating func reset() { heap.removeAll(keepingCapacity: true) }
-
-        /// Worse: a lower score, or an equal score at a higher index.
-        private static func worse(_ a: Neighbour, _ b: Neighbour) -> Bool {
-            a.score < b.score || (a.score == b.score && a.index > b.index)
-        }
-
-        mutating func add(_ scores: UnsafePointer<Float>, count: Int) {
-            guard capacity > 0 else { return }
-            var index = 0
-            while heap.count < capacity, index < count {
-                heap.append(Neighbour(index: index, score: scores[index]))
-                siftUp(heap.count - 1)
-                index += 1
-            }
-            guard index < count else { return }
-            // Later indices lose ties, so only a score above the worst kept can enter.
-            var threshold = heap[0].score
-            while index < count {
-                let score = scores[index]
-                if score > threshold {
-                    heap[0] = Neighbour(index: index, score: score)
-                    siftDown(0)
-                    threshold = heap[0].score
-                }
-                index += 1
-            }
-        }
-
-        /// Best first.
-        func sorted() -> [Neighbour] {
-            heap.sorted { Self.worse($1, $0) }
-        }
-
-        private mutating func siftUp(_ start: Int) {
-            var i = start
-            while i > 0 {
-                let parent = (i - 1) / 2
-                guard Self.worse(heap[i], heap[parent]) else { return }
-                heap.swapAt(i, parent)
-                i = parent
-            }
-        }
-
-        private mutating func siftDown(_ start: Int) {
-            var i = start
-            while true {
-                let (left, right) = (2 * i + 1, 2 * i + 2)
-                var worst = i
-                if left < heap.count, Self.worse(heap[left], heap[worst]) { worst = left }
-                if right < heap.count, Self.worse(heap[right], heap[worst]) { worst = right }
-                guard worst != i else { return }
-                heap.swapAt(i, worst)
-                i = worst
+                counts.append(self.counts[level][key] ?? 0)
             }
         }
     }

@@ -1,37 +1,84 @@
-/// JSON written straight into bytes, for responses too large or too frequent for `JSONEncoder` (tens of thousands
-/// of numbers per `/match` answer). The caller writes the structure; this type gets the separators, escaping and
-/// numbers right.
-public struct JSONWriter {
-    public private(set) var bytes: [UInt8] = []
-    /// Per open container: whether it has a member yet (a comma goes before the next one).
-    private var hasMember: [Bool] = []
+/// JSON written straight into memory, for responses too large or too frequent for `JSONEncoder` (tens of
+/// thousands of numbers per `/match` answer). The caller writes the structure; this type gets the separators,
+/// escaping and numbers right.
+///
+/// A `/match` answer is a few hundred thousand calls, so they are inlinable and write through a raw pointer
+/// (an array would check its uniqueness on every append); noncopyable, so that the memory has one owner.
+public struct JSONWriter: ~Copyable {
+    @usableFromInline var base: UnsafeMutablePointer<UInt8>
+    @usableFromInline var capacity: Int
+    @usableFromInline var count = 0
+    /// Whether the last thing written was a value (or a closed container): a comma goes before the next value or
+    /// key. No stack is needed: after `[`, `{` or a key nothing is separated, after a value everything is.
+    @usableFromInline var afterValue = false
 
     public init(capacity: Int = 1024) {
-        bytes.reserveCapacity(capacity)
+        self.capacity = max(64, capacity)
+        base = .allocate(capacity: self.capacity)
     }
 
-    public mutating func beginObject() { separate(); bytes.append(UInt8(ascii: "{")); hasMember.append(false) }
-    public mutating func endObject() { bytes.append(UInt8(ascii: "}")); hasMember.removeLast() }
-    public mutating func beginArray() { separate(); bytes.append(UInt8(ascii: "[")); hasMember.append(false) }
-    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); hasMember.removeLast() }
+    deinit { base.deallocate() }
 
-    /// An object member's name; its value is written next.
-    public mutating func key(_ name: String) {
-        separate()
-        appendString(name)
-        bytes.append(UInt8(ascii: ":"))
-        valueFollowsKey = true
+    /// The bytes written, for a response body.
+    public consuming func finish() -> [UInt8] {
+        Array(UnsafeBufferPointer(start: base, count: count))
     }
 
-    public mutating func string(_ value: String) { separate(); appendString(value) }
-    public mutating func int(_ value: Int) { separate(); bytes.append(contentsOf: String(value).utf8) }
-    public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
-    public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8) }
+    @inlinable public mutating func beginObject() { open(UInt8(ascii: "{")) }
+    @inlinable public mutating func endObject() { close(UInt8(ascii: "}")) }
+    @inlinable public mutating func beginArray() { open(UInt8(ascii: "[")) }
+    @inlinable public mutating func endArray() { close(UInt8(ascii: "]")) }
+
+    /// An object member's name (a literal that needs no escaping); its value is written next.
+    @inlinable public mutating func key(_ name: StaticString) {
+        name.withUTF8Buffer { name in
+            assert(!name.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") })
+            reserve(name.count + 4)
+            if afterValue { put(UInt8(ascii: ",")) }
+            put(UInt8(ascii: "\""))
+            put(name)
+            put(UInt8(ascii: "\""))
+            put(UInt8(ascii: ":"))
+        }
+        afterValue = false
+    }
+
+    /// Elements written by another writer (with no brackets around them), as elements of the array open here:
+    /// one part of a large array written in parallel.
+    public mutating func appendElements(_ elements: [UInt8]) {
+        guard !elements.isEmpty else { return }
+        elements.withUnsafeBufferPointer { elements in
+            reserve(elements.count + 1)
+            if afterValue { put(UInt8(ascii: ",")) }
+            put(elements)
+        }
+        afterValue = true
+    }
+
+    @inlinable public mutating func string(_ value: String) {
+        var value = value
+        // Most strings (ids) need no escaping: copied whole from their UTF-8 storage.
+        value.withUTF8 { utf8 in
+            if utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                appendEscaped(utf8)
+            } else {
+                reserve(utf8.count + 3)
+                if afterValue { put(UInt8(ascii: ",")) }
+                put(UInt8(ascii: "\""))
+                put(utf8)
+                put(UInt8(ascii: "\""))
+            }
+        }
+        afterValue = true
+    }
+
+    @inlinable public mutating func int(_ value: Int) { appendValue(String(value)) }
+    @inlinable public mutating func bool(_ value: Bool) { appendValue(value ? "true" : "false") }
+    @inlinable public mutating func null() { appendValue("null") }
 
     /// The shortest decimal that reads back as `value`; `null` for NaN and infinities, which JSON cannot carry.
-    public mutating func float(_ value: Float) {
-        separate()
-        if value.isFinite { bytes.append(contentsOf: value.description.utf8) } else { bytes.append(contentsOf: "null".utf8) }
+    @inlinable public mutating func float(_ value: Float) {
+        appendValue(value.isFinite ? value.description : "null")
     }
 
     public mutating func floats(_ values: some Sequence<Float>) {
@@ -40,53 +87,87 @@ public struct JSONWriter {
         endArray()
     }
 
-    /// The next value is a member's, after its key: no comma before it.
-    private var valueFollowsKey = false
+    // MARK: - Writing bytes
 
-    private mutating func separate() {
-        if valueFollowsKey {
-            valueFollowsKey = false
-            return
-        }
-        guard let last = hasMember.indices.last else { return }
-        if hasMember[last] { bytes.append(UInt8(ascii: ",")) } else { hasMember[last] = true }
+    /// Room for `extra` more bytes.
+    @inlinable mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(to: count + extra) }
     }
 
-    private mutating func appendString(_ value: String) {
-        bytes.append(UInt8(ascii: "\""))
-        // Most strings (ids, keys) need no escaping: copied whole from their UTF-8 storage.
-        let copied = value.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
-            for byte in utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return false }
-            bytes.append(contentsOf: utf8)
-            return true
+    @usableFromInline mutating func grow(to needed: Int) {
+        let capacity = max(needed, 2 * self.capacity)
+        let base = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        base.update(from: self.base, count: count)
+        self.base.deallocate()
+        self.base = base
+        self.capacity = capacity
+    }
+
+    /// Unchecked: `reserve` made room.
+    @inlinable mutating func put(_ byte: UInt8) {
+        base[count] = byte
+        count += 1
+    }
+
+    @inlinable mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        (base + count).update(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    @inlinable mutating func open(_ bracket: UInt8) {
+        reserve(2)
+        if afterValue { put(UInt8(ascii: ",")) }
+        put(bracket)
+        afterValue = false
+    }
+
+    @inlinable mutating func close(_ bracket: UInt8) {
+        reserve(1)
+        put(bracket)
+        afterValue = true
+    }
+
+    /// A value's text as it is (a number or literal).
+    @inlinable mutating func appendValue(_ text: String) {
+        var text = text
+        text.withUTF8 { text in
+            reserve(text.count + 1)
+            if afterValue { put(UInt8(ascii: ",")) }
+            put(text)
         }
-        if copied == true {
-            bytes.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in value.utf8 {
+        afterValue = true
+    }
+
+    @usableFromInline mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+        // At most six bytes per input byte (\u00XX), two quotes and a comma.
+        reserve(6 * utf8.count + 3)
+        if afterValue { put(UInt8(ascii: ",")) }
+        put(UInt8(ascii: "\""))
+        let hex = Array("0123456789abcdef".utf8)
+        for byte in utf8 {
             switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0x0A: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                put(UInt8(ascii: "\\"))
+                put(byte)
+            case 0x0A: put(UInt8(ascii: "\\")); put(UInt8(ascii: "n"))
+            case 0x0D: put(UInt8(ascii: "\\")); put(UInt8(ascii: "r"))
+            case 0x09: put(UInt8(ascii: "\\")); put(UInt8(ascii: "t"))
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                          hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: bytes.append(byte)
+                for escaped in [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                hex[Int(byte >> 4)], hex[Int(byte & 15)]] { put(escaped) }
+            default: put(byte)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
+        put(UInt8(ascii: "\""))
     }
 }
 
 extension HTTPResponse {
     /// A JSON body written by a `JSONWriter`.
-    public static func json(_ writer: JSONWriter, status: HTTPStatus = .ok) -> HTTPResponse {
+    public static func json(_ writer: consuming JSONWriter, status: HTTPStatus = .ok) -> HTTPResponse {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
-        return HTTPResponse(status: status, headers: headers, body: writer.bytes)
+        return HTTPResponse(status: status, headers: headers, body: writer.finish())
     }
 }

@@ -18,7 +18,8 @@ struct MatchRoute: Sendable {
     let stages: Stages
 
     /// Where a `/match` request's time goes, as `omniembed_match_seconds{stage}` and a `Server-Timing` header:
-    /// the body's JSON, reading vectors (store cache, inline items' embedding), the features, the response's JSON.
+    /// the body's JSON, reading vectors (store cache, inline items' embedding), the features with their JSON
+    /// (written block by block where they are computed), joining the blocks into the response.
     struct Stages: Sendable {
         static let names = ["decode", "resolve", "compute", "encode"]
         let timers: [CoreMetrics.Timer]
@@ -128,6 +129,8 @@ struct MatchRoute: Sendable {
 
     func match(_ request: HTTPRequest) async throws -> HTTPResponse {
         var marks = [ContinuousClock.now]
+        // The compute threads take a while to wake; they do while the request is read.
+        Parallel.warmUp()
         let body = try request.decodeJSON(Request.self)
         marks.append(.now)
         let codebook = pipeline.codebooks.current
@@ -166,11 +169,10 @@ struct MatchRoute: Sendable {
         let simTop = try bounded(body.simTop, default: 10, name: "sim_top")
 
         let recent = try bounded(body.recent, default: limits.defaultRecent, name: "recent", maximum: limits.maxHistory)
-        // History and candidates are read at once (each is a cache pass over up to thousands of ids).
+        // One after the other: a second task would wait for a thread to wake longer than either takes.
         let codes = features.contains(.sidMatch)
-        async let resolvedHistory = resolveHistory(body.user, codebook: codebook, codes: codes)
+        let history = try await resolveHistory(body.user, codebook: codebook, codes: codes)
         let candidateVectors = try await resolveCandidates(candidates, body: body, codebook: codebook, codes: codes)
-        let history = try await resolvedHistory
         let weights = history.weights
         marks.append(.now)
 
@@ -189,60 +191,80 @@ struct MatchRoute: Sendable {
             query.candidateCodes = candidateRows.map { candidateVectors.codes[$0] }
             query.codeCounts = codebook.codeCounts
         }
-        let results = MatchFeatures.compute(query, threads: ProcessInfo.processInfo.activeProcessorCount)
-        marks.append(.now)
-
-        var json = JSONWriter(capacity: 64 + candidates.count * (32 + (features.contains(.simTop) ? simTop * 40 : 0)))
-        json.beginObject()
-        json.key("data")
-        json.beginArray()
-        var next = 0
+        // Each block of candidates is written to JSON where it was computed, in parallel; the blocks' elements
+        // are joined in order. A block also writes the missing candidates that come before its first row (the
+        // last block, those after its last row too).
         let (wantUser, wantMax, wantMean, wantSim, wantSid) = (
             features.contains(.userCos), features.contains(.maxCos), features.contains(.topkMeanCos),
             features.contains(.simTop), features.contains(.sidMatch))
-        for (position, entry) in candidates.enumerated() {
-            json.beginObject()
-            json.key("id")
-            json.string(entry.id)
-            guard candidateVectors.found[position] else {
-                json.key("missing")
-                json.bool(true)
-                json.endObject()
-                continue
-            }
-            let result = results[next]
-            next += 1
-            func float(_ name: String, _ value: Float?) {
-                json.key(name)
-                if let value { json.float(value) } else { json.null() }
-            }
-            if wantUser { float("user_cos", historyRows.isEmpty ? nil : result.userCos) }
-            if wantMax { float("max_cos", result.maxCos) }
-            if wantMean { float("topk_mean_cos", result.topkMeanCos) }
-            if wantSim {
-                json.key("sim_top")
-                json.beginArray()
-                for neighbour in result.simTop ?? [] {
-                    let index = historyRows[neighbour.index]
-                    json.beginObject()
-                    json.key("index")
-                    json.int(index)
-                    json.key("id")
-                    if let id = history.resolved.ids[index] { json.string(id) } else { json.null() }
-                    json.key("score")
-                    json.float(neighbour.score)
-                    json.endObject()
+        let historyIDs = history.resolved.ids
+        let found = candidateRows.count
+        let perCandidate = 96 + (wantSim ? simTop * 48 : 0)
+        let blocks = MatchFeatures.compute(query, threads: ProcessInfo.processInfo.activeProcessorCount) { block in
+            var json = JSONWriter(capacity: (block.rows.count + 1) * perCandidate)
+            var position = block.rows.lowerBound == 0 ? 0 : candidateRows[block.rows.lowerBound - 1] + 1
+            for row in block.rows {
+                while position < candidateRows[row] {
+                    Self.writeMissing(candidates[position].id, into: &json)
+                    position += 1
                 }
-                json.endArray()
+                let r = row - block.rows.lowerBound
+                json.beginObject()
+                json.key("id")
+                json.string(candidates[position].id)
+                position += 1
+                // With no history, the cosines are null.
+                if wantUser {
+                    json.key("user_cos")
+                    if block.userCos.isEmpty || historyRows.isEmpty { json.null() } else { json.float(block.userCos[r]) }
+                }
+                if wantMax {
+                    json.key("max_cos")
+                    if block.maxCos.isEmpty { json.null() } else { json.float(block.maxCos[r]) }
+                }
+                if wantMean {
+                    json.key("topk_mean_cos")
+                    if block.topkMeanCos.isEmpty { json.null() } else { json.float(block.topkMeanCos[r]) }
+                }
+                if wantSim {
+                    json.key("sim_top")
+                    json.beginArray()
+                    for j in r * block.simTopCount..<(r + 1) * block.simTopCount {
+                        let index = historyRows[Int(block.simTopIndex[j])]
+                        json.beginObject()
+                        json.key("index")
+                        json.int(index)
+                        json.key("id")
+                        if let id = historyIDs[index] { json.string(id) } else { json.null() }
+                        json.key("score")
+                        json.float(block.simTopScore[j])
+                        json.endObject()
+                    }
+                    json.endArray()
+                }
+                if wantSid {
+                    json.key("sid_match")
+                    json.beginArray()
+                    for count in block.sidMatch[r * block.levels..<(r + 1) * block.levels] { json.int(count) }
+                    json.endArray()
+                }
+                json.endObject()
             }
-            if wantSid {
-                json.key("sid_match")
-                json.beginArray()
-                for count in result.sidMatch ?? [] { json.int(count) }
-                json.endArray()
+            if block.rows.upperBound == found {
+                for missing in position..<candidates.count { Self.writeMissing(candidates[missing].id, into: &json) }
             }
-            json.endObject()
+            return json.finish()
         }
+        marks.append(.now)
+
+        var json = JSONWriter(capacity: 256 + blocks.reduce(0) { $0 + $1.count })
+        json.beginObject()
+        json.key("data")
+        json.beginArray()
+        if found == 0 {
+            for candidate in candidates { Self.writeMissing(candidate.id, into: &json) }
+        }
+        for block in blocks { json.appendElements(block) }
         json.endArray()
         writeTail(&json, missing: history.missing + candidates.indices.filter { !candidateVectors.found[$0] }.map { candidates[$0].id },
                   historyUsed: historyRows.count, size: size, codebook: codebook)
@@ -251,6 +273,15 @@ struct MatchRoute: Sendable {
         marks.append(.now)
         stages.record(marks, in: &response)
         return response
+    }
+
+    private static func writeMissing(_ id: String, into json: inout JSONWriter) {
+        json.beginObject()
+        json.key("id")
+        json.string(id)
+        json.key("missing")
+        json.bool(true)
+        json.endObject()
     }
 
     func userEmbedding(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -385,43 +416,59 @@ struct MatchRoute: Sendable {
         resolved.codes = [[Int]](repeating: [], count: sources.count)
         var needCodes: [Int] = []
 
-        let ids = sources.compactMap { if case .id(let id) = $0 { id } else { nil } }
-        let stored: [ItemStore.StoredVector?]
-        if ids.isEmpty {
-            stored = []
-        } else {
+        // Stored items: copied straight from the store's cache into their rows.
+        var idPositions: [Int] = [], ids: [String] = []
+        for (index, source) in sources.enumerated() {
+            if case .id(let id) = source {
+                idPositions.append(index)
+                ids.append(id)
+            }
+        }
+        var storedEmbeddings: [Int: [Float]] = [:]  // of the stored items whose codes are computed here
+        if !ids.isEmpty {
             guard let store = pipeline.store else {
                 throw HTTPError(.conflict, code: "store_disabled",
                                 message: "\(field) names items by id, and the item store is disabled (store.enabled)")
             }
-            do { stored = try store.vectors(ids) } catch { throw HTTPError(error) }
+            let model = pipeline.model
+            let version = codebook?.version
+            var (vectors, found, storedCodes) = (resolved.vectors, resolved.found, resolved.codes)
+            resolved = Resolved()  // the arrays above are then the only references: written in place
+            let failure = vectors.withUnsafeMutableBufferPointer { vectors -> EmbeddingError? in
+                do throws(EmbeddingError) {
+                    _ = try store.visitVectors(ids) { position, vector in
+                        // A vector of another model (revision) is not comparable: as good as missing.
+                        guard vector.modelID == model.id, vector.revision == model.revision,
+                              vector.embedding.count == d else { return }
+                        let index = idPositions[position]
+                        found[index] = true
+                        // Stored vectors are unit length already: copied as they are.
+                        vector.embedding.withUnsafeBufferPointer { embedding in
+                            (vectors.baseAddress! + index * d).update(from: embedding.baseAddress!, count: d)
+                        }
+                        guard codes else { return }
+                        if let semanticID = vector.semanticID, vector.codebookVersion == version {
+                            storedCodes[index] = semanticID
+                        } else {
+                            needCodes.append(index)
+                            storedEmbeddings[index] = vector.embedding
+                        }
+                    }
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            (resolved.vectors, resolved.found, resolved.codes) = (vectors, found, storedCodes)
+            if let failure { throw HTTPError(failure) }
         }
 
         var inline: [Int] = []
         var items: [(Int, ItemPayload)] = []
-        var next = 0  // the position in `stored` of the next id
-        var storedEmbeddings: [Int: [Float]] = [:]  // of the stored items whose codes are computed here
-        let model = pipeline.model
         for (index, source) in sources.enumerated() {
             switch source {
             case .id(let id):
                 resolved.ids.append(id)
-                let vector = stored[next]
-                next += 1
-                // A vector of another model (revision) is not comparable: as good as missing.
-                guard let vector, vector.modelID == model.id, vector.revision == model.revision,
-                      vector.embedding.count == d else { continue }
-                resolved.found[index] = true
-                // Stored vectors are unit length already: copied as they are.
-                write(vector.embedding, into: &resolved.vectors, row: index, d: d)
-                if codes {
-                    if let semanticID = vector.semanticID, vector.codebookVersion == codebook?.version {
-                        resolved.codes[index] = semanticID
-                    } else {
-                        needCodes.append(index)
-                        storedEmbeddings[index] = vector.embedding
-                    }
-                }
             case .vector(let id, let vector):
                 resolved.ids.append(id)
                 guard vector.count == d else {

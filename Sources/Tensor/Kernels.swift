@@ -30,6 +30,15 @@ public enum Kernels {
         oe_gelu(x, count)
     }
 
+    /// Per row of `scores` (rows × columns): the `k` highest (1 ≤ k ≤ columns), best first, a tie going to the
+    /// lower column; their columns and scores, rows × k each.
+    public static func topK(_ scores: UnsafePointer<Float>, rows: Int, columns: Int, k: Int) -> (index: [Int32], score: [Float]) {
+        precondition(k >= 1 && k <= columns, "top-k needs 1 ≤ k ≤ columns")
+        var index = [Int32](repeating: 0, count: rows * k), score = [Float](repeating: 0, count: rows * k)
+        oe_top_k_rows(scores, rows, columns, k, &index, &score)
+        return (index, score)
+    }
+
     /// The vectorised `exp` the softmax uses (relative error below 2e-7 on [-87, 88]), for its tests.
     static func exp(_ x: [Float]) -> [Float] {
         var y = [Float](repeating: 0, count: x.count)

@@ -8,6 +8,12 @@ public enum Parallel {
         ComputePool.shared.run(parts, body)
     }
 
+    /// Tells the compute threads that a `run` is coming soon, so that they are awake when it does (waking a
+    /// sleeping thread can take milliseconds on a virtual machine).
+    public static func warmUp() {
+        ComputePool.shared.warmUp()
+    }
+
     /// `body(0)` … `body(count - 1)` over `parts` threads (each takes every `parts`-th index), in index order.
     public static func map<T: Sendable>(_ count: Int, parts: Int, _ body: @Sendable (Int) -> T) -> [T] {
         let parts = max(1, min(parts, count))

@@ -46,19 +46,61 @@ import Testing
         query.candidateCodes = fixture["candidate_codes"] as! [[Int]]
         query.codeCounts = fixture["code_counts"] as! [Int]
         for threads in [1, 2] {
-            let results = MatchFeatures.compute(query, threads: threads)
+            let blocks = MatchFeatures.compute(query, threads: threads) { $0 }
+            #expect(blocks.map(\.rows.lowerBound) == blocks.indices.map { $0 == 0 ? 0 : blocks[$0 - 1].rows.upperBound })
             let expected = fixture["expected"] as! [[String: Any]]
-            #expect(results.count == expected.count)
-            for (result, reference) in zip(results, expected) {
-                #expect(abs(Double(result.userCos!) - (reference["user_cos"] as! Double)) <= 1e-5)
-                #expect(abs(Double(result.maxCos!) - (reference["max_cos"] as! Double)) <= 1e-5)
-                #expect(abs(Double(result.topkMeanCos!) - (reference["topk_mean_cos"] as! Double)) <= 1e-5)
-                let top = reference["sim_top"] as! [[Double]]
-                #expect(result.simTop!.map(\.index) == top.map { Int($0[0]) })
-                for (neighbour, pair) in zip(result.simTop!, top) { #expect(abs(Double(neighbour.score) - pair[1]) <= 1e-5) }
-                #expect(result.sidMatch == reference["sid_match"] as? [Int])
+            #expect(blocks.last?.rows.upperBound == expected.count)
+            for block in blocks {
+                for row in block.rows {
+                    let (r, reference) = (row - block.rows.lowerBound, expected[row])
+                    #expect(abs(Double(block.userCos[r]) - (reference["user_cos"] as! Double)) <= 1e-5)
+                    #expect(abs(Double(block.maxCos[r]) - (reference["max_cos"] as! Double)) <= 1e-5)
+                    #expect(abs(Double(block.topkMeanCos[r]) - (reference["topk_mean_cos"] as! Double)) <= 1e-5)
+                    let top = reference["sim_top"] as! [[Double]]
+                    let n = block.simTopCount
+                    #expect(block.simTopIndex[r * n..<(r + 1) * n].map(Int.init) == top.map { Int($0[0]) })
+                    for (score, pair) in zip(block.simTopScore[r * n..<(r + 1) * n], top) {
+                        #expect(abs(Double(score) - pair[1]) <= 1e-5)
+                    }
+                    #expect(Array(block.sidMatch[r * block.levels..<(r + 1) * block.levels]) == reference["sid_match"] as? [Int])
+                }
             }
         }
+    }
+
+    /// A query large enough to be cut into blocks computed in parallel gives, row for row, what one block does
+    /// (to rounding: BLAS may sum a block of another height in another order; an index may then differ only
+    /// where two scores tie to that rounding).
+    @Test func blocksComputedInParallelEqualOneBlock() {
+        var generator = SystemRandomNumberGenerator()
+        let (h, c, d, n) = (300, 700, 64, 12)
+        func unitRows(_ count: Int) -> [Float] {
+            (0..<count).flatMap { _ in Matryoshka.normalized((0..<d).map { _ in Float.random(in: -1...1, using: &generator) }) }
+        }
+        let query = MatchFeatures.Query(history: unitRows(h), historyCount: h, candidates: unitRows(c), candidateCount: c,
+                                        dimensions: d, features: [.userCos, .maxCos, .topkMeanCos, .simTop],
+                                        recent: 20, topK: 5, simTop: n)
+        let one = MatchFeatures.compute(query, threads: 1) { $0 }
+        let parallel = MatchFeatures.compute(query, threads: 2) { $0 }
+        #expect(one.count == 1 && parallel.count > 1)
+        var mismatches = 0
+        for block in parallel {
+            for r in 0..<block.rows.count {
+                let row = block.rows.lowerBound + r
+                let close = { (a: Float, b: Float) in abs(a - b) <= 1e-5 }
+                if !close(block.userCos[r], one[0].userCos[row]) || !close(block.maxCos[r], one[0].maxCos[row])
+                    || !close(block.topkMeanCos[r], one[0].topkMeanCos[row]) { mismatches += 1 }
+                for j in 0..<n {
+                    let (score, reference) = (block.simTopScore[r * n + j], one[0].simTopScore[row * n + j])
+                    let tied = (j > 0 && close(reference, one[0].simTopScore[row * n + j - 1]))
+                        || (j + 1 < n && close(reference, one[0].simTopScore[row * n + j + 1]))
+                    if !close(score, reference) || (block.simTopIndex[r * n + j] != one[0].simTopIndex[row * n + j] && !tied) {
+                        mismatches += 1
+                    }
+                }
+            }
+        }
+        #expect(mismatches == 0)
     }
 
     @Test func collisionRateAndUtilisationMatchANumPyRecount() throws {
@@ -210,5 +252,15 @@ import Testing
         #expect(cache.values(["a", "c", "d", "e"]) == [nil, nil, 4, 5])
         #expect(cache.count == 2)
         #expect(LRUCache<String, Int>(capacity: 0).values(["a"]) == [nil])
+    }
+
+    @Test func visitLendsThePresentValuesAndNamesTheAbsentOnes() {
+        let cache = LRUCache<String, [Int]>(capacity: 2)
+        cache.set([("a", [1]), ("b", [2])])
+        var seen: [Int: [Int]] = [:]
+        #expect(cache.visit(["b", "x", "a", "b"]) { position, value in seen[position] = copy value } == [1])
+        #expect(seen == [0: [2], 2: [1], 3: [2]])
+        cache.set([("c", [3])])  // b was used last: a goes
+        #expect(cache.values(["a", "b", "c"]) == [nil, [2], [3]])
     }
 }

@@ -23,11 +23,42 @@ import Testing
         json.floats(floats + [.nan, .infinity])
         json.endObject()
 
-        let parsed = try #require(JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any])
+        let parsed = try #require(JSONSerialization.jsonObject(with: Data(json.finish())) as? [String: Any])
         #expect((parsed["integers"] as? [NSNumber])?.map(\.int64Value) == integers.map(Int64.init))
         #expect(parsed["strings"] as? [String] == strings)
         let read = try #require(parsed["floats"] as? [Any])
         #expect(read.prefix(floats.count).map { Float(($0 as! NSNumber).doubleValue) } == floats)
         #expect(read.suffix(2).allSatisfy { $0 is NSNull })
+    }
+
+    /// Elements written by separate writers (in parallel, in the service) join into one array, empty parts too;
+    /// a writer that grows past its first capacity keeps what it wrote.
+    @Test func partsJoinIntoOneArray() throws {
+        func part(_ values: Range<Int>) -> [UInt8] {
+            var json = JSONWriter(capacity: 1)
+            for value in values {
+                json.beginObject()
+                json.key("n")
+                json.int(value)
+                json.key("s")
+                json.string("item\(value)")
+                json.endObject()
+            }
+            return json.finish()
+        }
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("data")
+        json.beginArray()
+        for range in [0..<3, 3..<3, 3..<200, 200..<201] { json.appendElements(part(range)) }
+        json.endArray()
+        json.key("after")
+        json.bool(true)
+        json.endObject()
+        let parsed = try #require(JSONSerialization.jsonObject(with: Data(json.finish())) as? [String: Any])
+        let data = try #require(parsed["data"] as? [[String: Any]])
+        #expect(data.map { ($0["n"] as! NSNumber).intValue } == Array(0..<201))
+        #expect(data.map { $0["s"] as! String } == (0..<201).map { "item\($0)" })
+        #expect(parsed["after"] as? Bool == true)
     }
 }

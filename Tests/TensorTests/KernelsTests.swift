@@ -141,4 +141,26 @@ import Testing
         }
         #expect(worst < 1e-5, "worst \(worst)")
     }
+
+    /// Top-k against a full sort (score descending, then column ascending), on both paths (a threshold from
+    /// lane maxima when the row is long enough for k, a heap over the whole row otherwise), with ties and with
+    /// rows whose best scores sit together at the start or the end.
+    @Test func topKEqualsAFullSort() {
+        for (columns, k) in [(1000, 10), (1000, 1), (1000, 100), (37, 37), (300, 5), (17, 16), (2000, 64)] {
+            var rows = random(5 * columns, seed: UInt64(columns * 131 + k))
+            for j in 0..<columns { rows[columns + j] = Float(j % 7) }  // many ties
+            for j in 0..<columns { rows[2 * columns + j] = Float(j) }  // ascending: every score enters
+            for j in 0..<columns { rows[3 * columns + j] = Float(-j) }  // descending
+            for j in 0..<columns { rows[4 * columns + j] = 0.5 }  // all equal
+            let (index, score) = Kernels.topK(rows, rows: 5, columns: columns, k: k)
+            for r in 0..<5 {
+                let expected = (0..<columns).sorted { a, b in
+                    let (x, y) = (rows[r * columns + a], rows[r * columns + b])
+                    return x > y || (x == y && a < b)
+                }.prefix(k)
+                #expect(index[r * k..<(r + 1) * k].map(Int.init) == Array(expected), "columns \(columns), k \(k), row \(r)")
+                #expect(score[r * k..<(r + 1) * k].elementsEqual(expected.map { rows[r * columns + $0] }))
+            }
+        }
+    }
 }

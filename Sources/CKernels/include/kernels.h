@@ -130,6 +130,11 @@ size_t oe_bounds_search(float *dots, const float *gathered, const float *gathere
                         float slack, const int32_t *pending, int32_t *index, float *upper, float *lower,
                         float *distance, double *sums, int64_t *counts);
 
+/* Per row of `rows` × `columns` scores: the k (1 ≤ k ≤ columns) highest, best first, a tie going to the lower
+   column; their columns to top_index and scores to top_score (rows × k each). Blocks of 16 scores none of which
+   beats the worst kept are passed over with one vector compare. */
+void oe_top_k_rows(const float *scores, size_t rows, size_t columns, size_t k, int32_t *top_index, float *top_score);
+
 /* exp and erf of `count` values, for tests. */
 void oe_exp(const float *x, float *y, size_t count);
 void oe_erf(const float *x, float *y, size_t count);
