@@ -6,12 +6,14 @@ import Foundation
 
 extension HTTPRequest {
     /// The body decoded as JSON; a 415 for another content type, a 400 naming what is wrong otherwise.
-    public func decodeJSON<T: Decodable>(_ type: T.Type) throws(HTTPError) -> T {
+    /// `fastPath` may read the body first (see `JSONReader`); when it returns `nil`, `JSONDecoder` does.
+    public func decodeJSON<T: Decodable>(_ type: T.Type, fastPath: (([UInt8]) -> T?)? = nil) throws(HTTPError) -> T {
         if let contentType = headers["Content-Type"]?.lowercased(), !contentType.contains("json") {
             throw HTTPError(.unsupportedMediaType, code: "unsupported_media_type",
                             message: "expected Content-Type application/json, got '\(contentType)'")
         }
         guard !body.isEmpty else { throw HTTPError(.badRequest, code: "empty_body", message: "request body is empty") }
+        if let value = fastPath?(body) { return value }
         do {
             return try JSONDecoder().decode(T.self, from: Data(body))
         } catch let error as DecodingError {

@@ -117,6 +117,42 @@ struct MatchRoute: Sendable {
             case user, candidates, features, topK = "top_k", simTop = "sim_top", recent, dimensions
             case codebookVersion = "codebook_version", timeoutMs = "timeout_ms", encodingFormat = "encoding_format"
         }
+
+        /// A body with history and candidates by id only (the common shape: thousands of ids, where `JSONDecoder`
+        /// takes a microsecond each) read straight from the bytes; `nil` for anything else (inline vectors or
+        /// items, nulls, unknown or repeated fields, errors), which `JSONDecoder` then reads.
+        @Sendable static func idsOnly(_ bytes: [UInt8]) -> Request? {
+            JSONReader.read(bytes) { reader in
+                var request = Request(user: User())
+                func set<T>(_ field: WritableKeyPath<Request, T?>, _ value: T?) -> Bool {
+                    request[keyPath: field] = value
+                    return value != nil
+                }
+                let read = reader.object { reader, key in
+                    switch CodingKeys(rawValue: key) {
+                    case .user:
+                        return reader.object { reader, key in
+                            switch User.CodingKeys(rawValue: key) {
+                            case .history: set(\.user.history, reader.array { $0.string() }?.map { .id($0) })
+                            case .weights: set(\.user.weights, reader.array { $0.float() })
+                            default: false
+                            }
+                        } && request.user.history != nil
+                    case .candidates: return set(\.candidates, reader.array { $0.string() }?.map { .id($0) })
+                    case .features: return set(\.features, reader.array { $0.string() })
+                    case .topK: return set(\.topK, reader.int())
+                    case .simTop: return set(\.simTop, reader.int())
+                    case .recent: return set(\.recent, reader.int())
+                    case .dimensions: return set(\.dimensions, reader.int())
+                    case .codebookVersion: return set(\.codebookVersion, reader.string())
+                    case .timeoutMs: return set(\.timeoutMs, reader.int())
+                    case .encodingFormat: return set(\.encodingFormat, reader.string())
+                    case nil: return false
+                    }
+                }
+                return read ? request : nil
+            }
+        }
     }
 
     /// Vectors (full size, model space, unit rows) and their ids, codes and whether each was found.
@@ -131,7 +167,7 @@ struct MatchRoute: Sendable {
         var marks = [ContinuousClock.now]
         // The compute threads take a while to wake; they do while the request is read.
         Parallel.warmUp()
-        let body = try request.decodeJSON(Request.self)
+        let body = try request.decodeJSON(Request.self, fastPath: Request.idsOnly)
         marks.append(.now)
         let codebook = pipeline.codebooks.current
         try checkVersion(body.codebookVersion, codebook)
@@ -285,7 +321,7 @@ struct MatchRoute: Sendable {
     }
 
     func userEmbedding(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let body = try request.decodeJSON(Request.self)
+        let body = try request.decodeJSON(Request.self, fastPath: Request.idsOnly)
         let codebook = pipeline.codebooks.current
         try checkVersion(body.codebookVersion, codebook)
         let d = pipeline.dimensions

@@ -256,3 +256,50 @@ extension ServiceLiveTests {
         await service.shutdown()
     }
 }
+
+/// `/match` bodies by id only are read without `JSONDecoder`, to the same values; every other shape is left to it.
+@Suite struct MatchRequestReadingTests {
+    func decoded(_ text: String) throws -> MatchRoute.Request {
+        try JSONDecoder().decode(MatchRoute.Request.self, from: Data(text.utf8))
+    }
+
+    func ids(_ entries: [MatchRoute.HistoryEntry]?) -> [String]? {
+        entries?.map { if case .id(let id) = $0 { id } else { "not an id" } }
+    }
+
+    @Test func idsOnlyBodiesReadAsJSONDecoderReadsThem() throws {
+        let bodies = [
+            #"{"user": {"history": ["a", "b\u00e9"], "weights": [1, 0.5]}, "candidates": ["c"], "features": ["max_cos"], "top_k": 3, "sim_top": 2, "recent": 7, "dimensions": 128, "codebook_version": "v1", "timeout_ms": 50, "encoding_format": "float"}"#,
+            #"{"candidates": [], "user": {"history": []}}"#,
+        ]
+        for body in bodies {
+            let fast = try #require(MatchRoute.Request.idsOnly(Array(body.utf8)), "\(body)")
+            let reference = try decoded(body)
+            #expect(ids(fast.user.history) == ids(reference.user.history))
+            #expect(fast.user.weights == reference.user.weights)
+            #expect(fast.candidates.map { $0.map(\.id) } == reference.candidates.map { $0.map(\.id) })
+            #expect(fast.features == reference.features && fast.topK == reference.topK && fast.simTop == reference.simTop)
+            #expect(fast.recent == reference.recent && fast.dimensions == reference.dimensions)
+            #expect(fast.codebookVersion == reference.codebookVersion && fast.timeoutMs == reference.timeoutMs)
+            #expect(fast.encodingFormat == reference.encodingFormat)
+        }
+    }
+
+    @Test func otherShapesAreLeftToJSONDecoder() {
+        for body in [
+            #"{"user": {"history": ["a"]}, "candidates": [{"id": "x", "embedding": [1, 0]}]}"#,
+            #"{"user": {"history": [{"embedding": [1, 0]}]}, "candidates": ["c"]}"#,
+            #"{"user": {"history_embeddings": [[1, 0]]}, "candidates": ["c"]}"#,
+            #"{"user": {"history": ["a"]}, "candidates": ["c"], "top_k": null}"#,
+            #"{"user": {"history": ["a"]}, "candidates": ["c"], "top_k": 5.0}"#,
+            #"{"user": {"history": ["a"]}, "candidates": ["c"], "extra": 1}"#,
+            #"{"user": {"history": ["a"]}, "candidates": ["c"], "candidates": ["d"]}"#,
+            #"{"user": {"weights": [1]}, "candidates": ["c"]}"#,
+            #"{"user": {"history": ["a"]}, "candidates": ["c"]"#,
+            #"[1, 2]"#,
+        ] {
+            #expect(MatchRoute.Request.idsOnly(Array(body.utf8)) == nil, "\(body)")
+        }
+    }
+}
+
