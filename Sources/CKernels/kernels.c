@@ -629,8 +629,19 @@ KERNEL void oe_top_k_rows(const float *scores, size_t rows, size_t columns, size
             for (; j + lanes <= columns; j += lanes)
                 for (size_t u = 0; u < lanes; u++) maxima[u] = x[j + u] > maxima[u] ? x[j + u] : maxima[u];
             for (size_t u = 0; j + u < columns; u++) maxima[u] = x[j + u] > maxima[u] ? x[j + u] : maxima[u];
-            heap_select(maxima, NULL, lanes, k, heap);
-            float threshold = heap[0].score;
+            /* The k-th highest maximum: for 64 lanes without branches (the highest maximum that at least k
+               maxima reach), for more through a heap. */
+            float threshold = -INFINITY;
+            if (lanes == 64) {
+                for (size_t i = 0; i < 64; i++) {
+                    int reach = 0;
+                    for (size_t j = 0; j < 64; j++) reach += maxima[j] >= maxima[i];
+                    threshold = (size_t)reach >= k && maxima[i] > threshold ? maxima[i] : threshold;
+                }
+            } else {
+                heap_select(maxima, NULL, lanes, k, heap);
+                threshold = heap[0].score;
+            }
             size_t count = 0;
             for (j = 0; j + 16 <= columns; j += 16) {
                 unsigned mask = 0;

@@ -55,16 +55,19 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
     /// counting on thousands of values scattered in memory, but `body` must not use the cache.
     public func visit(_ keys: [Key], _ body: (Int, borrowing Value) -> Void) -> [Int] {
         state.withLock { state in
+            // In passes (find every key, then mark each as used, then lend the values): the memory reads of one
+            // pass do not wait for each other, where one pass per key would wait for each in turn.
+            let found = keys.map { state.index[$0] ?? -1 }
             var absent: [Int] = []
-            for (position, key) in keys.enumerated() {
-                guard let i = state.index[key] else {
+            for (position, i) in found.enumerated() {
+                guard i >= 0 else {
                     absent.append(position)
                     continue
                 }
                 state.unlink(i)
                 state.pushFront(i)
-                body(position, state.nodes[i].value)
             }
+            for (position, i) in found.enumerated() where i >= 0 { body(position, state.nodes[i].value) }
             return absent
         }
     }
