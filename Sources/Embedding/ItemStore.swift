@@ -313,9 +313,16 @@ public final class ItemStore: Sendable {
     }
 
     private static func storedVector(_ row: Row) throws -> StoredVector {
-        StoredVector(modelID: row["model_id"], revision: row["revision"], embedding: try floats(row, "embedding") ?? [],
-                     semanticID: codes(row), codebookVersion: row["codebook_version"])
+        StoredVector(modelID: shared(row["model_id"]), revision: shared(row["revision"]),
+                     embedding: try floats(row, "embedding") ?? [], semanticID: codes(row),
+                     codebookVersion: (row["codebook_version"] as String?).map(shared))
     }
+
+    /// Model ids, revisions and codebook versions as one `String` object per distinct value (a handful): cached
+    /// records read from the database then share them, and `/match` comparing a thousand records' model with the
+    /// service's reads the same few bytes, not a thousand scattered strings.
+    private static let names = Mutex(Set<String>())
+    private static func shared(_ name: String) -> String { names.withLock { $0.insert(name).memberAfterInsert } }
 
     private static func record(_ row: Row) throws -> Record {
         Record(
