@@ -295,16 +295,21 @@ def cpu_flags():
 
 @test
 def blas_kernel_is_chosen_before_openblas_loads_and_logged():
-    def kernel(env):
-        service = Service(env=dict(env, OMNIEMBED_LOG_FORMAT="json"), unset=("OPENBLAS_CORETYPE",))
+    def blas_line(env):
+        service = Service(env=dict(env, OMNIEMBED_LOG_FORMAT="json"),
+                          unset=("OPENBLAS_CORETYPE", "OMNIEMBED_BLAS_CORETYPE", "OMNIEMBED_BLAS_CORETYPE_REPLACED"))
         assert service.stop() == 0
         lines = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
-        return [line for line in lines if line["msg"] == "blas"][0]["kernel"]
+        return [line for line in lines if line["msg"] == "blas"][0]
     if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags():
-        assert kernel({}) == "SkylakeX"
+        assert blas_line({})["kernel"] == "SkylakeX"
+        # A machine-wide OPENBLAS_CORETYPE naming a slower kernel is replaced, and the log says so.
+        line = blas_line({"OPENBLAS_CORETYPE": "Haswell"})
+        assert (line["kernel"], line.get("replaced")) == ("SkylakeX", "Haswell"), line
     else:
-        assert kernel({}) not in ("", "unknown")
-    assert kernel({"OPENBLAS_CORETYPE": "Haswell"}) == "Haswell"  # an explicit choice is respected
+        assert blas_line({})["kernel"] not in ("", "unknown")
+    assert blas_line({"OMNIEMBED_BLAS_CORETYPE": "Haswell"})["kernel"] == "Haswell"  # the service's own setting wins
+    assert blas_line({})["packed_linear_rows"]
 
 
 @test

@@ -15,6 +15,9 @@ public enum BLAS {
         openblas_set_num_threads(Int32(max(1, count)))
     }
 
+    /// Threads each BLAS call may use now.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
     /// The kernel to ask for before OpenBLAS initialises, or `nil` to keep its own choice.
     ///
     /// Debian's OpenBLAS 0.3.21 picks its Haswell kernel on AVX-512 CPUs it does not recognise; its SkylakeX

@@ -60,7 +60,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         defer { output.flush() }
         let logger = Logger(label: "omniembed")
-        logger.info("blas", metadata: ["kernel": "\(BLAS.coreName)"])
+        let packedRows = Linear.packedRowLimit == .max ? "all" : "up to \(Linear.packedRowLimit)"
+        var blas: Logger.Metadata = ["kernel": "\(BLAS.coreName)", "packed_linear_rows": "\(packedRows)"]
+        if let replaced = ProcessInfo.processInfo.environment["OMNIEMBED_BLAS_CORETYPE_REPLACED"] {
+            blas["replaced"] = "\(replaced)"
+        }
+        logger.info("blas", metadata: blas)
 
         do {
             let service = try OmniEmbedService(configuration: settings, logger: logger)
