@@ -108,7 +108,7 @@ import Testing
     }
 
     /// Attention over a fused QKV block, for lengths around the vector width and past the direct-kernel limit.
-    @Test(arguments: [(1, 32), (5, 32), (16, 32), (33, 64), (100, 24), (600, 32)])
+    @Test(arguments: [(1, 32), (5, 32), (16, 32), (33, 64), (100, 24), (20, 40), (7, 12), (600, 32)])
     func attentionMatchesLoops(length: Int, headSize: Int) {
         let shape = Attention.Shape(heads: 3, headSize: headSize)
         let (h, stride) = (shape.hidden, 3 * shape.hidden)
