@@ -67,7 +67,8 @@ def run_omniembed(binary, data, args, work, seed):
     started = time.perf_counter()
     subprocess.run([binary, "fit", "--config", os.path.join(ROOT, "config", "default.json"), "--vectors", data,
                     "--output", paths["cb.safetensors"], "--levels", str(args.levels), "--clusters", str(args.clusters),
-                    "--iterations", str(args.iterations), "--seed", str(seed), "--initialisation", args.initialisation, "--codes", paths["codes.npy"],
+                    "--iterations", str(args.iterations), "--seed", str(seed), "--initialisation", args.initialisation,
+                    "--refinement-passes", str(args.refinement_passes), "--codes", paths["codes.npy"],
                     "--report", paths["report.json"]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     report = json.load(open(paths["report.json"]))
@@ -106,8 +107,8 @@ def faiss_worker(data, levels, clusters, iterations, seed):
 def run_faiss(data, args, seed):
     out = subprocess.run([sys.executable, __file__, "--faiss-worker", data, str(args.levels), str(args.clusters),
                           str(args.iterations), str(seed)], check=True, capture_output=True, text=True,
-                         # faiss's bundled OpenBLAS gets the AVX-512 kernel OmniEmbed picks for itself on this CPU.
-                         env=dict(os.environ, OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE", "SkylakeX"))).stdout
+                         # faiss's bundled OpenBLAS gets the kernel OmniEmbed picks (scripts/bench-venv.sh).
+                         env=os.environ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -123,13 +124,15 @@ def main():
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--initialisation", default="kmeans++", help="omniembed fit's: kmeans++ or random")
+    parser.add_argument("--refinement-passes", type=int, default=2,
+                        help="omniembed fit's joint codebook refinement passes after the levels (0: none)")
     parser.add_argument("--only-omniembed", action="store_true", help="skip faiss (to compare settings of ours)")
     args = parser.parse_args()
     binary = os.path.join(ROOT, ".build", "release", "omniembed")
     data = dataset(args.items, args.dims)
     work = tempfile.mkdtemp(prefix="bench-fit-")
     print(f"{args.items} vectors × {args.dims}, {args.levels} levels × {args.clusters}, ≤ {args.iterations} iterations, "
-          f"omniembed initialisation {args.initialisation}, "
+          f"omniembed initialisation {args.initialisation}, refinement passes {args.refinement_passes}, "
           f"{os.cpu_count()} cores, {args.rounds} round(s), engines alternating", flush=True)
     results = {"omniembed": [], "faiss": []}
     for round in range(args.rounds):

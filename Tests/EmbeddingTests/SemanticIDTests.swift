@@ -205,6 +205,33 @@ import Testing
         #expect(zip(variance, variance.dropFirst()).allSatisfy { $0 >= $1 * 0.999 })
     }
 
+    /// Joint refinement keeps a pass only when the greedy encoding with its codebooks leaves less; the reported
+    /// errors are those of the returned codes, recounted here from the codebook.
+    @Test func refinementLowersTheErrorOfTheCodesServingAssigns() throws {
+        let (n, d) = (4000, 16)
+        let x = Self.clustered(count: n, dimensions: d, clusters: 60, seed: 8)
+        var plain = options(), refined = options()
+        (plain.fsqLevels, refined.fsqLevels) = ([], [])
+        (plain.refinementPasses, refined.refinementPasses) = (0, 3)
+        let (_, _, before) = try CodebookFitting.fit(x, count: n, dimensions: d, model: nil, options: plain)
+        let (codebook, codes, after) = try CodebookFitting.fit(x, count: n, dimensions: d, model: nil, options: refined)
+        #expect(before.refinementPasses == 0 && (1...3).contains(after.refinementPasses))
+        #expect(after.levels.last!.error < before.levels.last!.error)
+
+        let y = codebook.rotate(x, count: n)
+        var squared = 0.0
+        for i in 0..<n {
+            for j in 0..<d {
+                var r = Double(y[i * d + j])
+                for level in 0..<3 { r -= Double(codebook.levels[level].centroids[Int(codes[i * 3 + level]) * d + j]) }
+                squared += r * r
+            }
+        }
+        #expect(abs(squared / Double(n) - after.levels.last!.error) < 1e-4 * max(1, after.levels.last!.error))
+        let served = codebook.codes(x, count: n)
+        #expect((0..<n).count { served[$0].map(Int32.init) == Array(codes[$0 * 3..<$0 * 3 + 3]) } >= n * 995 / 1000)
+    }
+
     @Test func theArtifactRoundTripsAndIsCheckedAgainstTheModel() throws {
         let (n, d) = (500, 8)
         let x = Self.clustered(count: n, dimensions: d, clusters: 5, seed: 3)
