@@ -24,7 +24,8 @@ void oe_pack_weights(const float *w, size_t n, size_t k, float *out) {
 /* AVX-512: 8 rows × 32 columns of accumulators (16 registers) per step over K. */
 __attribute__((target("avx512f")))
 static void packed_linear_avx512_block(const float *x, size_t m, size_t k, const float *packed, size_t n,
-                                       const float *bias, float *y, size_t ldy) {
+                                       const float *bias, float *y, size_t ldy, int relu6) {
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
     size_t panels = (n + OE_PANEL - 1) / OE_PANEL;
     for (size_t p = 0; p < panels; p++) {
         const float *panel = packed + p * k * OE_PANEL;
@@ -49,8 +50,13 @@ static void packed_linear_avx512_block(const float *x, size_t m, size_t k, const
             }
             for (int r = 0; r < 8; r++) {
                 float *out = y + (row + r) * ldy + p * OE_PANEL;
-                _mm512_mask_storeu_ps(out, low, _mm512_add_ps(acc[r][0], bias0));
-                _mm512_mask_storeu_ps(out + 16, high, _mm512_add_ps(acc[r][1], bias1));
+                __m512 v0 = _mm512_add_ps(acc[r][0], bias0), v1 = _mm512_add_ps(acc[r][1], bias1);
+                if (relu6) {
+                    v0 = _mm512_min_ps(_mm512_max_ps(v0, zero), six);
+                    v1 = _mm512_min_ps(_mm512_max_ps(v1, zero), six);
+                }
+                _mm512_mask_storeu_ps(out, low, v0);
+                _mm512_mask_storeu_ps(out + 16, high, v1);
             }
         }
         for (; row < m; row++) {
@@ -62,8 +68,13 @@ static void packed_linear_avx512_block(const float *x, size_t m, size_t k, const
                 acc1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(panel + kk * OE_PANEL + 16), acc1);
             }
             float *out = y + row * ldy + p * OE_PANEL;
-            _mm512_mask_storeu_ps(out, low, _mm512_add_ps(acc0, bias0));
-            _mm512_mask_storeu_ps(out + 16, high, _mm512_add_ps(acc1, bias1));
+            __m512 v0 = _mm512_add_ps(acc0, bias0), v1 = _mm512_add_ps(acc1, bias1);
+            if (relu6) {
+                v0 = _mm512_min_ps(_mm512_max_ps(v0, zero), six);
+                v1 = _mm512_min_ps(_mm512_max_ps(v1, zero), six);
+            }
+            _mm512_mask_storeu_ps(out, low, v0);
+            _mm512_mask_storeu_ps(out + 16, high, v1);
         }
     }
 }
@@ -75,17 +86,17 @@ static void packed_linear_avx512_block(const float *x, size_t m, size_t k, const
 
 __attribute__((target("avx512f")))
 static void packed_linear_avx512(const float *x, size_t m, size_t k, const float *packed, size_t n,
-                                 const float *bias, float *y, size_t ldy) {
+                                 const float *bias, float *y, size_t ldy, int relu6) {
     for (size_t row = 0; row < m; row += OE_ROW_BLOCK) {
         size_t rows = m - row < OE_ROW_BLOCK ? m - row : OE_ROW_BLOCK;
-        packed_linear_avx512_block(x + row * k, rows, k, packed, n, bias, y + row * ldy, ldy);
+        packed_linear_avx512_block(x + row * k, rows, k, packed, n, bias, y + row * ldy, ldy, relu6);
     }
 }
 
 /* Other CPUs: the same order of operations in plain loops the compiler vectorises. */
 __attribute__((target_clones("avx2", "default")))
 static void packed_linear_portable(const float *x, size_t m, size_t k, const float *packed, size_t n,
-                                   const float *bias, float *y, size_t ldy) {
+                                   const float *bias, float *y, size_t ldy, int relu6) {
     size_t panels = (n + OE_PANEL - 1) / OE_PANEL;
     for (size_t p = 0; p < panels; p++) {
         const float *panel = packed + p * k * OE_PANEL;
@@ -99,15 +110,18 @@ static void packed_linear_portable(const float *x, size_t m, size_t k, const flo
                 for (int j = 0; j < OE_PANEL; j++) acc[j] += a * w[j];
             }
             float *out = y + row * ldy + p * OE_PANEL;
-            for (size_t j = 0; j < columns; j++) out[j] = acc[j] + bias[p * OE_PANEL + j];
+            for (size_t j = 0; j < columns; j++) {
+                float v = acc[j] + bias[p * OE_PANEL + j];
+                out[j] = relu6 ? (v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v) : v;
+            }
         }
     }
 }
 
 void oe_packed_linear(const float *x, size_t m, size_t k, const float *packed, size_t n, const float *bias,
-                      float *y, size_t ldy) {
+                      float *y, size_t ldy, int relu6) {
     if (__builtin_cpu_supports("avx512f"))
-        packed_linear_avx512(x, m, k, packed, n, bias, y, ldy);
+        packed_linear_avx512(x, m, k, packed, n, bias, y, ldy, relu6);
     else
-        packed_linear_portable(x, m, k, packed, n, bias, y, ldy);
+        packed_linear_portable(x, m, k, packed, n, bias, y, ldy, relu6);
 }

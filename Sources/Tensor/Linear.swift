@@ -56,7 +56,7 @@ public struct Linear: Sendable {
         if rows <= packedRowLimit {
             let panels = Parallel.ranges((outputs + 31) / 32, parts: columnThreads)
             if panels.count == 1 {
-                oe_packed_linear(x, rows, inputs, packed, outputs, bias, y, outputs)
+                oe_packed_linear(x, rows, inputs, packed, outputs, bias, y, outputs, relu6 ? 1 : 0)
             } else {
                 // Few rows: the product is bound by reading the weights, so each thread takes a share of the
                 // output columns (whole 32-column panels) and reads only its share. Each output is computed
@@ -72,12 +72,12 @@ public struct Linear: Sendable {
                             oe_packed_linear(UnsafePointer(bitPattern: xAddress), rows, inputs,
                                              UnsafePointer<Float>(bitPattern: packedAddress)! + first * inputs, columns,
                                              UnsafePointer<Float>(bitPattern: biasAddress)! + first,
-                                             UnsafeMutablePointer<Float>(bitPattern: yAddress)! + first, outputs)
+                                             UnsafeMutablePointer<Float>(bitPattern: yAddress)! + first, outputs,
+                                             relu6 ? 1 : 0)
                         }
                     }
                 }
             }
-            if relu6 { oe_relu6(y, rows * outputs) }
         } else {
             weight.withUnsafeBufferPointer { w in
                 bias.withUnsafeBufferPointer { b in

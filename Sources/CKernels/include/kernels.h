@@ -29,9 +29,10 @@ void oe_attention(const float *q, const float *k, const float *v, float *out, si
 size_t oe_packed_size(size_t n, size_t k);
 void oe_pack_weights(const float *w, size_t n, size_t k, float *out);
 
-/* y = x · wᵀ + bias for m rows of x (k floats each), y rows `ldy` apart, with w packed by oe_pack_weights. */
+/* y = x · wᵀ + bias (then clamped to [0, 6] when relu6) for m rows of x (k floats each), y rows `ldy` apart,
+   with w packed by oe_pack_weights. */
 void oe_packed_linear(const float *x, size_t m, size_t k, const float *packed, size_t n, const float *bias,
-                      float *y, size_t ldy);
+                      float *y, size_t ldy, int relu6);
 
 /* Depthwise convolution of one channels-last image (height × width × channels), weights kernel × kernel × channels
    (tap-major), zero padding `pad_top`/`pad_left` before the first row/column (and whatever the output size needs
@@ -42,9 +43,6 @@ void oe_depthwise_conv(const float *in, size_t height, size_t width, size_t chan
 
 /* Each of `rows` rows += bias, then ReLU6 when `relu6`. */
 void oe_add_bias(float *x, size_t rows, size_t columns, const float *bias, int relu6);
-
-/* x = min(max(x, 0), 6). */
-void oe_relu6(float *x, size_t count);
 
 /* x += y. */
 void oe_add(float *x, const float *y, size_t count);
