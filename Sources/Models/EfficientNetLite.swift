@@ -192,22 +192,32 @@ public final class EfficientNetLite: Sendable {
         let (expanded, depthwise) = (workspace.buffers[2], workspace.buffers[3])
         let side = Self.inputSize
 
-        // Stem: 3×3 stride-2 patches (zero outside, "SAME") through one GEMM; the patches go in `next`.
+        // Stem: 3×3 stride-2 patches (zero outside, "SAME") through one GEMM; the patches go in `next`. Each
+        // thread builds and multiplies the patches of its own output rows.
         let (stemSide, stemPad) = Self.samePadding(size: side, kernel: 3, stride: 2)
         var size = stemSide
-        let patches = next
-        patches.initialize(repeating: 0, count: n * size * size * 27)
-        for (index, image) in images.enumerated() {
-            for oy in 0..<size { for ox in 0..<size {
-                let row = ((index * size + oy) * size + ox) * 27
-                for ky in 0..<3 { for kx in 0..<3 {
-                    let (iy, ix) = (oy * 2 + ky - stemPad, ox * 2 + kx - stemPad)
-                    guard iy >= 0, iy < side, ix >= 0, ix < side else { continue }
-                    for c in 0..<3 { patches[row + (ky * 3 + kx) * 3 + c] = image[(c * side + iy) * side + ix] }
-                } }
-            } }
+        let (patches, stemOutput) = (SendableMutablePointer(next), SendableMutablePointer(current))
+        let stemRows = Parallel.ranges(n * size, parts: threads)
+        Parallel.run(stemRows.count) { [size, stem] part in
+            let rows = stemRows[part]
+            let first = rows.lowerBound * size
+            (patches.pointer + first * 27).initialize(repeating: 0, count: rows.count * size * 27)
+            for r in rows {
+                let (index, oy) = (r / size, r % size)
+                images[index].withUnsafeBufferPointer { image in
+                    for ox in 0..<size {
+                        let row = patches.pointer + (r * size + ox) * 27
+                        for ky in 0..<3 { for kx in 0..<3 {
+                            let (iy, ix) = (oy * 2 + ky - stemPad, ox * 2 + kx - stemPad)
+                            guard iy >= 0, iy < side, ix >= 0, ix < side else { continue }
+                            for c in 0..<3 { row[(ky * 3 + kx) * 3 + c] = image[(c * side + iy) * side + ix] }
+                        } }
+                    }
+                }
+            }
+            stem.apply(patches.pointer + first * 27, rows: rows.count * size, into: stemOutput.pointer + first * stem.outputs,
+                       relu6: true)
         }
-        stem.apply(patches, rows: n * size * size, into: current, relu6: true, threads: threads)
 
         var channels = stem.outputs
         for block in blocks {
@@ -235,8 +245,8 @@ public final class EfficientNetLite: Sendable {
                 }
             }
             size = outSide
-            block.project.apply(depthwise, rows: n * size * size, into: next, threads: threads)
-            if block.residual { oe_add(next, current, n * size * size * block.outputs) }
+            block.project.apply(depthwise, rows: n * size * size, into: next, adding: block.residual ? current : nil,
+                                threads: threads)
             swap(&current, &next)
             channels = block.outputs
         }
