@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Regenerates Tests/ModelsTests/Fixtures/musicnn: musicnn's own model and spectrogram (TensorFlow, the reference) on two 16 kHz
-recordings — espeak-ng's voice from the Media fixtures and a synthetic piano-like melody written here — per-patch
-200-d penultimate features and 50 tag probabilities; and checks that our TensorFlow-checkpoint converter
+"""Regenerates Tests/ModelsTests/Fixtures/musicnn: musicnn's own model and spectrogram (TensorFlow, the reference) on three 16 kHz
+recordings — espeak-ng's voice from the Media fixtures, flite's "awb" voice (a male voice built from recorded speech,
+less robotic than espeak-ng's) and a synthetic piano-like melody, both written here — per-patch 200-d penultimate
+features and 50 tag probabilities; and checks that our TensorFlow-checkpoint converter
 (scripts/tf_checkpoint_to_safetensors.py) reads every variable exactly as TensorFlow does.
+Needs flite and sox (Debian) for the voice.
 
 Needs TensorFlow 2.15 with numpy<2, librosa and musicnn (a separate venv; musicnn pins old versions):
     python3 -m venv .cache/tf-venv
@@ -13,7 +15,9 @@ Needs TensorFlow 2.15 with numpy<2, librosa and musicnn (a separate venv; musicn
 import json
 import os
 import struct
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -51,6 +55,15 @@ def melody(path, rate=16000, seconds=7):
     open(path, "wb").write(header + b"data" + struct.pack("<I", len(pcm)) + pcm)
 
 
+def voice(path):
+    """A spoken sentence by flite's awb voice, 16 kHz 16-bit mono."""
+    with tempfile.TemporaryDirectory() as work:
+        spoken = os.path.join(work, "voice.wav")
+        subprocess.run(["flite", "-voice", "awb", "-t", "The weather today is cloudy, with a chance of rain in the "
+                        "afternoon, so bring an umbrella.", "-o", spoken], check=True)
+        subprocess.run(["sox", spoken, "-r", "16000", "-b", "16", "-c", "1", path], check=True)
+
+
 def reference(path):
     """musicnn's extractor with its patch loop fixed: `extractor()` (0.1.0) returns the first patch's penultimate
     features for every patch (its loop unpacks the new values as `backend_` and concatenates the stale
@@ -74,7 +87,9 @@ def main():
     check_converter()
     os.makedirs(OUT, exist_ok=True)
     melody(os.path.join(OUT, "melody.wav"))
+    voice(os.path.join(OUT, "voice.wav"))
     files = {"speech": os.path.join(ROOT, "Tests", "MediaTests", "Fixtures", "audio", "speech.wav"),
+             "voice": os.path.join(OUT, "voice.wav"),
              "melody": os.path.join(OUT, "melody.wav")}
     cases = []
     for name, path in files.items():
