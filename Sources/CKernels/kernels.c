@@ -350,6 +350,33 @@ static void depthwise_conv_portable(const float *in, size_t height, size_t width
 /* Pixels per register tile of the AVX-512 depthwise convolution: one 16-channel weight vector feeds 8 FMAs. */
 #define DEPTHWISE_TILE 8
 
+/* One tile (DEPTHWISE_TILE output pixels × 16 channels) for a kernel size K and stride S known at compile time:
+   per kernel row, each input pixel is loaded once and feeds every output pixel whose window covers it, with the
+   row's K weight vectors held in registers. Loads, not FMAs, limit the per-tap tile on CPUs that load one
+   512-bit vector per cycle; this needs (S·(TILE−1) + K) + K loads per TILE·K FMAs instead of TILE·K + K. Each
+   output still receives its taps in row-major order, so the sums are the same. */
+__attribute__((target("avx512f")))
+static inline __attribute__((always_inline)) void depthwise_tile_fixed(
+        const int K, const int S, const float *base, size_t width, size_t channels, const float *weights,
+        __m512 bias, ptrdiff_t y0, size_t ky0, size_t ky1, __m512 acc[DEPTHWISE_TILE]) {
+    for (int t = 0; t < DEPTHWISE_TILE; t++) acc[t] = bias;
+    for (size_t ky = ky0; ky < ky1; ky++) {
+        const float *row = base + (size_t)(y0 + (ptrdiff_t)ky) * width * channels;
+        __m512 w[5];
+#pragma unroll
+        for (int kx = 0; kx < K; kx++) w[kx] = _mm512_loadu_ps(weights + (ky * (size_t)K + (size_t)kx) * channels);
+#pragma unroll
+        for (int i = 0; i < S * (DEPTHWISE_TILE - 1) + K; i++) {
+            __m512 x = _mm512_loadu_ps(row + (size_t)i * channels);
+#pragma unroll
+            for (int kx = 0; kx < K; kx++) {
+                int j = i - kx;
+                if (j >= 0 && j % S == 0 && j / S < DEPTHWISE_TILE) acc[j / S] = _mm512_fmadd_ps(x, w[kx], acc[j / S]);
+            }
+        }
+    }
+}
+
 /* The same sums (bias, then one FMA per tap in row-major tap order) as depthwise_block, but 8 adjacent output
    pixels × 16 channels at a time: each weight load serves 8 pixels instead of 1, which is what limited the
    per-pixel loop (two loads per FMA). Pixels whose taps all fall inside the row take the tiles; the few at the
@@ -379,6 +406,15 @@ static void depthwise_conv_avx512(const float *in, size_t height, size_t width, 
                 for (size_t c = 0; c < channels; c += 16) {
                     __m512 acc[DEPTHWISE_TILE];
                     __m512 b = _mm512_loadu_ps(bias + c);
+                    if (kernel == 3 && stride == 1)
+                        depthwise_tile_fixed(3, 1, base + c, width, channels, weights + c, b, y0, ky0, ky1, acc);
+                    else if (kernel == 3 && stride == 2)
+                        depthwise_tile_fixed(3, 2, base + c, width, channels, weights + c, b, y0, ky0, ky1, acc);
+                    else if (kernel == 5 && stride == 1)
+                        depthwise_tile_fixed(5, 1, base + c, width, channels, weights + c, b, y0, ky0, ky1, acc);
+                    else if (kernel == 5 && stride == 2)
+                        depthwise_tile_fixed(5, 2, base + c, width, channels, weights + c, b, y0, ky0, ky1, acc);
+                    else {
                     for (int t = 0; t < DEPTHWISE_TILE; t++) acc[t] = b;
                     for (size_t ky = ky0; ky < ky1; ky++) {
                         const float *row = base + (size_t)(y0 + (ptrdiff_t)ky) * width * channels + c;
@@ -388,6 +424,7 @@ static void depthwise_conv_avx512(const float *in, size_t height, size_t width, 
                             for (int t = 0; t < DEPTHWISE_TILE; t++)
                                 acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + t * stride * channels), w, acc[t]);
                         }
+                    }
                     }
                     for (int t = 0; t < DEPTHWISE_TILE; t++) {
                         __m512 v = relu6 ? _mm512_min_ps(_mm512_max_ps(acc[t], zero), six) : acc[t];
