@@ -2,9 +2,10 @@ import CKernels
 
 /// A dense layer `y = x · Wᵀ + b`, W stored outputs×inputs (PyTorch `Linear` layout).
 ///
-/// The weights are kept twice: as given, for OpenBLAS on many rows, and packed for `oe_packed_linear` on few
-/// rows, where OpenBLAS's per-call packing of W costs more than the product (at 8 rows it reached a third of
-/// the packed kernel's speed). Memory for the weights doubles; for a small text model that is ~90 MB.
+/// The weights are kept twice: packed for `oe_packed_linear`, which OpenBLAS cannot match on few rows (it packs W
+/// on every call: at 8 rows it reached a third of the packed kernel's speed), and as given, for OpenBLAS on many
+/// rows on CPUs where it is the faster of the two (`packedRowLimit`). Memory for the weights doubles; for a small
+/// text model that is ~90 MB.
 public struct Linear: Sendable {
     public let inputs: Int
     public let outputs: Int
@@ -13,8 +14,9 @@ public struct Linear: Sendable {
     let packed: [Float]
 
     /// Up to this many rows per call use the packed kernel; more go to OpenBLAS. Measured once per process
-    /// (`calibratedPackedRowLimit`): which of the two is faster on many rows depends on the CPU (on an AMD EPYC
-    /// the packed kernel ran twice as fast as OpenBLAS at 256 rows, on an Intel Xeon 0.8 times as fast).
+    /// (`calibratedPackedRowLimit`): which of the two is faster on many rows depends on the CPU (at 256 × 384 → 1536,
+    /// one thread: on an AMD EPYC the packed kernel ~250 GFLOP/s, OpenBLAS's SkylakeX kernel 195; on an Intel Xeon
+    /// the packed kernel ran at 0.8 times OpenBLAS's speed).
     public static let packedRowLimit = calibratedPackedRowLimit()
 
     /// 64 rows, or every row count when the packed kernel beats OpenBLAS on a BERT feed-forward product of 256
