@@ -7,6 +7,7 @@ Run through scripts/bench-image, which prepares the venv and the release build. 
 """
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -89,6 +90,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=2.0, help="time per engine per cell")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="passes over all batch sizes; the table shows each cell's median over the rounds")
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker, args.onnx, args.threads)
@@ -97,15 +100,21 @@ def main():
     export_onnx(args.onnx)
     extra = ["--onnx", args.onnx, "--threads", str(args.threads)]
     engines = {name: bench_common.Worker(__file__, name, extra) for name in ("onnxruntime", "pytorch")}
-    print(f"threads: {args.threads} per engine; images/s are medians over repeated batches ({args.seconds:g} s per engine per cell)")
+    print(f"threads: {args.threads} per engine; images/s are medians over repeated batches ({args.seconds:g} s per engine "
+          f"per cell), then the median of {args.rounds} round(s)")
+    measured = {batch: {"omniembed": [], "onnxruntime": [], "pytorch": []} for batch in args.batch_sizes}
+    for round in range(args.rounds):
+        for batch in args.batch_sizes:
+            measured[batch]["omniembed"].append(bench_common.omniembed(
+                args.binary, ["--tower", "image", "--batch-sizes", str(batch), "--seconds", str(args.seconds)],
+                args.threads)["items_per_second"])
+            for engine in ("onnxruntime", "pytorch"):
+                time.sleep(0.2)
+                measured[batch][engine].append(batch / engines[engine].measure({"batch": batch}, args.seconds))
+        print(f"  round {round + 1} of {args.rounds} done", flush=True)
     print(f"{'batch':>5} | {'omniembed':>10} {'GFLOP/s':>8} | {'onnxrt':>8} | {'pytorch':>8} | {'vs ORT':>6} {'vs PT':>6}")
     for batch in args.batch_sizes:
-        ours = bench_common.omniembed(args.binary, ["--tower", "image", "--batch-sizes", str(batch),
-                                                    "--seconds", str(args.seconds)], args.threads)["items_per_second"]
-        time.sleep(0.2)
-        ort = batch / engines["onnxruntime"].measure({"batch": batch}, args.seconds)
-        time.sleep(0.2)
-        torch = batch / engines["pytorch"].measure({"batch": batch}, args.seconds)
+        ours, ort, torch = (statistics.median(measured[batch][e]) for e in ("omniembed", "onnxruntime", "pytorch"))
         print(f"{batch:>5} | {ours:>10.1f} {ours * GFLOP_PER_IMAGE:>8.1f} | {ort:>8.1f} | {torch:>8.1f} | "
               f"{ours / ort:>6.2f} {ours / torch:>6.2f}", flush=True)
 
