@@ -15,6 +15,8 @@ struct OmniEmbedCommand: AsyncParsableCommand {
 
     static func main() async {
         restartWithPreferredBLASKernel()
+        // Measured now, while nothing else runs: the measurement sets OpenBLAS's thread count for a moment.
+        _ = Linear.packedRowLimit
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
