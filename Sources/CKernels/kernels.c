@@ -377,6 +377,23 @@ static inline __attribute__((always_inline)) void depthwise_tile_fixed(
     }
 }
 
+/* The tile for any kernel size and stride: per tap, one weight load and DEPTHWISE_TILE input loads. */
+__attribute__((target("avx512f")))
+static inline __attribute__((always_inline)) void depthwise_tile_any(
+        size_t kernel, size_t stride, const float *base, size_t width, size_t channels, const float *weights,
+        __m512 bias, ptrdiff_t y0, size_t ky0, size_t ky1, __m512 acc[DEPTHWISE_TILE]) {
+    for (int t = 0; t < DEPTHWISE_TILE; t++) acc[t] = bias;
+    for (size_t ky = ky0; ky < ky1; ky++) {
+        const float *row = base + (size_t)(y0 + (ptrdiff_t)ky) * width * channels;
+        for (size_t kx = 0; kx < kernel; kx++) {
+            __m512 w = _mm512_loadu_ps(weights + (ky * kernel + kx) * channels);
+            const float *x = row + kx * channels;
+            for (int t = 0; t < DEPTHWISE_TILE; t++)
+                acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + t * stride * channels), w, acc[t]);
+        }
+    }
+}
+
 /* The same sums (bias, then one FMA per tap in row-major tap order) as depthwise_block, but 8 adjacent output
    pixels × 16 channels at a time: each weight load serves 8 pixels instead of 1, which is what limited the
    per-pixel loop (two loads per FMA). Pixels whose taps all fall inside the row take the tiles; the few at the
@@ -414,18 +431,8 @@ static void depthwise_conv_avx512(const float *in, size_t height, size_t width, 
                         depthwise_tile_fixed(5, 1, base + c, width, channels, weights + c, b, y0, ky0, ky1, acc);
                     else if (kernel == 5 && stride == 2)
                         depthwise_tile_fixed(5, 2, base + c, width, channels, weights + c, b, y0, ky0, ky1, acc);
-                    else {
-                    for (int t = 0; t < DEPTHWISE_TILE; t++) acc[t] = b;
-                    for (size_t ky = ky0; ky < ky1; ky++) {
-                        const float *row = base + (size_t)(y0 + (ptrdiff_t)ky) * width * channels + c;
-                        for (size_t kx = 0; kx < kernel; kx++) {
-                            __m512 w = _mm512_loadu_ps(weights + (ky * kernel + kx) * channels + c);
-                            const float *x = row + kx * channels;
-                            for (int t = 0; t < DEPTHWISE_TILE; t++)
-                                acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + t * stride * channels), w, acc[t]);
-                        }
-                    }
-                    }
+                    else
+                        depthwise_tile_any(kernel, stride, base + c, width, channels, weights + c, b, y0, ky0, ky1, acc);
                     for (int t = 0; t < DEPTHWISE_TILE; t++) {
                         __m512 v = relu6 ? _mm512_min_ps(_mm512_max_ps(acc[t], zero), six) : acc[t];
                         _mm512_storeu_ps(out_row + (ox + t) * channels + c, v);

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import Tensor
@@ -105,6 +106,38 @@ import Testing
             layer.apply(x, rows: rows, into: &split, columnThreads: threads)
             #expect(split == alone, "\(threads) threads")
         }
+    }
+
+    /// The depthwise convolution with TensorFlow "SAME" padding and ReLU6 against Double loops: the 3×3 and 5×5
+    /// tiles at strides 1 and 2, the tile for other kernels, edge pixels, channel counts that are not a multiple of
+    /// 16 (pixel by pixel), and output rows computed in two calls, as threads split them.
+    @Test(arguments: [(3, 1, 23, 32), (3, 2, 24, 48), (5, 1, 14, 16), (5, 2, 15, 32), (7, 1, 20, 16), (3, 1, 17, 20),
+                      (5, 1, 7, 64)])
+    func depthwiseMatchesLoops(kernel: Int, stride: Int, side: Int, channels: Int) {
+        let out = (side + stride - 1) / stride
+        let pad = max((out - 1) * stride + kernel - side, 0) / 2
+        let x = random(side * side * channels, seed: 31, scale: 2), w = random(kernel * kernel * channels, seed: 32)
+        let bias = random(channels, seed: 33)
+        var y = [Float](repeating: .nan, count: out * out * channels)
+        oe_depthwise_conv(x, side, side, channels, w, bias, kernel, stride, pad, pad, &y, out, 0, out / 2, 1)
+        oe_depthwise_conv(x, side, side, channels, w, bias, kernel, stride, pad, pad, &y, out, out / 2, out, 1)
+        var worst = 0.0
+        for oy in 0..<out {
+            for ox in 0..<out {
+                for c in 0..<channels {
+                    var sum = Double(bias[c])
+                    for ky in 0..<kernel {
+                        for kx in 0..<kernel {
+                            let (iy, ix) = (oy * stride + ky - pad, ox * stride + kx - pad)
+                            guard iy >= 0, iy < side, ix >= 0, ix < side else { continue }
+                            sum += Double(x[(iy * side + ix) * channels + c]) * Double(w[(ky * kernel + kx) * channels + c])
+                        }
+                    }
+                    worst = max(worst, abs(Double(y[(oy * out + ox) * channels + c]) - min(max(sum, 0), 6)))
+                }
+            }
+        }
+        #expect(worst <= 1e-5, "kernel \(kernel), stride \(stride), side \(side), channels \(channels): \(worst)")
     }
 
     /// Attention over a fused QKV block, for lengths around the vector width and past the direct-kernel limit.
