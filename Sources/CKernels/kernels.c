@@ -198,6 +198,27 @@ static void attention_portable(const float *q, const float *k, const float *v, f
                      scores);
 }
 
+/* out[r][0 .. 16·blocks) = Σ_i a[r·lda + i] · b[i·ldb + 0 .. 16·blocks) for the nq rows r (nq and blocks constants
+   after inlining): nq × blocks independent FMA chains, one per output vector, each summed in order of i. */
+__attribute__((target("avx512f")))
+static inline __attribute__((always_inline)) void rows_times_panel_avx512(
+        const int nq, const int blocks, const float *a, size_t lda, const float *b, size_t ldb, size_t inner,
+        float *out, size_t ldo) {
+    __m512 acc[QUERY_BLOCK][2];
+    for (int r = 0; r < nq; r++)
+        for (int l = 0; l < blocks; l++) acc[r][l] = _mm512_setzero_ps();
+    for (size_t i = 0; i < inner; i++) {
+        __m512 row[2];
+        for (int l = 0; l < blocks; l++) row[l] = _mm512_loadu_ps(b + i * ldb + (size_t)l * LANES);
+        for (int r = 0; r < nq; r++) {
+            __m512 s = _mm512_set1_ps(a[(size_t)r * lda + i]);
+            for (int l = 0; l < blocks; l++) acc[r][l] = _mm512_fmadd_ps(s, row[l], acc[r][l]);
+        }
+    }
+    for (int r = 0; r < nq; r++)
+        for (int l = 0; l < blocks; l++) _mm512_storeu_ps(out + (size_t)r * ldo + (size_t)l * LANES, acc[r][l]);
+}
+
 /* The same arithmetic as attend_block (each output lane one chain of FMAs in the same order) with two lane
    blocks per step: QUERY_BLOCK queries × 32 lanes are 8 independent chains, enough to keep both FMA units busy,
    and 2 loads + QUERY_BLOCK broadcasts feed 8 FMAs. The compiler does not find this on its own. */
@@ -208,57 +229,16 @@ static inline __attribute__((always_inline)) void attend_block_avx512(
     for (int r = 0; r < nq; r++)
         for (size_t d = 0; d < size; d++) scaled[r * size + d] = q[r * stride + d] * scale;
     size_t j0 = 0;
-    for (; j0 + 2 * LANES <= padded; j0 += 2 * LANES) {
-        __m512 a0[QUERY_BLOCK], a1[QUERY_BLOCK];
-        for (int r = 0; r < nq; r++) a0[r] = a1[r] = _mm512_setzero_ps();
-        for (size_t d = 0; d < size; d++) {
-            __m512 k0 = _mm512_loadu_ps(kt + d * padded + j0), k1 = _mm512_loadu_ps(kt + d * padded + j0 + LANES);
-            for (int r = 0; r < nq; r++) {
-                __m512 b = _mm512_set1_ps(scaled[r * size + d]);
-                a0[r] = _mm512_fmadd_ps(b, k0, a0[r]);
-                a1[r] = _mm512_fmadd_ps(b, k1, a1[r]);
-            }
-        }
-        for (int r = 0; r < nq; r++) {
-            _mm512_storeu_ps(scores + r * padded + j0, a0[r]);
-            _mm512_storeu_ps(scores + r * padded + j0 + LANES, a1[r]);
-        }
-    }
-    if (j0 < padded) {
-        __m512 a0[QUERY_BLOCK];
-        for (int r = 0; r < nq; r++) a0[r] = _mm512_setzero_ps();
-        for (size_t d = 0; d < size; d++) {
-            __m512 k0 = _mm512_loadu_ps(kt + d * padded + j0);
-            for (int r = 0; r < nq; r++) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(scaled[r * size + d]), k0, a0[r]);
-        }
-        for (int r = 0; r < nq; r++) _mm512_storeu_ps(scores + r * padded + j0, a0[r]);
-    }
+    for (; j0 + 2 * LANES <= padded; j0 += 2 * LANES)
+        rows_times_panel_avx512(nq, 2, scaled, size, kt + j0, padded, size, scores + j0, padded);
+    if (j0 < padded)
+        rows_times_panel_avx512(nq, 1, scaled, size, kt + j0, padded, size, scores + j0, padded);
     for (int r = 0; r < nq; r++) oe_softmax_rows(scores + r * padded, 1, keys, keys);
     size_t d0 = 0;
-    for (; d0 + 2 * LANES <= size; d0 += 2 * LANES) {
-        __m512 a0[QUERY_BLOCK], a1[QUERY_BLOCK];
-        for (int r = 0; r < nq; r++) a0[r] = a1[r] = _mm512_setzero_ps();
-        for (size_t j = 0; j < keys; j++) {
-            __m512 v0 = _mm512_loadu_ps(v + j * stride + d0), v1 = _mm512_loadu_ps(v + j * stride + d0 + LANES);
-            for (int r = 0; r < nq; r++) {
-                __m512 w = _mm512_set1_ps(scores[r * padded + j]);
-                a0[r] = _mm512_fmadd_ps(w, v0, a0[r]);
-                a1[r] = _mm512_fmadd_ps(w, v1, a1[r]);
-            }
-        }
-        for (int r = 0; r < nq; r++) {
-            _mm512_storeu_ps(out + r * out_stride + d0, a0[r]);
-            _mm512_storeu_ps(out + r * out_stride + d0 + LANES, a1[r]);
-        }
-    }
+    for (; d0 + 2 * LANES <= size; d0 += 2 * LANES)
+        rows_times_panel_avx512(nq, 2, scores, padded, v + d0, stride, keys, out + d0, out_stride);
     if (d0 + LANES <= size) {
-        __m512 a0[QUERY_BLOCK];
-        for (int r = 0; r < nq; r++) a0[r] = _mm512_setzero_ps();
-        for (size_t j = 0; j < keys; j++) {
-            __m512 v0 = _mm512_loadu_ps(v + j * stride + d0);
-            for (int r = 0; r < nq; r++) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(scores[r * padded + j]), v0, a0[r]);
-        }
-        for (int r = 0; r < nq; r++) _mm512_storeu_ps(out + r * out_stride + d0, a0[r]);
+        rows_times_panel_avx512(nq, 1, scores, padded, v + d0, stride, keys, out + d0, out_stride);
         d0 += LANES;
     }
     for (int r = 0; r < nq; r++)
@@ -362,7 +342,7 @@ static inline __attribute__((always_inline)) void depthwise_tile_fixed(
     for (int t = 0; t < DEPTHWISE_TILE; t++) acc[t] = bias;
     for (size_t ky = ky0; ky < ky1; ky++) {
         const float *row = base + (size_t)(y0 + (ptrdiff_t)ky) * width * channels;
-        __m512 w[5];
+        __m512 w[5];   /* K ≤ 5 */
 #pragma unroll
         for (int kx = 0; kx < K; kx++) w[kx] = _mm512_loadu_ps(weights + (ky * (size_t)K + (size_t)kx) * channels);
 #pragma unroll
