@@ -348,29 +348,45 @@ public enum CodebookFitting {
     static func clusterMeans(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, assignment: [Int32],
                              threads: Int, keeping previous: [Float]) -> [Float] {
         let parts = Parallel.ranges(count, parts: threads)
-        let partial = x.withUnsafeBufferPointer { x in
+        let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: parts.count * k * d)
+        let counts = UnsafeMutableBufferPointer<Int64>.allocate(capacity: parts.count * k)
+        defer { sums.deallocate(); counts.deallocate() }
+        sums.initialize(repeating: 0)
+        counts.initialize(repeating: 0)
+        x.withUnsafeBufferPointer { x in
             assignment.withUnsafeBufferPointer { a in
                 let (x, a) = (UnsafeSendable(x.baseAddress!), UnsafeSendable(a.baseAddress!))
-                return Parallel.map(parts.count, parts: parts.count) { part in
+                let (s, c) = (UnsafeSendable(sums.baseAddress!), UnsafeSendable(counts.baseAddress!))
+                Parallel.run(parts.count) { part in
                     let range = parts[part]
-                    var sums = [Double](repeating: 0, count: k * d)
-                    var counts = [Int64](repeating: 0, count: k)
                     Rows.accumulate(x.pointer + range.lowerBound * d, rows: range.count, columns: d,
-                                    assignment: a.pointer + range.lowerBound, sums: &sums, counts: &counts)
-                    return (sums, counts)
+                                    assignment: a.pointer + range.lowerBound, sums: s.pointer + part * k * d,
+                                    counts: c.pointer + part * k)
                 }
             }
         }
+        return means(sums: sums, counts: counts, parts: parts.count, clusters: k, dimensions: d, previous: previous).centroids
+    }
+
+    /// Each cluster's mean from per-part sums and counts (parts × clusters × dimensions and parts × clusters, the
+    /// parts added in order, so the result does not depend on timing); a cluster without members keeps its centroid
+    /// from `previous` and is listed in `empty`.
+    private static func means(sums: UnsafeMutableBufferPointer<Double>, counts: UnsafeMutableBufferPointer<Int64>,
+                              parts: Int, clusters k: Int, dimensions d: Int,
+                              previous: [Float]) -> (centroids: [Float], empty: [Int]) {
         var centroids = previous
+        var empty: [Int] = []
         for cluster in 0..<k {
-            let members = partial.reduce(Int64(0)) { $0 + $1.1[cluster] }
-            guard members > 0 else { continue }
+            var members: Int64 = 0
+            for part in 0..<parts { members += counts[part * k + cluster] }
+            guard members > 0 else { empty.append(cluster); continue }
             for j in 0..<d {
-                let sum = partial.reduce(0.0) { $0 + $1.0[cluster * d + j] }
+                var sum = 0.0
+                for part in 0..<parts { sum += sums[(part * k + cluster) * d + j] }
                 centroids[cluster * d + j] = Float(sum / Double(members))
             }
         }
-        return centroids
+        return (centroids, empty)
     }
 
     /// Lloyd's k-means on `count` rows: centroids (clusters × dimensions), the final assignment and squared
@@ -451,18 +467,8 @@ public enum CodebookFitting {
     private static func update(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, parts: Int,
                                sums: UnsafeMutableBufferPointer<Double>, counts: UnsafeMutableBufferPointer<Int64>,
                                distance: [Float], previous: [Float]) -> [Float] {
-        var centroids = previous
-        var empty: [Int] = []
-        for cluster in 0..<k {
-            var members: Int64 = 0
-            for part in 0..<parts { members += counts[part * k + cluster] }
-            guard members > 0 else { empty.append(cluster); continue }
-            for j in 0..<d {
-                var sum = 0.0
-                for part in 0..<parts { sum += sums[(part * k + cluster) * d + j] }
-                centroids[cluster * d + j] = Float(sum / Double(members))
-            }
-        }
+        var (centroids, empty) = means(sums: sums, counts: counts, parts: parts, clusters: k, dimensions: d,
+                                       previous: previous)
         if !empty.isEmpty {
             let farthest = (0..<count).sorted { distance[$0] != distance[$1] ? distance[$0] > distance[$1] : $0 < $1 }
             for (cluster, point) in zip(empty, farthest) {
