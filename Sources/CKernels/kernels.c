@@ -456,28 +456,60 @@ static inline __attribute__((always_inline)) uint8_t clip8(int32_t sum) {
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-KERNEL void oe_resample_rows_u8(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
-                                size_t out_width, const int32_t *starts, const int32_t *counts,
-                                const int32_t *weights, size_t taps) {
-    /* 32-bit sums are exact: the weights are non-negative and add up to 2^22, so a sum stays below 255 · 2^22. */
+/* Along rows. Output byte j (pixel x, channel c) blends the input bytes (starts[x] + t) · channels + c: on AVX-512,
+   16 output bytes at a time, one dword gather per tap (the byte kept, the rest masked off) from a per-byte index
+   table and a tap-major per-byte weight table; a row whose gathers would read past the image (they read up to
+   `taps` pixels and 3 bytes beyond the row) is copied into zero-padded scratch first. Integer sums, so the order of
+   the additions does not change them; 32-bit sums are exact, since the weights are non-negative and add up to
+   2^22 (a sum stays below 255 · 2^22 + 2^21). */
+__attribute__((target("avx512f")))
+static void resample_rows_avx512(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
+                                 size_t out_width, const int32_t *starts, const int32_t *counts,
+                                 const int32_t *weights, size_t taps, int32_t *scratch) {
+    size_t out_bytes = out_width * channels, in_bytes = in_width * channels;
+    size_t reach = (in_width + taps) * channels + 4;   /* bytes a row's gathers may touch */
+    int32_t *index = scratch, *by_tap = index + out_bytes;
+    uint8_t *padded = (uint8_t *)(by_tap + taps * out_bytes);
+    for (size_t x = 0; x < out_width; x++)
+        for (size_t c = 0; c < channels; c++) {
+            index[x * channels + c] = starts[x] * (int32_t)channels + (int32_t)c;
+            for (size_t t = 0; t < taps; t++)
+                by_tap[t * out_bytes + x * channels + c] = (int32_t)t < counts[x] ? weights[x * taps + t] : 0;
+        }
+    const __m512i half = _mm512_set1_epi32(1 << 21), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+    const uint8_t *end = in + rows * in_bytes;
+    for (size_t y = 0; y < rows; y++) {
+        const uint8_t *row = in + y * in_bytes;
+        if ((size_t)(end - row) < reach) {
+            memcpy(padded, row, in_bytes);
+            memset(padded + in_bytes, 0, reach - in_bytes);
+            row = padded;
+        }
+        uint8_t *target = out + y * out_bytes;
+        for (size_t j = 0; j < out_bytes; j += 16) {
+            __mmask16 mask = out_bytes - j >= 16 ? 0xFFFF : (__mmask16)((1u << (out_bytes - j)) - 1);
+            __m512i at = _mm512_maskz_loadu_epi32(mask, index + j), acc = half;
+            for (size_t t = 0; t < taps; t++) {
+                __m512i v = _mm512_mask_i32gather_epi32(zero, mask, at, row + t * channels, 1);
+                v = _mm512_and_si512(v, top);
+                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(v, _mm512_maskz_loadu_epi32(mask, by_tap + t * out_bytes + j)));
+            }
+            acc = _mm512_min_epi32(_mm512_max_epi32(_mm512_srai_epi32(acc, 22), zero), top);
+            _mm512_mask_cvtepi32_storeu_epi8(target + j, mask, acc);
+        }
+    }
+}
+
+__attribute__((target_clones("avx2", "default")))
+static void resample_rows_portable(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
+                                   size_t out_width, const int32_t *starts, const int32_t *counts,
+                                   const int32_t *weights, size_t taps) {
     for (size_t y = 0; y < rows; y++) {
         const uint8_t *row = in + y * in_width * channels;
         uint8_t *target = out + y * out_width * channels;
         for (size_t x = 0; x < out_width; x++) {
             const int32_t *w = weights + x * taps;
             const uint8_t *source = row + (size_t)starts[x] * channels;
-            if (channels == 3) {
-                int32_t r = 1 << 21, g = 1 << 21, b = 1 << 21;
-                for (int32_t t = 0; t < counts[x]; t++) {
-                    r += source[3 * t] * w[t];
-                    g += source[3 * t + 1] * w[t];
-                    b += source[3 * t + 2] * w[t];
-                }
-                target[3 * x] = clip8(r);
-                target[3 * x + 1] = clip8(g);
-                target[3 * x + 2] = clip8(b);
-                continue;
-            }
             for (size_t c = 0; c < channels; c++) {
                 int32_t sum = 1 << 21;
                 for (int32_t t = 0; t < counts[x]; t++) sum += source[(size_t)t * channels + c] * w[t];
@@ -487,18 +519,30 @@ KERNEL void oe_resample_rows_u8(const uint8_t *in, size_t in_width, size_t rows,
     }
 }
 
+void oe_resample_rows_u8(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
+                         size_t out_width, const int32_t *starts, const int32_t *counts, const int32_t *weights,
+                         size_t taps, int32_t *scratch) {
+    if (__builtin_cpu_supports("avx512f"))
+        resample_rows_avx512(in, in_width, rows, channels, out, out_width, starts, counts, weights, taps, scratch);
+    else
+        resample_rows_portable(in, in_width, rows, channels, out, out_width, starts, counts, weights, taps);
+}
+
+/* Along columns: each input row of the window adds its share to the whole output row at once. */
 KERNEL void oe_resample_columns_u8(const uint8_t *in, size_t row_bytes, uint8_t *out, size_t out_rows,
                                    const int32_t *starts, const int32_t *counts, const int32_t *weights,
-                                   size_t taps) {
+                                   size_t taps, int32_t *scratch) {
     for (size_t y = 0; y < out_rows; y++) {
         const int32_t *w = weights + y * taps;
         const uint8_t *first = in + (size_t)starts[y] * row_bytes;
-        uint8_t *target = out + y * row_bytes;
-        for (size_t x = 0; x < row_bytes; x++) {
-            int32_t sum = 1 << 21;  /* the weights sum to 2^22: 255 · 2^22 + 2^21 fits in 32 bits */
-            for (int32_t t = 0; t < counts[y]; t++) sum += (int32_t)first[(size_t)t * row_bytes + x] * w[t];
-            target[x] = clip8(sum);
+        for (size_t x = 0; x < row_bytes; x++) scratch[x] = 1 << 21;  /* 255 · 2^22 + 2^21 fits in 32 bits */
+        for (int32_t t = 0; t < counts[y]; t++) {
+            const uint8_t *source = first + (size_t)t * row_bytes;
+            const int32_t weight = w[t];
+            for (size_t x = 0; x < row_bytes; x++) scratch[x] += (int32_t)source[x] * weight;
         }
+        uint8_t *target = out + y * row_bytes;
+        for (size_t x = 0; x < row_bytes; x++) target[x] = clip8(scratch[x]);
     }
 }
 

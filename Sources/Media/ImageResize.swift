@@ -32,14 +32,17 @@ public enum ImageResize {
         if width != image.width || columns != 0..<width {
             let w = weights(inputSize: image.width, outputSize: width).window(columns)
             var out = [UInt8](repeating: 0, count: columns.count * image.height * 3)
+            var scratch = [Int32](repeating: 0, count: oe_resample_rows_scratch(image.width, columns.count, 3, w.taps))
             oe_resample_rows_u8(image.pixels, image.width, image.height, 3, &out, columns.count, w.starts, w.counts,
-                                w.weights, w.taps)
+                                w.weights, w.taps, &scratch)
             current = RGBImage(width: columns.count, height: image.height, pixels: out)
         }
         if height != current.height || rows != 0..<height {
             let w = weights(inputSize: current.height, outputSize: height).window(rows)
             var out = [UInt8](repeating: 0, count: current.width * rows.count * 3)
-            oe_resample_columns_u8(current.pixels, current.width * 3, &out, rows.count, w.starts, w.counts, w.weights, w.taps)
+            var scratch = [Int32](repeating: 0, count: current.width * 3)
+            oe_resample_columns_u8(current.pixels, current.width * 3, &out, rows.count, w.starts, w.counts, w.weights,
+                                   w.taps, &scratch)
             current = RGBImage(width: current.width, height: rows.count, pixels: out)
         }
         return current
@@ -58,34 +61,34 @@ extension ImageResize.Weights {
     }
 
     static func compute(inputSize: Int, outputSize: Int) -> Self {
-        let precisionBits = ImageResize.precisionBits
         let scale = Double(inputSize) / Double(outputSize)
         let filterScale = max(scale, 1)
         let support = 1.0 * filterScale   // the triangle filter reaches ±1 input pixel at scale 1
-        var rows: [(Int, [Int32])] = []
-        for index in 0..<outputSize {
+        func window(_ index: Int) -> (center: Double, first: Int, count: Int) {
             let center = (Double(index) + 0.5) * scale
             let first = max(Int(center - support + 0.5), 0)
-            let end = min(Int(center + support + 0.5), inputSize)
-            var raw = (first..<max(end, first)).map { x -> Double in
-                let t = abs((Double(x) - center + 0.5) / filterScale)
-                return t < 1 ? 1 - t : 0
-            }
-            let total = raw.reduce(0, +)
-            if total != 0 { raw = raw.map { $0 / total } }
-            rows.append((first, raw.map { w in
-                let scaled = w * Double(1 << precisionBits)
-                return Int32((w < 0 ? scaled - 0.5 : scaled + 0.5).rounded(.towardZero))
-            }))
+            return (center, first, max(min(Int(center + support + 0.5), inputSize) - first, 0))
         }
         var result = Self()
-        result.taps = rows.map(\.1.count).max() ?? 0
-        for (first, weights) in rows {
+        result.taps = (0..<outputSize).reduce(0) { max($0, window($1).count) }
+        result.weights = [Int32](repeating: 0, count: outputSize * result.taps)
+        var raw = [Double](repeating: 0, count: result.taps)
+        for index in 0..<outputSize {
+            let (center, first, count) = window(index)
+            var total = 0.0
+            for t in 0..<count {
+                let distance = abs((Double(first + t) - center + 0.5) / filterScale)
+                raw[t] = distance < 1 ? 1 - distance : 0
+                total += raw[t]
+            }
+            for t in 0..<count {
+                let w = total != 0 ? raw[t] / total : raw[t]
+                let scaled = w * Double(1 << ImageResize.precisionBits)
+                result.weights[index * result.taps + t] = Int32((w < 0 ? scaled - 0.5 : scaled + 0.5).rounded(.towardZero))
+            }
             result.starts.append(Int32(first))
-            result.counts.append(Int32(weights.count))
-            result.weights += weights + [Int32](repeating: 0, count: result.taps - weights.count)
+            result.counts.append(Int32(count))
         }
         return result
     }
-
 }

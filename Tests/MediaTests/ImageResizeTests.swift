@@ -1,0 +1,53 @@
+import Testing
+@testable import Media
+
+/// The resampling kernels against Pillow's arithmetic written out directly (per output value: 2^21 plus each
+/// input byte times its fixed-point weight, shifted by 22 and clipped), on random images of many shapes:
+/// shrinking and enlarging, windows, widths too small for a vector, and the last rows, which the gathers may
+/// not read past.
+@Suite struct ImageResizeTests {
+    static func reference(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+        func clip(_ sum: Int) -> UInt8 { UInt8(max(0, min(255, sum >> 22))) }
+        let h = ImageResize.weights(inputSize: image.width, outputSize: width)
+        var across = [UInt8](repeating: 0, count: columns.count * image.height * 3)
+        for y in 0..<image.height {
+            for (i, x) in columns.enumerated() {
+                for c in 0..<3 {
+                    var sum = 1 << 21
+                    for t in 0..<Int(h.counts[x]) {
+                        sum += Int(image.pixels[(y * image.width + Int(h.starts[x]) + t) * 3 + c]) * Int(h.weights[x * h.taps + t])
+                    }
+                    across[(y * columns.count + i) * 3 + c] = clip(sum)
+                }
+            }
+        }
+        let v = ImageResize.weights(inputSize: image.height, outputSize: height)
+        var out = [UInt8](repeating: 0, count: columns.count * rows.count * 3)
+        for (j, y) in rows.enumerated() {
+            for b in 0..<(columns.count * 3) {
+                var sum = 1 << 21
+                for t in 0..<Int(v.counts[y]) {
+                    sum += Int(across[(Int(v.starts[y]) + t) * columns.count * 3 + b]) * Int(v.weights[y * v.taps + t])
+                }
+                out[j * columns.count * 3 + b] = clip(sum)
+            }
+        }
+        return RGBImage(width: columns.count, height: rows.count, pixels: out)
+    }
+
+    @Test(arguments: [(480, 270, 455, 256), (1920, 1080, 455, 256), (1, 1, 256, 256), (3, 700, 1, 256),
+                      (5, 2, 17, 9), (300, 451, 256, 384), (64, 64, 64, 64), (1000, 7, 33, 3)])
+    func kernelsComputePillowsSums(_ shape: (Int, Int, Int, Int)) {
+        let (inWidth, inHeight, width, height) = shape
+        var generator = SystemRandomNumberGenerator()
+        let image = RGBImage(width: inWidth, height: inHeight,
+                             pixels: (0..<(inWidth * inHeight * 3)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        for (columns, rows) in [(0..<width, 0..<height), ((width / 3)..<(width - width / 4), (height / 5)..<height)] {
+            let resized = ImageResize.bilinear(image, width: width, height: height, columns: columns, rows: rows)
+            let expected = Self.reference(image, width: width, height: height, columns: columns, rows: rows)
+            let wrong = zip(resized.pixels, expected.pixels).filter { $0 != $1 }.count
+            #expect(resized.width == expected.width && resized.height == expected.height && wrong == 0,
+                    "\(shape) window \(columns) × \(rows): \(wrong) of \(expected.pixels.count) bytes differ")
+        }
+    }
+}
