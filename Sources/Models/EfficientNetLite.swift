@@ -15,6 +15,8 @@ public final class EfficientNetLite: Sendable {
     /// (repeats, stride) of the seven stages of Lite0; channels and kernel sizes come from the weights.
     static let stages = [(1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1)]
     static let batchNormEpsilon: Float = 1e-3
+    /// Blocks computed row by row after the stem (`RowPipelinePlan`): those whose maps are 56 pixels wide or more.
+    static let rowBlocks = 3
 
     struct Depthwise: Sendable {
         var weights: [Float]    // kernel × kernel × channels
@@ -116,6 +118,7 @@ public final class EfficientNetLite: Sendable {
             throw ModelLoadingError(file: file.path, reason: "more blocks than EfficientNet-Lite0's \(blocks.count)")
         }
         self.blocks = blocks
+        rowPlan = RowPipelinePlan(stem: stem, blocks: blocks, count: Self.rowBlocks)
         head = try pointwise("_conv_head", "_bn1")
         let fcShape = try file.shape("_fc.weight")
         guard fcShape.count == 2, fcShape[1] == head.outputs else {
@@ -186,6 +189,9 @@ public final class EfficientNetLite: Sendable {
     }
 
     private let workspaces = Mutex<[Workspace]>([])
+    /// The layers computed row by row, and one pipeline per thread that has run them.
+    let rowPlan: RowPipelinePlan
+    private let rowPipelines = Mutex<[RowPipeline]>([])
 
     /// The most floats any activation (or the stem's patches) of one image takes.
     private var floatsPerImage: Int {
@@ -210,37 +216,24 @@ public final class EfficientNetLite: Sendable {
         defer { workspaces.withLock { $0.append(workspace) } }
         var (current, next) = (workspace.buffers[0], workspace.buffers[1])
         let (expanded, depthwise) = (workspace.buffers[2], workspace.buffers[3])
-        let side = Self.inputSize
 
-        // Stem: 3×3 stride-2 patches (zero outside, "SAME") through one GEMM; the patches go in `next`. Each
-        // thread builds and multiplies the patches of its own output rows.
-        let (stemSide, stemPad) = Self.samePadding(size: side, kernel: 3, stride: 2)
-        var size = stemSide
-        let (patches, stemOutput) = (SendableMutablePointer(next), SendableMutablePointer(current))
-        let stemRows = Parallel.ranges(n * size, parts: threads)
-        Parallel.run(stemRows.count) { [size, stem] part in
-            let rows = stemRows[part]
-            let first = rows.lowerBound * size
-            (patches.pointer + first * 27).initialize(repeating: 0, count: rows.count * size * 27)
-            for r in rows {
-                let (index, oy) = (r / size, r % size)
-                images[index].withUnsafeBufferPointer { image in
-                    for ox in 0..<size {
-                        let row = patches.pointer + (r * size + ox) * 27
-                        for ky in 0..<3 { for kx in 0..<3 {
-                            let (iy, ix) = (oy * 2 + ky - stemPad, ox * 2 + kx - stemPad)
-                            guard iy >= 0, iy < side, ix >= 0, ix < side else { continue }
-                            for c in 0..<3 { row[(ky * 3 + kx) * 3 + c] = image[(c * side + iy) * side + ix] }
-                        } }
-                    }
-                }
+        // The stem and the first blocks row by row (each part one image's rows), then layer by layer.
+        let plan = rowPlan
+        let splits = max(1, threads / n)
+        let parts = (0..<n).flatMap { image in Parallel.ranges(plan.output.height, parts: splits).map { (image, $0) } }
+        let streamed = SendableMutablePointer(current)
+        let mapFloats = plan.output.height * plan.output.rowFloats
+        Parallel.run(parts.count) { part in
+            let (image, rows) = parts[part]
+            let pipeline = rowPipelines.withLock { $0.popLast() } ?? RowPipeline(plan: plan)
+            images[image].withUnsafeBufferPointer { pixels in
+                pipeline.run(image: pixels.baseAddress!, rows: rows, into: streamed.pointer + image * mapFloats)
             }
-            stem.apply(patches.pointer + first * 27, rows: rows.count * size, into: stemOutput.pointer + first * stem.outputs,
-                       relu6: true)
+            rowPipelines.withLock { $0.append(pipeline) }
         }
-
-        var channels = stem.outputs
-        for block in blocks {
+        var size = plan.output.height
+        var channels = plan.output.channels
+        for block in blocks[plan.blocks...] {
             let pixels = n * size * size
             if let expand = block.expand {
                 expand.apply(current, rows: pixels, into: expanded, relu6: true, threads: threads)

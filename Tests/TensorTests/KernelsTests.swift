@@ -74,7 +74,7 @@ import Testing
 
     /// Both paths of `Linear` (packed kernel for few rows, OpenBLAS for many) against Double loops, with widths
     /// that are not multiples of the packed panel.
-    @Test(arguments: [(1, 50, 37), (8, 1152, 384), (13, 384, 1536), (65, 70, 20), (200, 33, 9)])
+    @Test(arguments: [(1, 50, 37), (8, 1152, 384), (13, 384, 1536), (65, 70, 20), (200, 33, 9), (19, 16, 24), (70, 112, 40)])
     func linearMatchesLoops(rows: Int, outputs: Int, inputs: Int) {
         let weight = random(outputs * inputs, seed: 11), bias = random(outputs, seed: 12)
         let x = random(rows * inputs, seed: 13)
@@ -95,7 +95,7 @@ import Testing
     }
 
     /// Splitting the packed path's output columns over threads changes no bit of the output.
-    @Test(arguments: [(1, 50, 37), (12, 1152, 384), (7, 384, 1536), (3, 33, 9)])
+    @Test(arguments: [(1, 50, 37), (12, 1152, 384), (7, 384, 1536), (3, 33, 9), (12, 80, 64)])
     func columnThreadsGiveTheSameBits(rows: Int, outputs: Int, inputs: Int) {
         let layer = Linear(weight: random(outputs * inputs, seed: 21), bias: random(outputs, seed: 22), outputs: outputs, inputs: inputs)
         let x = random(rows * inputs, seed: 23)

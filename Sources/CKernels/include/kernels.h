@@ -40,6 +40,11 @@ void oe_packed_linear(const float *x, size_t m, size_t k, const float *packed, s
 void oe_depthwise_conv(const float *in, size_t height, size_t width, size_t channels, const float *weights,
                        const float *bias, size_t kernel, size_t stride, size_t pad_top, size_t pad_left, float *out,
                        size_t out_width, size_t row_begin, size_t row_end, int relu6);
+/* One output row of it from the input rows its window covers: rows[ky] for ky in [ky0, ky1) (the others are
+   padding), each `width` × `channels`. */
+void oe_depthwise_row(const float *const *rows, size_t ky0, size_t ky1, size_t width, size_t channels,
+                      const float *weights, const float *bias, size_t kernel, size_t stride, size_t pad_left,
+                      float *out_row, size_t out_width, int relu6);
 
 /* Each of `rows` rows += bias, then ReLU6 when `relu6`. */
 void oe_add_bias(float *x, size_t rows, size_t columns, const float *bias, int relu6);
