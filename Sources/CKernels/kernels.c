@@ -605,11 +605,11 @@ KERNEL void oe_resample_polyphase(const float *padded, size_t out_count, size_t 
 }
 
 KERNEL void oe_im2col_time(const float *input, size_t frames, size_t columns, size_t height, size_t width,
-                           size_t before, float *out) {
+                           size_t before, size_t frame_begin, size_t frame_end, float *out) {
     size_t positions = columns - width + 1, k = height * width;
-    for (size_t frame = 0; frame < frames; frame++)
+    for (size_t frame = frame_begin; frame < frame_end; frame++)
         for (size_t position = 0; position < positions; position++) {
-            float *row = out + (frame * positions + position) * k;
+            float *row = out + ((frame - frame_begin) * positions + position) * k;
             for (size_t dy = 0; dy < height; dy++) {
                 ptrdiff_t source = (ptrdiff_t)(frame + dy) - (ptrdiff_t)before;
                 float *target = row + dy * width;
@@ -621,6 +621,15 @@ KERNEL void oe_im2col_time(const float *input, size_t frames, size_t columns, si
                 }
             }
         }
+}
+
+KERNEL void oe_im2col_time_columns(const float *transposed, size_t frames, size_t columns, size_t height,
+                                   size_t frame_begin, size_t frame_end, float *out) {
+    size_t padded = frames + height - 1;
+    for (size_t frame = frame_begin; frame < frame_end; frame++)
+        for (size_t column = 0; column < columns; column++)
+            memcpy(out + ((frame - frame_begin) * columns + column) * height, transposed + column * padded + frame,
+                   height * sizeof(float));
 }
 
 KERNEL void oe_relu_affine(float *x, size_t rows, size_t columns, const float *scale, const float *shift) {

@@ -110,29 +110,54 @@ public final class Musicnn: Sendable {
         for i in x.indices { x[i] = x[i] * affine.scale[i] + affine.shift[i] }
     }
 
+    /// Floats of im2col patches per chunk: half a core's L2 cache. Patches for all frames at once (11 MB for the
+    /// first timbral filter) went out to memory and back; a chunk's stay in cache for its product.
+    static let chunkFloats = 128 * 1024
+
     /// im2col over time (`height` frames centred with `before` frames of padding) and `width` adjacent columns of
     /// a frames × `columns` input, then the layer, ReLU, BatchNorm and (when `poolColumns`) the maximum over the
-    /// positions along the columns: frames × outputs.
+    /// positions along the columns: frames × outputs. Frames go in chunks (split over `threads`), each chunk's
+    /// patches built and multiplied while they are in cache; every row is computed as for all frames at once.
     private func convolve(_ input: [Float], columns: Int, _ conv: Convolution, before: Int, poolColumns: Bool,
                           threads: Int) -> [Float] {
         let t = Self.frames
         let positions = columns - conv.width + 1
-        let outputs = conv.linear.outputs
-        let patches = [Float](unsafeUninitializedCapacity: t * positions * conv.height * conv.width) { buffer, count in
-            oe_im2col_time(input, t, columns, conv.height, conv.width, before, buffer.baseAddress)
-            count = buffer.count
-        }
-        var result = [Float](unsafeUninitializedCapacity: t * positions * outputs) { buffer, count in
-            patches.withUnsafeBufferPointer { x in
-                conv.linear.apply(x.baseAddress!, rows: t * positions, into: buffer.baseAddress!, threads: threads)
+        let (k, outputs) = (conv.height * conv.width, conv.linear.outputs)
+        let framesPerChunk = max(1, Self.chunkFloats / (positions * k))
+        let parts = Parallel.ranges(t, parts: threads)
+        let rowsOut = poolColumns ? 1 : positions
+        // A window one column wide is a run of one column over time: with the input transposed (and padded in
+        // time), each patch is one contiguous copy rather than `height` strided loads.
+        let transposed: [Float] = conv.width != 1 ? [] : {
+            let padded = t + conv.height - 1
+            var transposed = [Float](repeating: 0, count: columns * padded)
+            for frame in 0..<t {
+                for column in 0..<columns { transposed[column * padded + before + frame] = input[frame * columns + column] }
             }
-            count = buffer.count
-        }
-        oe_relu_affine(&result, t * positions, outputs, conv.norm.scale, conv.norm.shift)
-        guard poolColumns else { return result }
-        return [Float](unsafeUninitializedCapacity: t * outputs) { buffer, count in
-            oe_max_groups(result, t, positions, outputs, buffer.baseAddress)
-            count = buffer.count
+            return transposed
+        }()
+        return [Float](unsafeUninitializedCapacity: t * rowsOut * outputs) { buffer, count in
+            let result = SendableMutablePointer(buffer.baseAddress!)
+            Parallel.run(parts.count) { part in
+                let chunk = min(framesPerChunk, parts[part].count)
+                let patches = UnsafeMutablePointer<Float>.allocate(capacity: chunk * positions * k)
+                let products = UnsafeMutablePointer<Float>.allocate(capacity: chunk * positions * outputs)
+                defer { patches.deallocate(); products.deallocate() }
+                for first in stride(from: parts[part].lowerBound, to: parts[part].upperBound, by: chunk) {
+                    let frames = min(chunk, parts[part].upperBound - first)
+                    if conv.width == 1 {
+                        oe_im2col_time_columns(transposed, t, columns, conv.height, first, first + frames, patches)
+                    } else {
+                        oe_im2col_time(input, t, columns, conv.height, conv.width, before, first, first + frames, patches)
+                    }
+                    let rows = frames * positions
+                    let out = poolColumns ? products : result.pointer + first * positions * outputs
+                    conv.linear.apply(patches, rows: rows, into: out)
+                    oe_relu_affine(out, rows, outputs, conv.norm.scale, conv.norm.shift)
+                    if poolColumns { oe_max_groups(products, frames, positions, outputs, result.pointer + first * outputs) }
+                }
+            }
+            count = t * rowsOut * outputs
         }
     }
 

@@ -19,8 +19,11 @@ public struct Linear: Sendable {
     /// the packed kernel ran at 0.8 times OpenBLAS's speed).
     public static let packedRowLimit = calibratedPackedRowLimit()
 
-    /// 64 rows, or every row count when the packed kernel beats OpenBLAS on a BERT feed-forward product of 256
-    /// rows (best of 5 timed calls each, after one untimed; one thread each, as the encoders call them).
+    /// Every row count, unless OpenBLAS is clearly faster (by more than a tenth) on a BERT feed-forward product
+    /// of 256 rows; then 64. Medians of 7 timed calls each, the two kernels alternating, after one untimed call
+    /// each; one thread each, as the encoders call them. On a noisy virtual machine a single "fastest of" per kernel
+    /// flipped the choice from one process to the next where the two are close (on an AMD EPYC Zen 4: ~100 vs
+    /// 70-83 GFLOP/s), and the packed kernel also keeps a row's result independent of the batch.
     static func calibratedPackedRowLimit() -> Int {
         let blasThreads = BLAS.threads
         BLAS.setThreads(1)
@@ -30,12 +33,15 @@ public struct Linear: Sendable {
                            bias: [Float](repeating: 0.5, count: outputs), outputs: outputs, inputs: inputs)
         let x = (0..<(rows * inputs)).map { Float($0 % 13) * 0.01 - 0.06 }
         var y = [Float](repeating: 0, count: rows * outputs)
-        func fastest(limit: Int) -> Duration {
-            let clock = ContinuousClock()
-            return (0...5).map { _ in clock.measure { layer.apply(x, rows: rows, into: &y, packedRowLimit: limit) } }
-                .dropFirst().min()!
+        let clock = ContinuousClock()
+        var (packed, blas): ([Duration], [Duration]) = ([], [])
+        for round in 0...7 {
+            let p = clock.measure { layer.apply(x, rows: rows, into: &y, packedRowLimit: .max) }
+            let b = clock.measure { layer.apply(x, rows: rows, into: &y, packedRowLimit: 0) }
+            if round > 0 { packed.append(p); blas.append(b) }
         }
-        return fastest(limit: .max) < fastest(limit: 0) ? .max : 64
+        let median = { (times: [Duration]) in times.sorted()[times.count / 2] }
+        return median(blas) * 10 < median(packed) * 9 ? 64 : .max
     }
 
     public init(weight: [Float], bias: [Float], outputs: Int, inputs: Int) {

@@ -78,10 +78,15 @@ void oe_resample_sinc(const float *x, size_t count, float *y, size_t out_count, 
 void oe_resample_polyphase(const float *padded, size_t out_count, size_t step, size_t phases, const float *taps,
                            size_t width, float *y);
 
-/* Patches for a convolution over time: for each frame and each of the `columns - width + 1` positions, the
-   `height` × `width` window of a frames × columns input starting `before` frames earlier (zeros outside). */
+/* Patches for a convolution over time: for each frame in [frame_begin, frame_end) and each of the
+   `columns - width + 1` positions, the `height` × `width` window of a frames × columns input starting `before`
+   frames earlier (zeros outside). */
 void oe_im2col_time(const float *input, size_t frames, size_t columns, size_t height, size_t width, size_t before,
-                    float *out);
+                    size_t frame_begin, size_t frame_end, float *out);
+/* The same patches for windows one column wide, from the input transposed and zero-padded in time (columns ×
+   (frames + height − 1), `before` zero frames first): each patch is one contiguous run of it. */
+void oe_im2col_time_columns(const float *transposed, size_t frames, size_t columns, size_t height,
+                            size_t frame_begin, size_t frame_end, float *out);
 
 /* x = max(x, 0) · scale + shift per column (ReLU, then an inference BatchNorm). */
 void oe_relu_affine(float *x, size_t rows, size_t columns, const float *scale, const float *shift);
