@@ -16,7 +16,10 @@ public final class EfficientNetLite: Sendable {
     /// (repeats, stride) of the seven stages of Lite0; channels and kernel sizes come from the weights.
     static let stages = [(1, 1), (2, 2), (2, 2), (3, 2), (3, 1), (4, 2), (1, 1)]
     static let batchNormEpsilon: Float = 1e-3
-    /// Blocks computed row by row after the stem (`RowPipelinePlan`): those whose maps are 56 pixels wide or more.
+    /// Blocks computed row by row after the stem (`RowPipelinePlan`): those whose maps are 56 pixels wide or more,
+    /// and then the next block's expansion (still 56 wide) and depthwise convolution; its projection, on 28-pixel
+    /// rows (too few for the GEMM's 8-row tiles to divide), runs layer by layer. Measured: streaming blocks 3 to
+    /// 5 whole ran no faster, ending inside block 3 gave 8% at batch 8.
     static let rowBlocks = 3
 
     struct Depthwise: Sendable {
@@ -118,7 +121,7 @@ public final class EfficientNetLite: Sendable {
             throw ModelLoadingError(file: file.path, reason: "more blocks than EfficientNet-Lite0's \(blocks.count)")
         }
         self.blocks = blocks
-        rowPlan = RowPipelinePlan(stem: stem, blocks: blocks, count: Self.rowBlocks)
+        rowPlan = RowPipelinePlan(stem: stem, blocks: blocks, count: Self.rowBlocks, endsInsideBlock: true)
         head = try pointwise("_conv_head", "_bn1")
         let fcShape = try file.shape("_fc.weight")
         guard fcShape.count == 2, fcShape[1] == head.outputs else {
@@ -197,7 +200,12 @@ public final class EfficientNetLite: Sendable {
     private var floatsPerImage: Int {
         var size = rowPlan.output.height
         var largest = size * rowPlan.output.rowFloats
-        for block in blocks[rowPlan.blocks...] {
+        var first = rowPlan.blocks
+        if rowPlan.endsInsideBlock {
+            largest = max(largest, size * size * blocks[first].outputs)
+            first += 1
+        }
+        for block in blocks[first...] {
             let width = block.expand?.outputs ?? block.inputs
             largest = max(largest, size * size * width)
             size = Self.samePadding(size: size, kernel: block.depthwise.kernel, stride: block.depthwise.stride).output
@@ -221,7 +229,7 @@ public final class EfficientNetLite: Sendable {
         let plan = rowPlan
         let splits = max(1, threads / n)
         let parts = (0..<n).flatMap { image in Parallel.ranges(plan.output.height, parts: splits).map { (image, $0) } }
-        let streamed = SendableMutablePointer(current)
+        let streamed = SendableMutablePointer(plan.endsInsideBlock ? depthwise : current)
         let mapFloats = plan.output.height * plan.output.rowFloats
         Parallel.run(parts.count) { part in
             let (image, rows) = parts[part]
@@ -232,9 +240,18 @@ public final class EfficientNetLite: Sendable {
             rowPipelines.withLock { $0.append(pipeline) }
         }
         var size = plan.output.height
-        var channels = plan.output.channels
-        for block in blocks[plan.blocks...] {
+        var channels = plan.endsInsideBlock ? blocks[plan.blocks].inputs : plan.output.channels
+        for (index, block) in blocks.enumerated().dropFirst(plan.blocks) {
             let pixels = n * size * size
+            if index == plan.blocks && plan.endsInsideBlock {
+                // Its expansion and depthwise convolution ran in the row pipeline, into `depthwise`; the block's
+                // input (for a residual) is not kept, so such a block must not have one.
+                precondition(!block.residual, "the row pipeline cannot end inside a residual block")
+                block.project.apply(depthwise, rows: pixels, into: next, threads: threads)
+                swap(&current, &next)
+                channels = block.outputs
+                continue
+            }
             if let expand = block.expand {
                 expand.apply(current, rows: pixels, into: expanded, relu6: true, threads: threads)
             }

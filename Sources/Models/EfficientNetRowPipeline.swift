@@ -29,16 +29,19 @@ struct RowPipelinePlan: Sendable {
     }
 
     let stages: [Stage]
-    /// Blocks computed here; the rest run layer by layer.
+    /// Blocks computed here whole; the rest run layer by layer.
     let blocks: Int
+    /// Whether the expansion and depthwise convolution of the next block are computed here too (the output is
+    /// then that block's depthwise output, and its projection runs layer by layer).
+    let endsInsideBlock: Bool
     var output: Stage { stages[stages.count - 1] }
 
-    init(stem: Linear, blocks: [EfficientNetLite.Block], count: Int) {
+    init(stem: Linear, blocks: [EfficientNetLite.Block], count: Int, endsInsideBlock: Bool) {
         let side = EfficientNetLite.inputSize
         let (stemSide, stemPad) = EfficientNetLite.samePadding(size: side, kernel: 3, stride: 2)
         var stages = [Stage(operation: .stem(stem, pad: stemPad), height: stemSide, width: stemSide, channels: stem.outputs)]
         var size = stemSide
-        for block in blocks.prefix(count) {
+        for (index, block) in blocks.prefix(endsInsideBlock ? count + 1 : count).enumerated() {
             let input = stages.count - 1
             if let expand = block.expand {
                 stages.append(Stage(operation: .pointwise(expand, relu6: true), height: size, width: size, channels: expand.outputs))
@@ -48,6 +51,7 @@ struct RowPipelinePlan: Sendable {
             stages.append(Stage(operation: .depthwise(d, pad: pad), height: outSide, width: outSide,
                                 channels: stages[stages.count - 1].channels))
             size = outSide
+            if index == count { break }
             stages.append(Stage(operation: .pointwise(block.project, relu6: false), height: size, width: size,
                                 channels: block.outputs, residual: block.residual ? input : nil))
         }
@@ -66,6 +70,7 @@ struct RowPipelinePlan: Sendable {
         stages[stages.count - 1].ring = stages[stages.count - 1].height
         self.stages = stages
         self.blocks = count
+        self.endsInsideBlock = endsInsideBlock
     }
 
     /// Floats of ring storage for one pipeline, the output map excluded.
