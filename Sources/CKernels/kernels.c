@@ -443,6 +443,14 @@ void oe_depthwise_conv(const float *in, size_t height, size_t width, size_t chan
     }
 }
 
+KERNEL void oe_planes_from_rgb(const uint8_t *rgb, size_t pixels, float mean, float scale, float *out) {
+    for (size_t c = 0; c < 3; c++) {
+        const uint8_t *source = rgb + c;
+        float *plane = out + c * pixels;
+        for (size_t i = 0; i < pixels; i++) plane[i] = ((float)source[3 * i] - mean) / scale;
+    }
+}
+
 KERNEL void oe_add_bias(float *x, size_t rows, size_t columns, const float *bias, int relu6) {
     for (size_t r = 0; r < rows; r++) {
         float *p = x + r * columns;

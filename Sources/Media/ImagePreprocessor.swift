@@ -1,3 +1,5 @@
+import CKernels
+
 /// The image tower's input, prepared as its reference pipeline prepares it (torchvision-style `Resize(256)`,
 /// `CenterCrop(224)` on a Pillow image, then `(x - 127) / 128`): the shorter side resized to `shorterSide` with
 /// Pillow's antialiased bilinear filter (the longer side scaled alike, truncated), a centred `crop`×`crop` square,
@@ -55,13 +57,9 @@ public struct ImagePreprocessor: Sendable {
     /// Channel-major floats of an already cropped `square`, each channel normalised.
     public func normalized(_ square: RGBImage) -> [Float] {
         precondition(square.width == crop && square.height == crop, "expected a \(crop)×\(crop) image")
-        let plane = crop * crop
-        var out = [Float](repeating: 0, count: 3 * plane)
-        for i in 0..<plane {
-            for c in 0..<3 {
-                out[c * plane + i] = (Float(square.pixels[i * 3 + c]) - mean) / scale
-            }
+        return [Float](unsafeUninitializedCapacity: 3 * crop * crop) { out, count in
+            oe_planes_from_rgb(square.pixels, crop * crop, mean, scale, out.baseAddress)
+            count = 3 * crop * crop
         }
-        return out
     }
 }

@@ -46,6 +46,9 @@ void oe_depthwise_row(const float *const *rows, size_t ky0, size_t ky1, size_t w
                       const float *weights, const float *bias, size_t kernel, size_t stride, size_t pad_left,
                       float *out_row, size_t out_width, int relu6);
 
+/* Channel-major planes of `pixels` interleaved RGB bytes, each value (byte − mean) / scale. */
+void oe_planes_from_rgb(const uint8_t *rgb, size_t pixels, float mean, float scale, float *out);
+
 /* Each of `rows` rows += bias, then ReLU6 when `relu6`. */
 void oe_add_bias(float *x, size_t rows, size_t columns, const float *bias, int relu6);
 
