@@ -33,95 +33,53 @@ void oe_pack_weights(const float *w, size_t n, size_t k, float *out) {
     }
 }
 
-/* A last panel of at most 16 columns: 8 rows × 16 columns of accumulators, the same sums. */
+/* R rows (8, or 1 for the rest) × B vectors of 16 columns of one panel (B · 16 wide; R and B constants after
+   inlining): one FMA chain per output vector, summed in order of K, then the bias, ReLU6 when asked, and stores
+   masked to the panel's real columns. 8 × 2 is 16 registers of accumulators fed by 2 loads and 8 broadcasts. */
 __attribute__((target("avx512f")))
-static void narrow_panel_avx512(const float *x, size_t m, size_t k, const float *panel, __m512 bias, __mmask16 mask,
-                                float *y, size_t ldy, int relu6) {
+static inline __attribute__((always_inline)) void panel_rows_avx512(
+        const int R, const int B, const float *x, size_t k, const float *panel, const __m512 bias[2],
+        const __mmask16 mask[2], float *y, size_t ldy, int relu6) {
+    __m512 acc[8][2];
+    for (int r = 0; r < R; r++)
+        for (int l = 0; l < B; l++) acc[r][l] = _mm512_setzero_ps();
+    for (size_t kk = 0; kk < k; kk++) {
+        __m512 w[2];
+        for (int l = 0; l < B; l++) w[l] = _mm512_loadu_ps(panel + (kk * (size_t)B + (size_t)l) * 16);
+        for (int r = 0; r < R; r++) {
+            __m512 a = _mm512_set1_ps(x[(size_t)r * k + kk]);
+            for (int l = 0; l < B; l++) acc[r][l] = _mm512_fmadd_ps(a, w[l], acc[r][l]);
+        }
+    }
     const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
-    size_t row = 0;
-    for (; row + 8 <= m; row += 8) {
-        __m512 acc[8];
-        for (int r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
-        const float *x0 = x + row * k;
-        for (size_t kk = 0; kk < k; kk++) {
-            __m512 w = _mm512_loadu_ps(panel + kk * 16);
-            for (int r = 0; r < 8; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(x0[r * k + kk]), w, acc[r]);
-        }
-        for (int r = 0; r < 8; r++) {
-            __m512 v = _mm512_add_ps(acc[r], bias);
+    for (int r = 0; r < R; r++)
+        for (int l = 0; l < B; l++) {
+            __m512 v = _mm512_add_ps(acc[r][l], bias[l]);
             if (relu6) v = _mm512_min_ps(_mm512_max_ps(v, zero), six);
-            _mm512_mask_storeu_ps(y + (row + r) * ldy, mask, v);
+            _mm512_mask_storeu_ps(y + (size_t)r * ldy + (size_t)l * 16, mask[l], v);
         }
-    }
-    for (; row < m; row++) {
-        __m512 acc = _mm512_setzero_ps();
-        const float *xr = x + row * k;
-        for (size_t kk = 0; kk < k; kk++) acc = _mm512_fmadd_ps(_mm512_set1_ps(xr[kk]), _mm512_loadu_ps(panel + kk * 16), acc);
-        __m512 v = _mm512_add_ps(acc, bias);
-        if (relu6) v = _mm512_min_ps(_mm512_max_ps(v, zero), six);
-        _mm512_mask_storeu_ps(y + row * ldy, mask, v);
-    }
 }
 
-/* AVX-512: 8 rows × 32 columns of accumulators (16 registers) per step over K. */
+/* AVX-512: per panel, 8 rows at a time, then the rest one by one; a 16-wide last panel with one vector per row. */
 __attribute__((target("avx512f")))
 static void packed_linear_avx512_block(const float *x, size_t m, size_t k, const float *packed, size_t n,
                                        const float *bias, float *y, size_t ldy, int relu6) {
-    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
     size_t panels = (n + OE_PANEL - 1) / OE_PANEL;
     for (size_t p = 0; p < panels; p++) {
         const float *panel = packed + p * k * OE_PANEL;
         size_t columns = n - p * OE_PANEL < OE_PANEL ? n - p * OE_PANEL : OE_PANEL;
-        __mmask16 low = columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1);
-        if (panel_width(n, p) < OE_PANEL) {
-            narrow_panel_avx512(x, m, k, panel, _mm512_maskz_loadu_ps(low, bias + p * OE_PANEL), low,
-                                y + p * OE_PANEL, ldy, relu6);
-            continue;
-        }
-        __mmask16 high = columns >= 32 ? 0xFFFF : columns <= 16 ? 0 : (__mmask16)((1u << (columns - 16)) - 1);
-        __m512 bias0 = _mm512_maskz_loadu_ps(low, bias + p * OE_PANEL);
-        __m512 bias1 = _mm512_maskz_loadu_ps(high, bias + p * OE_PANEL + 16);
+        __mmask16 mask[2] = {columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1),
+                             columns >= 32 ? 0xFFFF : columns <= 16 ? 0 : (__mmask16)((1u << (columns - 16)) - 1)};
+        __m512 b[2] = {_mm512_maskz_loadu_ps(mask[0], bias + p * OE_PANEL),
+                       _mm512_maskz_loadu_ps(mask[1], bias + p * OE_PANEL + 16)};
+        float *out = y + p * OE_PANEL;
         size_t row = 0;
-        for (; row + 8 <= m; row += 8) {
-            __m512 acc[8][2];
-            for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-            const float *x0 = x + row * k;
-            for (size_t kk = 0; kk < k; kk++) {
-                __m512 w0 = _mm512_loadu_ps(panel + kk * OE_PANEL);
-                __m512 w1 = _mm512_loadu_ps(panel + kk * OE_PANEL + 16);
-                for (int r = 0; r < 8; r++) {
-                    __m512 a = _mm512_set1_ps(x0[r * k + kk]);
-                    acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
-                    acc[r][1] = _mm512_fmadd_ps(a, w1, acc[r][1]);
-                }
-            }
-            for (int r = 0; r < 8; r++) {
-                float *out = y + (row + r) * ldy + p * OE_PANEL;
-                __m512 v0 = _mm512_add_ps(acc[r][0], bias0), v1 = _mm512_add_ps(acc[r][1], bias1);
-                if (relu6) {
-                    v0 = _mm512_min_ps(_mm512_max_ps(v0, zero), six);
-                    v1 = _mm512_min_ps(_mm512_max_ps(v1, zero), six);
-                }
-                _mm512_mask_storeu_ps(out, low, v0);
-                _mm512_mask_storeu_ps(out + 16, high, v1);
-            }
-        }
-        for (; row < m; row++) {
-            __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-            const float *xr = x + row * k;
-            for (size_t kk = 0; kk < k; kk++) {
-                __m512 a = _mm512_set1_ps(xr[kk]);
-                acc0 = _mm512_fmadd_ps(a, _mm512_loadu_ps(panel + kk * OE_PANEL), acc0);
-                acc1 = _mm512_fmadd_ps(a, _mm512_loadu_ps(panel + kk * OE_PANEL + 16), acc1);
-            }
-            float *out = y + row * ldy + p * OE_PANEL;
-            __m512 v0 = _mm512_add_ps(acc0, bias0), v1 = _mm512_add_ps(acc1, bias1);
-            if (relu6) {
-                v0 = _mm512_min_ps(_mm512_max_ps(v0, zero), six);
-                v1 = _mm512_min_ps(_mm512_max_ps(v1, zero), six);
-            }
-            _mm512_mask_storeu_ps(out, low, v0);
-            _mm512_mask_storeu_ps(out + 16, high, v1);
+        if (panel_width(n, p) == OE_PANEL) {
+            for (; row + 8 <= m; row += 8) panel_rows_avx512(8, 2, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
+            for (; row < m; row++) panel_rows_avx512(1, 2, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
+        } else {
+            for (; row + 8 <= m; row += 8) panel_rows_avx512(8, 1, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
+            for (; row < m; row++) panel_rows_avx512(1, 1, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
         }
     }
 }
