@@ -167,11 +167,7 @@ public final class EfficientNetLite: Sendable {
         var logits = [Float](repeating: 0, count: n * classifier.outputs)
         features.flatMap { $0 }.withUnsafeBufferPointer { x in
             logits.withUnsafeMutableBufferPointer { y in
-                if n < 16 * threads {
-                    classifier.apply(x.baseAddress!, rows: n, into: y.baseAddress!, columnThreads: threads)
-                } else {
-                    classifier.apply(x.baseAddress!, rows: n, into: y.baseAddress!, threads: threads)
-                }
+                classifier.apply(x.baseAddress!, rows: n, into: y.baseAddress!, threads: threads)
             }
         }
         return (0..<n).map { Array(logits[($0 * classifier.outputs)..<(($0 + 1) * classifier.outputs)]) }
