@@ -75,7 +75,9 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
-            ]
+            ],
+            // The OpenAPI document, served at GET /openapi.json from the binary itself.
+            resources: [.embedInCode("Resources/openapi.json")]
         ),
         .executableTarget(
             name: "omniembed",
@@ -95,7 +97,7 @@ let package = Package(
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Embedding", "Models", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Models"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Models", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "MediaTests", dependencies: ["Media"], resources: [.copy("Fixtures")]),
     ]
 )

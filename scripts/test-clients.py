@@ -634,11 +634,12 @@ def sigint_right_after_start_still_drains():
     assert code == 0 and "shutting down" in log, (code, log)
 
 
-def main():
+def run(tests, label):
+    """Runs `tests` (those taking an argument get one shared service), prints `label: N passed, N failed`."""
     passed = failed = 0
     shared = Service()
     try:
-        for function in TESTS:
+        for function in tests:
             name = function.__name__
             try:
                 if function.__code__.co_argcount:
@@ -646,10 +647,10 @@ def main():
                 else:
                     function()
                 passed += 1
-                print(f"✔ {name}")
+                print(f"✔ {name}", flush=True)
             except Exception:
                 failed += 1
-                print(f"✘ {name}")
+                print(f"✘ {name}", flush=True)
                 traceback.print_exc()
         if shared.stop() != 0:
             failed += 1
@@ -657,9 +658,9 @@ def main():
     finally:
         if shared.process.poll() is None:
             shared.process.kill()
-    print(f"clients: {passed} passed, {failed} failed")
+    print(f"{label}: {passed} passed, {failed} failed")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(TESTS, "clients"))

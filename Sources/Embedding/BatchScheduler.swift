@@ -21,13 +21,38 @@ public struct TowerTiming: Sendable, Equatable {
 }
 
 /// Lets one tower batch run at a time: each splits its work over every core, so two at once would only contend.
-public final class ComputeTurn: Sendable {
-    private let mutex = Mutex(())
+/// Across towers online work goes first: a batch of `batch` work waits while a batch with online work waits,
+/// so a backfill on one tower cannot hold the cores from online requests on another (a running batch is not
+/// interrupted).
+public final class ComputeTurn: @unchecked Sendable {
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var busy = false
+    private var onlineWaiting = 0
 
     public init() {}
 
-    func run<T: Sendable>(_ body: () -> T) -> T {
-        mutex.withLock { _ in body() }
+    /// Batches with online work waiting for their turn.
+    var onlineWaitingCount: Int { condition.withLock { onlineWaiting } }
+
+    func run<T: Sendable>(priority: Priority = .online, _ body: () -> T) -> T {
+        condition.lock()
+        if priority == .online {
+            onlineWaiting += 1
+            while busy { condition.wait() }
+            onlineWaiting -= 1
+        } else {
+            while busy || onlineWaiting > 0 { condition.wait() }
+        }
+        busy = true
+        condition.unlock()
+        defer {
+            condition.lock()
+            busy = false
+            condition.broadcast()
+            condition.unlock()
+        }
+        return body()
     }
 }
 
@@ -79,6 +104,7 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
         let input: Input
         let cost: Int
         let enqueued: ContinuousClock.Instant
+        let online: Bool
     }
 
     /// One request's jobs: its continuation is resumed once, by whoever finishes or fails it first.
@@ -155,7 +181,7 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
             (arrivalGap, lastArrival) = (now - lastArrival, now)
             tickets[id] = Ticket(continuation, count: inputs.count)
             queues[priority]!.append(contentsOf: inputs.enumerated().map { index, job in
-                Job(ticket: id, index: index, input: job.input, cost: job.cost, enqueued: now)
+                Job(ticket: id, index: index, input: job.input, cost: job.cost, enqueued: now, online: priority == .online)
             })
             queuedCost += cost
             metrics.depth.record(queuedCost)
@@ -216,7 +242,7 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
             condition.unlock()
             let started = ContinuousClock.now
             for job in jobs { metrics.queueWait.record(started - job.enqueued) }
-            let outputs = turn.run { body(jobs.map(\.input)) }
+            let outputs = turn.run(priority: jobs.contains(where: \.online) ? .online : .batch) { body(jobs.map(\.input)) }
             let inference = ContinuousClock.now - started
             metrics.inference.record(inference)
             metrics.batchItems.record(jobs.count)

@@ -32,6 +32,13 @@ public final class EmbeddingPipeline: Sendable {
         public var audio = BatchScheduler<[[Float]], AudioOutput>.Limits(maxBatchCost: 64, maxBatchItems: 64,
                                                                           maxWait: .milliseconds(2), capacity: 8192)
         public var fusion = FusionMethod.late(LateFusion())
+        /// What one call may spend on decoding.
+        public var budget = DecodeBudget()
+        /// Threads that decode media, and how many items may wait for them.
+        public var decodeThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+        public var decodeQueueCapacity = 4096
+        /// Serve a codebook that names no model (see `SemanticCodebook.mismatch`).
+        public var allowUnstampedCodebook = false
         public init() {}
     }
 
@@ -55,12 +62,16 @@ public final class EmbeddingPipeline: Sendable {
         public var store: Bool
         /// A failing item fails alone instead of failing the call.
         public var partial: Bool
+        /// Return the towers' raw features; the store does not keep them, so every item is computed.
+        public var features: Bool
 
-        public init(priority: Priority = .online, deadline: ContinuousClock.Instant, store: Bool = true, partial: Bool = false) {
+        public init(priority: Priority = .online, deadline: ContinuousClock.Instant, store: Bool = true, partial: Bool = false,
+                    features: Bool = false) {
             self.priority = priority
             self.deadline = deadline
             self.store = store
             self.partial = partial
+            self.features = features
         }
     }
 
@@ -73,6 +84,9 @@ public final class EmbeddingPipeline: Sendable {
     let text: BatchScheduler<[Int32], BertEncoder.Encoding>
     let image: BatchScheduler<[Float], ImageOutput>
     let audio: BatchScheduler<[[Float]], AudioOutput>
+    private let decoders: DecodePool
+    private let budget: DecodeBudget
+    private let allowUnstampedCodebook: Bool
     private let metrics: Metrics
     private let logger: Logger
 
@@ -83,6 +97,9 @@ public final class EmbeddingPipeline: Sendable {
         self.store = store
         self.logger = logger
         fusion = settings.fusion
+        budget = settings.budget
+        allowUnstampedCodebook = settings.allowUnstampedCodebook
+        decoders = DecodePool(threads: settings.decodeThreads, capacity: settings.decodeQueueCapacity)
         metrics = Metrics(factory: metricsFactory)
         let turn = ComputeTurn()
         let tokenStates = if case .qformer = settings.fusion { true } else { false }
@@ -111,7 +128,7 @@ public final class EmbeddingPipeline: Sendable {
 
     /// Makes `codebook` (or none) the one semantic IDs come from, if it fits this model's vectors.
     public func install(_ codebook: SemanticCodebook?) throws(EmbeddingError) {
-        if let codebook, let mismatch = codebook.mismatch(dimensions: dimensions, model: model) {
+        if let codebook, let mismatch = codebook.mismatch(dimensions: dimensions, model: model, allowUnstamped: allowUnstampedCodebook) {
             throw .invalid("codebook_mismatch", mismatch)
         }
         codebooks.replace(codebook)
@@ -119,6 +136,7 @@ public final class EmbeddingPipeline: Sendable {
 
     /// Stops the batchers; queued work fails with 503.
     public func shutdown() {
+        decoders.shutdown()
         text.shutdown()
         image.shutdown()
         audio.shutdown()
@@ -158,6 +176,7 @@ public final class EmbeddingPipeline: Sendable {
         if options.store, let store {
             let started = ContinuousClock.now
             stored = try store.records(items.map(\.id))
+            if options.features { stored = stored.filter { _ in false } }
             metrics.store.record(.now - started)
             for (index, item) in items.enumerated() where results[index] == nil {
                 guard let record = stored[item.id], record.contentHash == item.contentHash, record.revision == model.revision,
@@ -174,14 +193,14 @@ public final class EmbeddingPipeline: Sendable {
         }
 
         let pending = items.indices.filter { results[$0] == nil }
-        let inputs = decode(pending.map { items[$0] })
+        let inputs = try await decode(pending.map { items[$0] }, options: options)
         for (index, input) in zip(pending, inputs) {
             if case .failure(let error) = input { results[index] = .failure(error) }
         }
         try checkFailures(results, options)
         let work = zip(pending, inputs).compactMap { index, input in (try? input.get()).map { (index, $0) } }
 
-        let (computed, timing) = work.isEmpty ? ([], TowerTiming()) : try await run(work.map(\.1), options: options)
+        let (computed, features, timing) = work.isEmpty ? ([], [], TowerTiming()) : try await run(work.map(\.1), options: options)
         let computedCodes = codebook.map { $0.codes(computed.flatMap(\.1), count: computed.count) }
         var records: [ItemStore.Record] = []
         let now = Date().timeIntervalSince1970
@@ -189,7 +208,8 @@ public final class EmbeddingPipeline: Sendable {
             let item = EmbeddedItem(id: items[index].id, contentHash: items[index].contentHash,
                                     embedding: embedding, modalities: modalities, cached: false,
                                     tokens: input.tokens.count, truncated: input.truncated, images: input.images.count,
-                                    audioSeconds: input.audioSeconds, semanticID: computedCodes?[position])
+                                    audioSeconds: input.audioSeconds, semanticID: computedCodes?[position],
+                                    features: features[position])
             results[index] = .success(item)
             records.append(ItemStore.Record(
                 id: item.id, contentHash: item.contentHash, modelID: model.id, revision: model.revision,
@@ -226,7 +246,7 @@ public final class EmbeddingPipeline: Sendable {
     }
 
     /// Without `partial`, the first failed item fails the call.
-    private func checkFailures(_ results: [Result<EmbeddedItem, EmbeddingError>?], _ options: Options) throws(EmbeddingError) {
+    private func checkFailures<Success>(_ results: [Result<Success, EmbeddingError>?], _ options: Options) throws(EmbeddingError) {
         guard !options.partial else { return }
         for result in results { if case .failure(let error) = result { throw error } }
     }
@@ -242,53 +262,112 @@ public final class EmbeddingPipeline: Sendable {
         var audioSeconds = 0.0
     }
 
-    /// Tokenises and decodes items in parallel.
-    private func decode(_ items: [ItemInput]) -> [Result<Inputs, EmbeddingError>] {
-        // On Dispatch's pool, with the request tasks, not on the compute pool the towers' batches use.
-        let results = Mutex([Result<Inputs, EmbeddingError>?](repeating: nil, count: items.count))
-        DispatchQueue.concurrentPerform(iterations: items.count) { [towers, metrics] index in
-            let result = Self.decode(items[index], towers: towers, metrics: metrics)
-            results.withLock { $0[index] = result }
+    /// Tokenises items (here: cheap and bounded by the text limit) and decodes their media on the decode pool,
+    /// after checking from the headers alone that the call stays within its budget. The decode jobs stop between
+    /// steps when the deadline passes or the call is cancelled.
+    private func decode(_ items: [ItemInput], options: Options) async throws(EmbeddingError) -> [Result<Inputs, EmbeddingError>] {
+        var results = [Result<Inputs, EmbeddingError>?](repeating: nil, count: items.count)
+        var costs = [Towers.MediaCost](repeating: Towers.MediaCost(), count: items.count)
+        var inputs = [Inputs](repeating: Inputs(), count: items.count)
+        for (index, item) in items.enumerated() {
+            if let text = item.text {
+                let started = ContinuousClock.now
+                let encoding = towers.text.tokenizer.encoding(text)
+                (inputs[index].tokens, inputs[index].truncated, inputs[index].hasText) = (encoding.ids, encoding.truncated, true)
+                metrics.tokenize.record(.now - started)
+            }
+            do throws(MediaFailure) {
+                costs[index] = try towers.cost(images: item.images, audio: item.audio)
+            } catch {
+                metrics.decodeFailures.increment()
+                results[index] = .failure(Self.refuse(error.error, item.label, error.what))
+            }
         }
-        return results.withLock { $0.map { $0! } }
+        try checkFailures(results, options)
+        let admitted = items.indices.filter { results[$0] == nil }
+        try budget.check(pixels: admitted.reduce(0) { $0 + costs[$1].pixels },
+                         audioSeconds: admitted.reduce(0) { $0 + costs[$1].audioSeconds })
+
+        let media = admitted.filter { !items[$0].images.isEmpty || items[$0].audio != nil }
+        for index in admitted where !media.contains(index) { results[index] = .success(inputs[index]) }
+        guard !media.isEmpty else { return results.map { $0! } }
+
+        let flag = CancellationFlag()
+        let deadline = options.deadline
+        let decoded: [Result<Inputs, EmbeddingError>]? = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[Result<Inputs, EmbeddingError>]?, Never>) in
+                let collected = Mutex((results: [Result<Inputs, EmbeddingError>?](repeating: nil, count: media.count),
+                                       remaining: media.count))
+                let jobs: [@Sendable () -> Void] = media.enumerated().map { position, index in
+                    { [towers, metrics, item = items[index], cost = costs[index], input = inputs[index]] in
+                        let checkpoint = { () throws(EmbeddingError) in
+                            if flag.isSet { throw EmbeddingError.cancelled }
+                            if ContinuousClock.now >= deadline {
+                                throw EmbeddingError(status: 504, code: "timeout", message: "deadline exceeded while decoding media")
+                            }
+                        }
+                        let result = Self.decodeMedia(item, cost: cost, into: input, towers: towers, metrics: metrics,
+                                                      checkpoint: checkpoint)
+                        let done = collected.withLock { state -> [Result<Inputs, EmbeddingError>]? in
+                            state.results[position] = result
+                            state.remaining -= 1
+                            return state.remaining == 0 ? state.results.map { $0! } : nil
+                        }
+                        if let done { continuation.resume(returning: done) }
+                    }
+                }
+                if !decoders.submit(jobs) { continuation.resume(returning: nil) }
+            }
+        } onCancel: {
+            flag.set()
+        }
+        guard let decoded else { throw EmbeddingError.overloaded("decode") }
+        for (position, index) in media.enumerated() { results[index] = decoded[position] }
+        // Deadline and cancellation end the call, whatever `partial` says.
+        for result in decoded {
+            if case .failure(let error) = result, error.status == 504 || error.code == EmbeddingError.cancelled.code { throw error }
+        }
+        return results.map { $0! }
     }
 
-    private static func decode(_ item: ItemInput, towers: Towers, metrics: Metrics) -> Result<Inputs, EmbeddingError> {
-        let label = item.label
-        func refuse(_ error: MediaError, _ what: String) -> EmbeddingError {
-            switch error {
-            case .tooLarge(let message): .tooLarge("media_too_large", "\(label): \(what): \(message)")
-            case .unsupportedFormat(let message): .invalid("unsupported_media", "\(label): \(what): \(message)")
-            case .corrupt(let message): .invalid("corrupt_media", "\(label): \(what): \(message)")
-            }
+    private static func refuse(_ error: MediaError, _ label: String, _ what: String) -> EmbeddingError {
+        switch error {
+        case .tooLarge(let message): .tooLarge("media_too_large", "\(label): \(what): \(message)")
+        case .unsupportedFormat(let message): .invalid("unsupported_media", "\(label): \(what): \(message)")
+        case .corrupt(let message): .invalid("corrupt_media", "\(label): \(what): \(message)")
         }
-        var inputs = Inputs()
-        if let text = item.text {
-            let started = ContinuousClock.now
-            let encoding = towers.text.tokenizer.encoding(text)
-            (inputs.tokens, inputs.truncated, inputs.hasText) = (encoding.ids, encoding.truncated, true)
-            metrics.tokenize.record(.now - started)
-        }
-        for (position, bytes) in item.images.enumerated() {
-            let started = ContinuousClock.now
-            do throws(MediaError) {
-                inputs.images.append(try towers.imageInput(bytes))
-            } catch {
-                metrics.decodeFailures.increment()
-                return .failure(refuse(error, "images[\(position)]"))
+    }
+
+    /// An item's images and audio decoded into `input`, step by step.
+    private static func decodeMedia(_ item: ItemInput, cost: Towers.MediaCost, into input: Inputs, towers: Towers,
+                                    metrics: Metrics, checkpoint: () throws(EmbeddingError) -> Void) -> Result<Inputs, EmbeddingError> {
+        var inputs = input
+        do throws(EmbeddingError) {
+            for (position, (bytes, header)) in zip(item.images, cost.imageHeaders).enumerated() {
+                try checkpoint()
+                let started = ContinuousClock.now
+                switch try towers.imageInput(bytes, header: header, checkpoint: checkpoint) {
+                case .success(let tensor): inputs.images.append(tensor)
+                case .failure(let error):
+                    metrics.decodeFailures.increment()
+                    return .failure(refuse(error, item.label, "images[\(position)]"))
+                }
+                metrics.decodeImage.record(.now - started)
             }
-            metrics.decodeImage.record(.now - started)
-        }
-        if let bytes = item.audio {
-            let started = ContinuousClock.now
-            do throws(MediaError) {
-                (inputs.audio, inputs.audioSeconds) = try towers.audioInput(bytes)
-                inputs.hasAudio = true
-            } catch {
-                metrics.decodeFailures.increment()
-                return .failure(refuse(error, "audio"))
+            if let bytes = item.audio {
+                try checkpoint()
+                let started = ContinuousClock.now
+                switch try towers.audioInput(bytes, checkpoint: checkpoint) {
+                case .success(let patches):
+                    (inputs.audio, inputs.audioSeconds, inputs.hasAudio) = (patches, cost.audioSeconds, true)
+                case .failure(let error):
+                    metrics.decodeFailures.increment()
+                    return .failure(refuse(error, item.label, "audio"))
+                }
+                metrics.decodeAudio.record(.now - started)
             }
-            metrics.decodeAudio.record(.now - started)
+        } catch {
+            return .failure(error)
         }
         return .success(inputs)
     }
@@ -301,7 +380,8 @@ public final class EmbeddingPipeline: Sendable {
 
     /// Every item's modality vectors and fused embedding: each tower gets the request's jobs at once; the first
     /// failure cancels the rest.
-    private func run(_ inputs: [Inputs], options: Options) async throws(EmbeddingError) -> ([(Modalities, [Float])], TowerTiming) {
+    private func run(_ inputs: [Inputs], options: Options) async throws(EmbeddingError)
+        -> ([(Modalities, [Float])], [TowerFeatures], TowerTiming) {
         let texts = inputs.indices.filter { inputs[$0].hasText }
         let imageOwners = inputs.indices.flatMap { repeatElement($0, count: inputs[$0].images.count) }
         let recordings = inputs.indices.filter { inputs[$0].hasAudio }
@@ -378,7 +458,12 @@ public final class EmbeddingPipeline: Sendable {
             }
         }
         metrics.fusion.record(.now - started)
-        return (Array(zip(modalities, fused)), timing)
+        // The towers' raw outputs, frames and patches averaged.
+        let features = inputs.indices.map { index in
+            TowerFeatures(image: frames[index].isEmpty ? nil : Self.mean(frames[index].map(\.features)),
+                          audio: patches[index].isEmpty ? nil : Self.mean(patches[index]))
+        }
+        return (Array(zip(modalities, fused)), features, timing)
     }
 
     static func mean(_ vectors: [[Float]]) -> [Float] {

@@ -116,4 +116,13 @@ public struct EmbeddedItem: Sendable, Equatable {
     public var audioSeconds: Double
     /// The codes of the codebook in use (`Outcome.codebook`), `nil` without one.
     public var semanticID: [Int]? = nil
+    /// The towers' raw outputs (computed items only: the store does not keep them).
+    public var features: TowerFeatures? = nil
+}
+
+/// The image and audio towers' raw outputs for an item, before ConSE: the image tower's 1280 features averaged over
+/// the cover and frames, the audio tower's 200 averaged over the 3-second patches.
+public struct TowerFeatures: Sendable, Equatable {
+    public var image: [Float]?
+    public var audio: [Float]?
 }

@@ -120,9 +120,9 @@ public final class ItemStore: Sendable {
                     var read: [(String, StoredVector)] = []
                     for start in stride(from: 0, to: missing.count, by: 1000) {
                         let chunk = Array(missing[start..<min(start + 1000, missing.count)])
-                        let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                        let marks = Array(repeating: "CAST(? AS TEXT)", count: chunk.count).joined(separator: ",")
                         let sql = "SELECT id, model_id, revision, embedding, semantic_id, codebook_version FROM items WHERE id IN (\(marks))"
-                        for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(chunk)) {
+                        for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(chunk.map(Self.text))) {
                             read.append((row["id"], try Self.storedVector(row)))
                         }
                     }
@@ -197,9 +197,9 @@ public final class ItemStore: Sendable {
                 // SQLite binds at most 32766 parameters per statement.
                 for start in stride(from: 0, to: ids.count, by: 1000) {
                     let chunk = Array(ids[start..<min(start + 1000, ids.count)])
-                    let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                    let marks = Array(repeating: "CAST(? AS TEXT)", count: chunk.count).joined(separator: ",")
                     for row in try Row.fetchAll(db, sql: "SELECT * FROM items WHERE id IN (\(marks))",
-                                                arguments: StatementArguments(chunk)) {
+                                                arguments: StatementArguments(chunk.map(Self.text))) {
                         let record = try Self.record(row)
                         found[record.id] = record
                     }
@@ -219,7 +219,7 @@ public final class ItemStore: Sendable {
     public func delete(_ id: String) throws(EmbeddingError) -> Bool {
         do {
             let deleted = try pool.write { db in
-                try db.execute(sql: "DELETE FROM items WHERE id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM items WHERE id = CAST(? AS TEXT)", arguments: [Self.text(id)])
                 return db.changesCount > 0
             }
             fill.withLock { _ in cache.remove([id]) }
@@ -285,7 +285,7 @@ public final class ItemStore: Sendable {
         try db.execute(sql: """
             INSERT INTO items (id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector,
                                semantic_id, codebook_version, truncated, images, audio_seconds, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 content_hash = excluded.content_hash, model_id = excluded.model_id, revision = excluded.revision,
                 embedding = excluded.embedding, text_vector = excluded.text_vector,
@@ -293,7 +293,7 @@ public final class ItemStore: Sendable {
                 semantic_id = excluded.semantic_id, codebook_version = excluded.codebook_version, truncated = excluded.truncated, images = excluded.images,
                 audio_seconds = excluded.audio_seconds, updated_at = excluded.updated_at
             """, arguments: [
-                record.id, record.contentHash, record.modelID, record.revision, blob(record.embedding),
+                text(record.id), record.contentHash, record.modelID, record.revision, blob(record.embedding),
                 record.modalities.text.map(blob), record.modalities.image.map(blob), record.modalities.audio.map(blob),
                 record.semanticID.map { $0.map(String.init).joined(separator: ",") }, record.codebookVersion,
                 record.truncated, record.images, record.audioSeconds, record.createdAt, record.updatedAt,
@@ -334,6 +334,10 @@ public final class ItemStore: Sendable {
             truncated: row["truncated"], images: row["images"], audioSeconds: row["audio_seconds"],
             createdAt: row["created_at"], updatedAt: row["updated_at"])
     }
+
+    /// An id bound with its length: GRDB binds a `String` as a C string, which would end it at a NUL (ids are
+    /// checked before they get here; this keeps the store right whatever a caller passes).
+    static func text(_ string: String) -> Data { Data(string.utf8) }
 
     /// Little-endian float32 bytes.
     static func blob(_ vector: [Float]) -> Data {

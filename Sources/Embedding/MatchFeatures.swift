@@ -66,8 +66,12 @@ public enum MatchFeatures {
     /// `count` unit history rows, normalised. Zero when the weights there sum to zero.
     public static func userVector(_ history: [Float], count: Int, dimensions d: Int, weights: [Float]?, recent: Int) -> [Float] {
         var sum = [Float](repeating: 0, count: d)
-        for i in max(0, count - recent)..<count {
-            let w = weights?[i] ?? 1
+        let window = max(0, count - recent)..<count
+        // Weights relative to the largest: the mean's direction is the same, and no product or sum overflows.
+        let largest = weights.map { w in window.reduce(Float(0)) { max($0, w[$1]) } } ?? 1
+        guard largest > 0, largest.isFinite else { return sum }
+        for i in window {
+            let w = (weights?[i] ?? 1) / largest
             guard w != 0 else { continue }
             for j in 0..<d { sum[j] += w * history[i * d + j] }
         }

@@ -67,10 +67,24 @@ public struct SemanticCodebook: Sendable {
         self.version = version
     }
 
-    /// Reads an artifact written by `bytes()`; errors name the file and what is wrong with it.
+    /// Largest codebook file read (a 4096-d rotation with three levels of 65536 centroids is about 3 GB; ours are
+    /// a few MB).
+    public static let maxFileBytes = 1 << 30
+    /// Largest FSQ code space: codes are counted per code value when `/match` compares prefixes.
+    public static let maxFSQCodes = 1 << 24
+
+    /// Reads an artifact written by `bytes()`: a regular file of at most `maxFileBytes`, read once (its hash is
+    /// the version of exactly the bytes parsed). Every count is checked with overflow-safe arithmetic and every
+    /// value must be finite; errors name the file and what is wrong with it.
     public init(path: String) throws {
-        let file = try SafetensorsFile(path: path)
+        let bytes = try RegularFile.read(path, maxBytes: Self.maxFileBytes)
+        let file = try SafetensorsFile(bytes: bytes, path: path)
         func fail(_ reason: String) -> ModelLoadingError { ModelLoadingError(file: path, reason: reason) }
+        func finite(_ name: String) throws -> [Float] {
+            let values = try file.floats(name)
+            guard values.allSatisfy(\.isFinite) else { throw fail("\(name) has values that are not finite") }
+            return values
+        }
         guard file.metadata["format"] == Self.format else {
             throw fail("not an OmniEmbed codebook (metadata format \(file.metadata["format"].map { "'\($0)'" } ?? "missing"), expected '\(Self.format)')")
         }
@@ -81,27 +95,37 @@ public struct SemanticCodebook: Sendable {
         while file.tensors["level.\(levels.count).centroids"] != nil {
             let name = "level.\(levels.count).centroids"
             let shape = try file.shape(name)
-            guard shape.count == 2, shape[1] == d, shape[0] > 0 else { throw fail("\(name) has shape \(shape), not k × \(d)") }
-            levels.append(NearestCentroids(try file.floats(name), count: shape[0], dimensions: d))
+            guard shape.count == 2, shape[1] == d, shape[0] > 0, shape[0] <= Int(Int32.max) else {
+                throw fail("\(name) has shape \(shape), not k × \(d)")
+            }
+            levels.append(NearestCentroids(try finite(name), count: shape[0], dimensions: d))
         }
         guard !levels.isEmpty else { throw fail("no level.0.centroids") }
         var fsq: FSQ?
         if let list = file.metadata["fsq_levels"], !list.isEmpty {
-            let counts = list.split(separator: ",").compactMap { Int($0) }
-            guard counts.count == list.split(separator: ",").count, counts.allSatisfy({ $0 >= 2 }) else {
+            let parts = list.split(separator: ",", omittingEmptySubsequences: false)
+            let counts = parts.compactMap { Int($0) }
+            guard counts.count == parts.count, counts.allSatisfy({ $0 >= 2 }) else {
                 throw fail("fsq_levels '\(list)' is not a list of integers ≥ 2")
             }
+            var product = 1
+            for count in counts {
+                let (next, overflow) = product.multipliedReportingOverflow(by: count)
+                guard !overflow, next <= Self.maxFSQCodes else {
+                    throw fail("fsq_levels '\(list)' make more than \(Self.maxFSQCodes) codes")
+                }
+                product = next
+            }
             try file.require(["fsq.projection": [counts.count, d], "fsq.scale": [counts.count]])
-            let scale = try file.floats("fsq.scale")
-            guard scale.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw fail("fsq.scale has values that are not positive") }
-            fsq = FSQ(levels: counts, projection: try file.floats("fsq.projection"), scale: scale)
+            let scale = try finite("fsq.scale")
+            guard scale.allSatisfy({ $0 > 0 }) else { throw fail("fsq.scale has values that are not positive") }
+            fsq = FSQ(levels: counts, projection: try finite("fsq.projection"), scale: scale)
         }
         let model: ModelIdentity? = switch (file.metadata["model_id"], file.metadata["model_revision"]) {
         case (let id?, let revision?) where !id.isEmpty: ModelIdentity(id: id, revision: revision)
         default: nil
         }
-        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        self.init(dimensions: d, rotation: try file.floats("rotation"), levels: levels, fsq: fsq, model: model,
+        self.init(dimensions: d, rotation: try finite("rotation"), levels: levels, fsq: fsq, model: model,
                   metadata: file.metadata, version: String(ContentHash.sha256(bytes).prefix(16)))
     }
 
@@ -191,13 +215,20 @@ public final class CodebookSlot: Sendable {
 }
 
 extension SemanticCodebook {
-    /// Whether this codebook fits vectors of `dimensions` from `model`; a message saying why not otherwise.
-    public func mismatch(dimensions: Int, model: ModelIdentity) -> String? {
+    /// Whether this codebook fits vectors of `dimensions` from `model`; a message saying why not otherwise. A
+    /// codebook that names no model fits only with `allowUnstamped`: its codes would otherwise be served for
+    /// whatever model runs.
+    public func mismatch(dimensions: Int, model: ModelIdentity, allowUnstamped: Bool = false) -> String? {
         if self.dimensions != dimensions {
             return "the codebook is for \(self.dimensions)-dimensional vectors; the model gives \(dimensions)"
         }
-        if let fitted = self.model, fitted != model {
+        switch self.model {
+        case let fitted? where fitted != model:
             return "the codebook was fitted on vectors of \(fitted.id) revision \(fitted.revision); the service runs \(model.id) revision \(model.revision)"
+        case nil where !allowUnstamped:
+            return "the codebook names no model (fitted with --unstamped); set codebook.allowUnstamped to serve it for \(model.id) revision \(model.revision)"
+        default:
+            break
         }
         var product = 1
         for count in levels.map(\.count) + (fsq.map { [$0.codeCount] } ?? []) {

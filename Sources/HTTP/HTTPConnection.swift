@@ -90,8 +90,9 @@ final class HTTPConnection: @unchecked Sendable {
             if lingerDeadline == nil { drive() }  // else: discarding until the peer closes
         } else if count == 0 || (readErrno != EAGAIN && readErrno != EWOULDBLOCK && readErrno != EINTR) {
             if lingerDeadline != nil { return finish() }
-            // The client is gone (or half-closed): work for it is no longer wanted.
-            handler?.cancel()
+            // End of input may be a half-close: the client can still read its answers (RFC 9112 §9.6), so work
+            // in flight goes on. Only a reset (a failed read) means nobody will read them.
+            if count < 0 { handler?.cancel() }
             stateMachine.receivedEndOfInput()
             drive()
         }

@@ -102,6 +102,24 @@ public struct HTTPRequestDecoder: Sendable {
         }
     }
 
+    /// Refuses at once a request line whose first bytes cannot start a method (a method is a token), instead of
+    /// waiting for a line end that a binary peer never sends: a TLS ClientHello on this plain port, say.
+    private func checkMethodPrefix() throws(HTTPParseError) {
+        var index = readIndex
+        while index < buffer.count && index < readIndex + 16 {
+            let byte = buffer[index]
+            // A space ends the method; an empty line (CRLF, or a bare LF refused as such) is the line reader's.
+            if byte == UInt8(ascii: " ") || (index == readIndex && (byte == .cr || byte == .lf)) { return }
+            guard byte.isTokenCharacter else {
+                if index == readIndex && byte == 0x16 {
+                    throw .badRequest("this port speaks plain HTTP; a TLS handshake was sent to it")
+                }
+                throw .badRequest("invalid method")
+            }
+            index += 1
+        }
+    }
+
     private mutating func step() throws(HTTPParseError) -> HTTPDecoderEvent? {
         while true {
             switch state {
@@ -109,6 +127,7 @@ public struct HTTPRequestDecoder: Sendable {
                 return nil
 
             case .requestLine(let skipped):
+                try checkMethodPrefix()
                 guard let line = try nextLine(limit: limits.maxRequestLineBytes, overLimit: .requestLineTooLong)
                 else { return nil }
                 if line.isEmpty {

@@ -57,11 +57,13 @@ public final class HTTPServer: Sendable {
     private let state = Mutex<State>(.idle)
     private let nextConnectionID = Atomic<UInt64>(0)
     private let acceptQueue = DispatchQueue(label: "omniembed.http.accept")
+    private let refusals: LingeringRefusals
 
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
                 metricsFactory: any MetricsFactory) throws {
         context = try Context(configuration: configuration, responder: responder, logger: logger,
                               metrics: HTTPServerMetrics(factory: metricsFactory))
+        refusals = LingeringRefusals(queue: acceptQueue, linger: configuration.lingerTimeout)
     }
 
     public var configuration: HTTPServerConfiguration { context.configuration }
@@ -124,15 +126,14 @@ public final class HTTPServer: Sendable {
         acceptQueue.asyncAfter(deadline: .now() + duration) { listener.source.resume() }
     }
 
-    /// Best effort: one non-blocking write of a 503, then close.
+    /// A 503 with `Retry-After`, then a lingering close (see `LingeringRefusals`).
     private func refuseOverCapacity(_ fd: Int32) {
         context.metrics.rejected("connection_limit")
         let error = HTTPError(.serviceUnavailable, code: "connection_limit", message: "too many open connections",
                               headers: HTTPHeaders([("Retry-After", "1")]))
         let bytes = context.encoder.encode(.error(error), method: .get, version: .http1_1, keepAlive: false,
                                            date: context.dateCache.current())
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        close(fd)
+        refusals.refuse(fd, response: bytes)
     }
 
     /// Stops accepting, drains connections for up to `gracePeriod`, then closes the rest.

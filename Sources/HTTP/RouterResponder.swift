@@ -103,6 +103,9 @@ public struct RouterResponder: HTTPResponder {
     private func end(_ exchange: Exchange, _ request: HTTPRequest, _ response: HTTPResponse) -> HTTPResponse {
         var response = response
         response.headers.replaceOrAdd(name: "X-Request-Id", value: exchange.requestID)
+        // API answers (vectors, probes, metrics) are of the moment and often private: no cache, shared or not,
+        // keeps them unless the route says otherwise.
+        if response.headers["Cache-Control"] == nil { response.headers.add(name: "Cache-Control", value: "no-store") }
         compressIfAccepted(&response, request: request)
 
         let routeLabel: String
@@ -121,14 +124,17 @@ public struct RouterResponder: HTTPResponder {
     }
 
     private func compressIfAccepted(_ response: inout HTTPResponse, request: HTTPRequest) {
-        guard compression.enabled, response.status.allowsBody, response.body.count >= compression.minimumBytes,
+        guard compression.enabled, response.status.allowsBody else { return }
+        // The body depends on Accept-Encoding whether or not this one was compressed: said on every response a
+        // cache could otherwise serve to a client that cannot read it.
+        if response.headers["Vary"] == nil { response.headers.add(name: "Vary", value: "Accept-Encoding") }
+        guard response.body.count >= compression.minimumBytes,
               response.headers["Content-Encoding"] == nil,
               let accept = request.headers["Accept-Encoding"], Gzip.isAccepted(by: accept),
               let compressed = Gzip.compress(response.body, level: compression.level)
         else { return }
         response.body = compressed
         response.headers.replaceOrAdd(name: "Content-Encoding", value: "gzip")
-        response.headers.add(name: "Vary", value: "Accept-Encoding")
     }
 }
 

@@ -17,7 +17,7 @@ public enum ImageResize {
     }
 
     static func weights(inputSize: Int, outputSize: Int) -> Weights {
-        Weights.compute(inputSize: inputSize, outputSize: outputSize)
+        Weights.compute(inputSize: inputSize, outputSize: outputSize, outputs: 0..<outputSize)
     }
 
     /// `image` resized to `width`×`height`.
@@ -26,19 +26,34 @@ public enum ImageResize {
     }
 
     /// The window `columns` × `rows` of `image` resized to `width`×`height`: the same pixels as resizing
-    /// everything and cropping (every output pixel is computed alone), without computing the rest.
+    /// everything and cropping (every output pixel is computed alone). Work and memory are bounded by the window
+    /// and the input rows it reads, whatever `width` and `height` are: weights are computed for the window's
+    /// outputs only, and the horizontal pass runs only over the input rows the vertical pass blends.
     public static func bilinear(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+        precondition(columns.lowerBound >= 0 && columns.upperBound <= width && rows.lowerBound >= 0 && rows.upperBound <= height)
+        let resizesColumns = width != image.width || columns != 0..<width
+        let resizesRows = height != image.height || rows != 0..<height
+        let vertical = resizesRows ? Weights.compute(inputSize: image.height, outputSize: height, outputs: rows) : nil
+        // The input rows the output rows read (all of them when there is no vertical pass).
+        let inputRows = vertical?.inputRange ?? rows
+        let rowBytes = image.width * 3
         var current = image
-        if width != image.width || columns != 0..<width {
-            let w = weights(inputSize: image.width, outputSize: width).window(columns)
-            var out = [UInt8](repeating: 0, count: columns.count * image.height * 3)
+        if resizesColumns {
+            let w = Weights.compute(inputSize: image.width, outputSize: width, outputs: columns)
+            var out = [UInt8](repeating: 0, count: columns.count * inputRows.count * 3)
             var scratch = [Int32](repeating: 0, count: oe_resample_rows_scratch(image.width, columns.count, 3, w.taps))
-            oe_resample_rows_u8(image.pixels, image.width, image.height, 3, &out, columns.count, w.starts, w.counts,
-                                w.weights, w.taps, &scratch)
-            current = RGBImage(width: columns.count, height: image.height, pixels: out)
+            image.pixels.withUnsafeBufferPointer { pixels in
+                oe_resample_rows_u8(pixels.baseAddress! + inputRows.lowerBound * rowBytes, image.width, inputRows.count, 3,
+                                    &out, columns.count, w.starts, w.counts, w.weights, w.taps, &scratch)
+            }
+            current = RGBImage(width: columns.count, height: inputRows.count, pixels: out)
+        } else if inputRows != 0..<image.height {
+            current = RGBImage(width: image.width, height: inputRows.count,
+                               pixels: Array(image.pixels[(inputRows.lowerBound * rowBytes)..<(inputRows.upperBound * rowBytes)]))
         }
-        if height != current.height || rows != 0..<height {
-            let w = weights(inputSize: current.height, outputSize: height).window(rows)
+        if var w = vertical {
+            // Starts relative to the first row kept.
+            for index in w.starts.indices { w.starts[index] -= Int32(inputRows.lowerBound) }
             var out = [UInt8](repeating: 0, count: current.width * rows.count * 3)
             var scratch = [Int32](repeating: 0, count: current.width * 3)
             oe_resample_columns_u8(current.pixels, current.width * 3, &out, rows.count, w.starts, w.counts, w.weights,
@@ -50,17 +65,17 @@ public enum ImageResize {
 }
 
 extension ImageResize.Weights {
-    /// The weights of the outputs in `range` only.
-    func window(_ range: Range<Int>) -> Self {
-        var result = Self()
-        result.taps = taps
-        result.starts = Array(starts[range])
-        result.counts = Array(counts[range])
-        result.weights = Array(weights[(range.lowerBound * taps)..<(range.upperBound * taps)])
-        return result
+    /// The input indices the outputs read.
+    var inputRange: Range<Int> {
+        guard !starts.isEmpty else { return 0..<0 }
+        let first = starts.min()!
+        let last = zip(starts, counts).map { Int($0) + Int($1) }.max()!
+        return Int(first)..<max(Int(first), last)
     }
 
-    static func compute(inputSize: Int, outputSize: Int) -> Self {
+    /// The weights of the outputs in `outputs` of a resize from `inputSize` to `outputSize`: an output's weights
+    /// depend only on its own index, so a window costs its size, not the whole output's.
+    static func compute(inputSize: Int, outputSize: Int, outputs: Range<Int>) -> Self {
         let scale = Double(inputSize) / Double(outputSize)
         let filterScale = max(scale, 1)
         let support = 1.0 * filterScale   // the triangle filter reaches ±1 input pixel at scale 1
@@ -70,10 +85,10 @@ extension ImageResize.Weights {
             return (center, first, max(min(Int(center + support + 0.5), inputSize) - first, 0))
         }
         var result = Self()
-        result.taps = (0..<outputSize).reduce(0) { max($0, window($1).count) }
-        result.weights = [Int32](repeating: 0, count: outputSize * result.taps)
+        result.taps = outputs.reduce(0) { max($0, window($1).count) }
+        result.weights = [Int32](repeating: 0, count: outputs.count * result.taps)
         var raw = [Double](repeating: 0, count: result.taps)
-        for index in 0..<outputSize {
+        for (row, index) in outputs.enumerated() {
             let (center, first, count) = window(index)
             var total = 0.0
             for t in 0..<count {
@@ -84,7 +99,7 @@ extension ImageResize.Weights {
             for t in 0..<count {
                 let w = total != 0 ? raw[t] / total : raw[t]
                 let scaled = w * Double(1 << ImageResize.precisionBits)
-                result.weights[index * result.taps + t] = Int32((w < 0 ? scaled - 0.5 : scaled + 0.5).rounded(.towardZero))
+                result.weights[row * result.taps + t] = Int32((w < 0 ? scaled - 0.5 : scaled + 0.5).rounded(.towardZero))
             }
             result.starts.append(Int32(first))
             result.counts.append(Int32(count))

@@ -19,6 +19,12 @@ public struct Audio: Sendable, Equatable {
 /// is an error.
 public struct WAVDecoder: Sendable {
     public var maxDuration: Double
+    /// Lower rates are refused: a recording's cost grows with its duration at 16 kHz, so a tiny file declaring
+    /// 1 Hz would buy minutes of resampling and spectrogram work for a few hundred bytes.
+    public static let minSampleRate = 4000
+    /// Float samples beyond this are refused: they are far outside [-1, 1] and their squares would overflow the
+    /// spectrogram.
+    static let maxFloatMagnitude: Float = 65536
 
     public init(maxDuration: Double = 600) {
         self.maxDuration = maxDuration
@@ -26,7 +32,22 @@ public struct WAVDecoder: Sendable {
 
     enum Encoding { case pcm, float }
 
-    public func decode(_ bytes: [UInt8]) throws(MediaError) -> Audio {
+    /// What the headers say, read without converting a sample.
+    public struct Header: Sendable, Equatable {
+        public var sampleRate: Int
+        public var channels: Int
+        public var frames: Int
+        public var duration: Double { Double(frames) / Double(sampleRate) }
+        var encoding: Encoding
+        var bits: Int
+        var blockAlign: Int
+        var bigEndian: Bool
+        /// Where the first frame starts.
+        var dataOffset: Int
+    }
+
+    /// The header, with the sample rate and duration limits checked: nothing is decoded.
+    public func header(of bytes: [UInt8]) throws(MediaError) -> Header {
         guard bytes.count >= 12 else { throw .unsupportedFormat("not a WAV file (shorter than a RIFF header)") }
         let bigEndian: Bool
         switch (String(decoding: bytes[0..<4], as: UTF8.self), String(decoding: bytes[8..<12], as: UTF8.self)) {
@@ -64,6 +85,9 @@ public struct WAVDecoder: Sendable {
                 guard channels > 0, rate > 0, rate <= 768_000 else {
                     throw .corrupt("WAV header: \(channels) channels at \(rate) Hz")
                 }
+                guard rate >= Self.minSampleRate else {
+                    throw .corrupt("WAV sample rate is \(rate) Hz; at least \(Self.minSampleRate) Hz is accepted")
+                }
                 guard blockAlign == channels * bits / 8 else {
                     throw .corrupt("WAV header: block align \(blockAlign) for \(channels) × \(bits) bits")
                 }
@@ -72,12 +96,13 @@ public struct WAVDecoder: Sendable {
                 guard let format else { throw .corrupt("WAV data chunk before its fmt chunk") }
                 let frames = min(size, bytes.count - body) / format.blockAlign
                 guard frames > 0 else { throw .corrupt("WAV file has no samples") }
-                let duration = Double(frames) / Double(format.rate)
-                guard duration <= maxDuration else {
-                    throw .tooLarge("audio is \(Int(duration.rounded(.up))) s long; at most \(Int(maxDuration)) s are accepted")
+                let header = Header(sampleRate: format.rate, channels: format.channels, frames: frames,
+                                    encoding: format.encoding, bits: format.bits, blockAlign: format.blockAlign,
+                                    bigEndian: bigEndian, dataOffset: body)
+                guard header.duration <= maxDuration else {
+                    throw .tooLarge("audio is \(Int(header.duration.rounded(.up))) s long; at most \(Int(maxDuration)) s are accepted")
                 }
-                return Audio(samples: mix(bytes, from: body, frames: frames, format: format, bigEndian: bigEndian),
-                             sampleRate: format.rate)
+                return header
             }
             guard size >= 0, body + size <= bytes.count || id == "data" else { break }
             offset = body + size + (size & 1)   // chunks are padded to even sizes
@@ -85,9 +110,17 @@ public struct WAVDecoder: Sendable {
         throw .corrupt(format == nil ? "WAV file has no fmt chunk" : "WAV file has no data chunk")
     }
 
-    private func mix(_ bytes: [UInt8], from start: Int, frames: Int,
-                     format: (encoding: Encoding, channels: Int, rate: Int, bits: Int, blockAlign: Int),
-                     bigEndian: Bool) -> [Float] {
+    public func decode(_ bytes: [UInt8]) throws(MediaError) -> Audio {
+        let header = try header(of: bytes)
+        let samples = mix(bytes, header)
+        for (index, sample) in samples.enumerated() where !(abs(sample) <= Self.maxFloatMagnitude) {
+            throw .corrupt("WAV sample \(index) is \(sample); samples must be finite and near [-1, 1]")
+        }
+        return Audio(samples: samples, sampleRate: header.sampleRate)
+    }
+
+    private func mix(_ bytes: [UInt8], _ format: Header) -> [Float] {
+        let (start, frames, bigEndian) = (format.dataOffset, format.frames, format.bigEndian)
         let width = format.bits / 8
         let scale = 1 / Float(format.channels)
         return bytes.withUnsafeBufferPointer { buffer in

@@ -37,6 +37,8 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
 
     private let base: UnsafeMutableRawPointer
     private let mappedLength: Int
+    /// Whether `base` is an allocated copy (else a mapping).
+    private let ownsCopy: Bool
     private let dataStart: Int
 
     /// The largest header accepted (the format's own limit is 100 MB).
@@ -58,22 +60,48 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
         }
         base = mapping
         mappedLength = length
+        ownsCopy = false
         do {
-            let headerLength = Int(clamping: UInt64(littleEndian: mapping.loadUnaligned(as: UInt64.self)))
-            guard headerLength <= Self.maxHeaderBytes, headerLength <= length - 8 else {
-                throw fail("header length \(headerLength) exceeds the file (\(length) bytes) or the 100 MB limit")
-            }
-            dataStart = 8 + headerLength
-            let headerData = Data(bytes: mapping + 8, count: headerLength)
-            (tensors, metadata) = try Self.parseHeader(headerData, dataLength: length - dataStart, fail: fail)
+            (dataStart, tensors, metadata) = try Self.parse(UnsafeRawBufferPointer(start: mapping, count: length), fail: fail)
         } catch {
             munmap(mapping, length)
             throw error
         }
     }
 
+    /// The file's bytes already read (`path` names it in messages): kept in a copy of their own.
+    public init(bytes: [UInt8], path: String) throws {
+        self.path = path
+        func fail(_ reason: String) -> ModelLoadingError { ModelLoadingError(file: path, reason: reason) }
+        guard bytes.count >= 8 else { throw fail("truncated: \(bytes.count) bytes, not even a header length") }
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 16)
+        bytes.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        base = copy
+        mappedLength = bytes.count
+        ownsCopy = true
+        do {
+            (dataStart, tensors, metadata) = try Self.parse(UnsafeRawBufferPointer(start: copy, count: bytes.count), fail: fail)
+        } catch {
+            copy.deallocate()
+            throw error
+        }
+    }
+
+    /// The header's length, the tensors and the metadata of a whole file.
+    private static func parse(_ file: UnsafeRawBufferPointer,
+                              fail: (String) -> ModelLoadingError) throws -> (Int, [String: Tensor], [String: String]) {
+        let length = file.count
+        let headerLength = Int(clamping: UInt64(littleEndian: file.loadUnaligned(as: UInt64.self)))
+        guard headerLength <= Self.maxHeaderBytes, headerLength <= length - 8 else {
+            throw fail("header length \(headerLength) exceeds the file (\(length) bytes) or the 100 MB limit")
+        }
+        let headerData = Data(bytes: file.baseAddress! + 8, count: headerLength)
+        let (tensors, metadata) = try parseHeader(headerData, dataLength: length - 8 - headerLength, fail: fail)
+        return (8 + headerLength, tensors, metadata)
+    }
+
     deinit {
-        munmap(base, mappedLength)
+        if ownsCopy { base.deallocate() } else { munmap(base, mappedLength) }
     }
 
     /// A header value: a tensor entry, or (under `__metadata__`) a map of strings.
@@ -120,6 +148,13 @@ public final class SafetensorsFile: @unchecked Sendable {  // immutable after in
         for (previous, next) in zip(ordered, ordered.dropFirst()) where next.range.lowerBound < previous.range.upperBound {
             throw fail("tensors \(previous.name) and \(next.name) overlap")
         }
+        // As the reference implementation requires: the tensors tile the data section, no gap and nothing after.
+        var end = 0
+        for tensor in ordered {
+            guard tensor.range.lowerBound == end else { throw fail("\(tensor.range.lowerBound - end) bytes before tensor \(tensor.name) belong to no tensor") }
+            end = tensor.range.upperBound
+        }
+        guard end == dataLength else { throw fail("\(dataLength - end) trailing bytes after the last tensor") }
         return (tensors, metadata)
     }
 

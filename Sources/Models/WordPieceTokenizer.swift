@@ -39,6 +39,8 @@ public struct WordPieceTokenizer: Sendable {
     private let vocabulary: [[UInt8]: Int32]
     /// Tokens matched verbatim in the raw text before normalization, longest first.
     private let addedTokens: [(scalars: [Unicode.Scalar], id: Int32)]
+    /// Every scalar of an added token: the text is never cut after one (see `isChunkBoundary`).
+    private let addedTokenScalars: Set<Unicode.Scalar>
 
     /// Loads `tokenizer.json` (a BERT WordPiece tokenizer).
     public init(contentsOf url: URL, maxLength: Int) throws {
@@ -87,6 +89,7 @@ public struct WordPieceTokenizer: Sendable {
         self.addedTokens = document.added_tokens
             .map { (scalars: Array($0.content.unicodeScalars), id: Int32($0.id)) }
             .sorted { $0.scalars.count > $1.scalars.count }
+        self.addedTokenScalars = Set(addedTokens.flatMap(\.scalars))
         guard maxLength >= 2 else { throw fail("maximum length \(maxLength) leaves no room for [CLS] and [SEP]") }
         self.maxLength = maxLength
     }
@@ -99,10 +102,15 @@ public struct WordPieceTokenizer: Sendable {
 
     /// `[CLS]`, at most `maxLength - 2` pieces, `[SEP]`; one pass, stopping at the first piece that does not fit.
     public func encoding(_ text: String) -> Encoding {
+        encoding(scalars: text.unicodeScalars)
+    }
+
+    /// `encoding(_:)` of a text given as scalars, read only as far as the pieces kept need.
+    func encoding<Scalars: Sequence<Unicode.Scalar>>(scalars: Scalars) -> Encoding {
         var ids: [Int32] = [classifierID]
         var truncated = false
         let limit = maxLength - 1
-        forEachPiece(of: text) { id in
+        forEachPiece(of: scalars) { id in
             guard ids.count < limit else {
                 truncated = true
                 return false
@@ -119,23 +127,53 @@ public struct WordPieceTokenizer: Sendable {
         encoding(text).ids
     }
 
-    /// Calls `body` with each piece id in order until it returns false.
-    private func forEachPiece(of text: String, _ body: (Int32) -> Bool) {
-        let scalars = Array(text.unicodeScalars)
+    /// Calls `body` with each piece id in order until it returns false. The text is read in chunks of a few
+    /// thousand scalars cut where cutting changes nothing (see `isChunkBoundary`), so the work stops soon after
+    /// the last piece wanted, however long the text.
+    private func forEachPiece<Scalars: Sequence<Unicode.Scalar>>(of text: Scalars, _ body: (Int32) -> Bool) {
+        var chunk: [Unicode.Scalar] = []
+        chunk.reserveCapacity(Self.chunkScalars + 64)
+        var previous: Unicode.Scalar?
+        for scalar in text {
+            if chunk.count >= Self.chunkScalars, let previous, isChunkBoundary(previous, scalar) {
+                guard forEachPiece(inChunk: chunk, body) else { return }
+                chunk.removeAll(keepingCapacity: true)
+            }
+            chunk.append(scalar)
+            previous = scalar
+        }
+        _ = forEachPiece(inChunk: chunk, body)
+    }
+
+    static let chunkScalars = 2048
+
+    /// Whether the text may be cut between `before` and `after` without changing its pieces: after an ASCII space,
+    /// tab or line break, or after ASCII punctuation, followed by an ASCII character, where no added token contains
+    /// the first.
+    /// The normalizer maps each of these alone (no canonical reordering crosses an ASCII character, and
+    /// lowercasing is per scalar), they end words, and no added-token match can span them.
+    private func isChunkBoundary(_ before: Unicode.Scalar, _ after: Unicode.Scalar) -> Bool {
+        guard before.isASCII, after.isASCII, !addedTokenScalars.contains(before) else { return false }
+        switch before {
+        case " ", "\t", "\n", "\r": return true
+        default: return BertNormalizer.isPunctuation(before)
+        }
+    }
+
+    /// `forEachPiece` over one chunk; false when `body` stopped.
+    private func forEachPiece(inChunk scalars: [Unicode.Scalar], _ body: (Int32) -> Bool) -> Bool {
         var segmentStart = 0
         var index = 0
-        var going = true
-        while index < scalars.count && going {
+        while index < scalars.count {
             if let added = addedTokens.first(where: { matches($0.scalars, in: scalars, at: index) }) {
-                going = pieces(of: scalars[segmentStart..<index], body)
-                if going { going = body(added.id) }
+                guard pieces(of: scalars[segmentStart..<index], body), body(added.id) else { return false }
                 index += added.scalars.count
                 segmentStart = index
             } else {
                 index += 1
             }
         }
-        if going { _ = pieces(of: scalars[segmentStart..<scalars.count], body) }
+        return pieces(of: scalars[segmentStart..<scalars.count], body)
     }
 
     private func matches(_ token: [Unicode.Scalar], in text: [Unicode.Scalar], at index: Int) -> Bool {

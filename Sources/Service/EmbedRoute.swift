@@ -48,6 +48,12 @@ struct EmbedRoute: Sendable {
             var image: EncodedVector?
             var audio: EncodedVector?
         }
+        /// The towers' raw outputs (not in the shared space, never rotated): image 1280 (cover and frames
+        /// averaged), audio 200 (3-second patches averaged); absent for a modality the item does not have.
+        struct Features: Encodable {
+            var image: [Float]?
+            var audio: [Float]?
+        }
         struct Failure: Encodable {
             var code: String
             var message: String
@@ -56,13 +62,14 @@ struct EmbedRoute: Sendable {
             var id: String
             var embedding: EncodedVector?
             var modalities: Modalities?
+            var features: Features?
             var modalitiesUsed: [String]?
             var semanticID: [Int]??
             var cached: Bool?
             var error: Failure?
 
             enum CodingKeys: String, CodingKey {
-                case id, embedding, modalities, modalitiesUsed = "modalities_used", semanticID = "semantic_id", cached, error
+                case id, embedding, modalities, features, modalitiesUsed = "modalities_used", semanticID = "semantic_id", cached, error
             }
 
             func encode(to encoder: any Encoder) throws {
@@ -70,6 +77,7 @@ struct EmbedRoute: Sendable {
                 try container.encode(id, forKey: .id)
                 try container.encodeIfPresent(embedding, forKey: .embedding)
                 try container.encodeIfPresent(modalities, forKey: .modalities)
+                try container.encodeIfPresent(features, forKey: .features)
                 try container.encodeIfPresent(modalitiesUsed, forKey: .modalitiesUsed)
                 // Asked for but no codebook loaded: an explicit null.
                 if let semanticID { try container.encode(semanticID, forKey: .semanticID) }
@@ -101,7 +109,7 @@ struct EmbedRoute: Sendable {
     }
 
     enum Returned: String, CaseIterable {
-        case embedding, modalities, semanticID = "semantic_id"
+        case embedding, modalities, features, semanticID = "semantic_id"
     }
 
     func handle(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -120,7 +128,8 @@ struct EmbedRoute: Sendable {
                 returned.insert(value)
             }
         }
-        let options = try self.options(body, storeByDefault: true)
+        var options = try self.options(body, storeByDefault: true)
+        options.features = returned.contains(.features)
         var seen = Set<String>()
         for (index, item) in body.items.enumerated() where !seen.insert(item.id).inserted {
             throw HTTPError(.unprocessableContent, code: "duplicate_id", message: "items[\(index)]: id '\(item.id)' appears twice")
@@ -153,13 +162,13 @@ struct EmbedRoute: Sendable {
         // Codes come by default whenever there are codes to give.
         if body.return == nil, outcome.codebook != nil { returned.insert(.semanticID) }
         let normalize = body.normalize ?? true
-        let served = servedEmbeddings(results, codebook: outcome.codebook)
+        let served = servedVectors(results, codebook: outcome.codebook)
         let data = zip(body.items, results).map { item, result -> Response.Item in
             switch result! {
             case .failure(let error):
                 return Response.Item(id: item.id, error: Response.Failure(code: error.code, message: error.message))
             case .success(var embedded):
-                embedded.embedding = served[embedded.id] ?? embedded.embedding
+                if let vectors = served[embedded.id] { (embedded.embedding, embedded.modalities) = vectors }
                 func encoded(_ vector: [Float]?) -> EncodedVector? {
                     vector.map { EncodedVector(Matryoshka.prefix($0, dimensions: size, normalize: normalize), format: format) }
                 }
@@ -170,6 +179,8 @@ struct EmbedRoute: Sendable {
                     modalities: returned.contains(.modalities)
                         ? Response.Modalities(text: encoded(modalities.text), image: encoded(modalities.image),
                                               audio: encoded(modalities.audio)) : nil,
+                    features: returned.contains(.features)
+                        ? Response.Features(image: embedded.features?.image, audio: embedded.features?.audio) : nil,
                     modalitiesUsed: modalities.present.map(\.rawValue),
                     semanticID: returned.contains(.semanticID) ? .some(embedded.semanticID) : nil,
                     cached: embedded.cached)
@@ -186,17 +197,29 @@ struct EmbedRoute: Sendable {
         return response
     }
 
-    /// The fused vectors in the space served: the codebook's rotated space when one is loaded and `rotate`
-    /// (Matryoshka prefixes are then the leading principal components), else as the model gives them.
-    func servedEmbeddings(_ results: [Result<EmbeddedItem, EmbeddingError>?], codebook: SemanticCodebook?) -> [String: [Float]] {
+    /// The fused and per-modality vectors in the space served: the codebook's rotated space when one is loaded
+    /// and `rotate` (Matryoshka prefixes are then the leading principal components), else as the model gives them.
+    /// Every vector handed out is in the one space, so any two of them compare.
+    func servedVectors(_ results: [Result<EmbeddedItem, EmbeddingError>?],
+                       codebook: SemanticCodebook?) -> [String: ([Float], Modalities)] {
         guard rotate, let codebook else { return [:] }
         let items = results.compactMap { try? $0?.get() }
         guard !items.isEmpty else { return [:] }
-        let rotated = codebook.rotate(items.flatMap(\.embedding), count: items.count)
+        // Every item's fused vector, then every present modality vector, rotated in one product.
+        var vectors = items.flatMap(\.embedding)
+        var owners: [(item: Int, modality: Modality)] = []
+        for (position, item) in items.enumerated() {
+            for modality in item.modalities.present {
+                vectors += item.modalities[modality]!
+                owners.append((position, modality))
+            }
+        }
         let d = codebook.dimensions
-        return Dictionary(uniqueKeysWithValues: items.enumerated().map { position, item in
-            (item.id, Array(rotated[position * d..<(position + 1) * d]))
-        })
+        let rotated = codebook.rotate(vectors, count: items.count + owners.count)
+        func row(_ index: Int) -> [Float] { Array(rotated[index * d..<(index + 1) * d]) }
+        var served = items.indices.map { (row($0), Modalities()) }
+        for (offset, owner) in owners.enumerated() { served[owner.item].1[owner.modality] = row(items.count + offset) }
+        return Dictionary(uniqueKeysWithValues: zip(items.map(\.id), served))
     }
 
     /// Priority, deadline, store and partial from a request.

@@ -21,9 +21,7 @@ public struct ItemPayload: Decodable, Sendable {
     /// The checked, base64-decoded pipeline input; `index` names the item in messages (`items[3] (v42)`).
     public func input(at index: Int, limits: ServiceConfiguration.RequestLimits) throws(EmbeddingError) -> ItemInput {
         let label = "items[\(index)] (\(id))"
-        guard !id.isEmpty, id.utf8.count <= 256 else {
-            throw .invalid("invalid_id", "items[\(index)]: 'id' must be 1 to 256 bytes")
-        }
+        try ItemID.check(id, field: "items[\(index)].id", maxBytes: limits.maxIdBytes)
         let fields = ItemFields(title: fields?.title, ocr: fields?.ocr, asr: fields?.asr, author: fields?.author,
                                 tags: fields?.tags)
         let composed = ItemInput.composeText(text, fields)

@@ -9,6 +9,7 @@ struct ItemsRoute: Sendable {
     let store: ItemStore?
     let codebooks: CodebookSlot
     let rotate: Bool
+    let maxIdBytes: Int
 
     struct Response: Encodable {
         struct Modalities: Encodable {
@@ -45,9 +46,15 @@ struct ItemsRoute: Sendable {
         return store
     }
 
+    /// The percent-decoded id, held to the rule ids meet everywhere (`%00` would otherwise name a shorter id).
     private func id(_ context: RequestContext) throws(HTTPError) -> String {
-        guard let id = context.parameters["id"], !id.isEmpty else {
+        guard let id = context.parameters["id"] else {
             throw HTTPError(.badRequest, code: "invalid_id", message: "missing item id")
+        }
+        do throws(EmbeddingError) {
+            try ItemID.check(id, field: "/items/{id}", maxBytes: maxIdBytes)
+        } catch {
+            throw HTTPError(error)
         }
         return id
     }
@@ -64,15 +71,21 @@ struct ItemsRoute: Sendable {
         // A vector of another size (another model) has no place in this codebook's space.
         let codebook = codebooks.current.flatMap { $0.dimensions == record.embedding.count ? $0 : nil }
         let current = codebook != nil && record.codebookVersion == codebook?.version
-        var embedding = record.embedding
+        var (embedding, modalities) = (record.embedding, record.modalities)
         if rotate, let codebook {
-            embedding = codebook.rotate(embedding, count: 1)
+            // Every vector handed out in the served space: the fused one and each modality's.
+            let present = modalities.present
+            let rotated = codebook.rotate(embedding + present.flatMap { modalities[$0]! }, count: 1 + present.count)
+            let d = codebook.dimensions
+            embedding = Array(rotated[0..<d])
+            for (offset, modality) in present.enumerated() {
+                modalities[modality] = Array(rotated[(offset + 1) * d..<(offset + 2) * d])
+            }
         }
         return .json(Response(
             id: record.id, contentHash: record.contentHash, model: Response.Model(id: record.modelID, revision: record.revision),
             embedding: embedding,
-            modalities: Response.Modalities(text: record.modalities.text, image: record.modalities.image,
-                                            audio: record.modalities.audio),
+            modalities: Response.Modalities(text: modalities.text, image: modalities.image, audio: modalities.audio),
             modalitiesUsed: record.modalities.present.map(\.rawValue), semanticID: current ? record.semanticID : codebook?.codes(record.embedding, count: 1).first,
             codebookVersion: codebook?.version, createdAt: date(record.createdAt), updatedAt: date(record.updatedAt)))
     }

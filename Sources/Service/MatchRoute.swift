@@ -213,6 +213,7 @@ struct MatchRoute: Sendable {
         marks.append(.now)
 
         let historyRows = history.resolved.found.indices.filter { history.resolved.found[$0] }
+        try checkRecentWeights(weights, rows: historyRows, recent: recent)
         let candidateRows = candidateVectors.found.indices.filter { candidateVectors.found[$0] }
         var query = MatchFeatures.Query(
             history: space(gather(history.resolved.vectors, rows: historyRows, d: d), count: historyRows.count,
@@ -334,12 +335,16 @@ struct MatchRoute: Sendable {
             throw HTTPError(.unprocessableContent, code: "no_history",
                             message: "none of the history items is known: \(history.missing.prefix(10))")
         }
+        try checkRecentWeights(history.weights, rows: rows, recent: recent)
         let vectors = space(gather(history.resolved.vectors, rows: rows, d: d), count: rows.count, size: size, codebook: codebook)
-        let user = MatchFeatures.userVector(vectors, count: rows.count, dimensions: size,
+        var user = MatchFeatures.userVector(vectors, count: rows.count, dimensions: size,
                                             weights: history.weights.map { w in rows.map { w[$0] } }, recent: recent)
         guard user.contains(where: { $0 != 0 }) else {
-            throw HTTPError(.unprocessableContent, code: "invalid_weights", message: "the weights of the recent history items sum to zero")
+            throw HTTPError(.unprocessableContent, code: "no_history", message: "the recent history items' vectors cancel out")
         }
+        // At full size `space` leaves the model's space (cosines do not need the rotation); a vector handed out is
+        // in the space `/embed` serves.
+        if size == d, rotate, let codebook { user = codebook.rotate(user, count: 1) }
         var json = JSONWriter()
         json.beginObject()
         json.key("embedding")
@@ -419,9 +424,6 @@ struct MatchRoute: Sendable {
                                    codes: Bool) async throws -> Resolved {
         var seen = Set<String>()
         for (index, candidate) in candidates.enumerated() {
-            guard !candidate.id.isEmpty else {
-                throw HTTPError(.unprocessableContent, code: "invalid_id", message: "candidates[\(index)]: empty id")
-            }
             if case .item = candidate, !seen.insert(candidate.id).inserted {
                 throw HTTPError(.unprocessableContent, code: "duplicate_id", message: "candidates[\(index)]: id '\(candidate.id)' appears twice")
             }
@@ -446,6 +448,19 @@ struct MatchRoute: Sendable {
     private func resolve(_ sources: [Source], field: String, codebook: SemanticCodebook?, codes: Bool,
                          body: Request?) async throws -> Resolved {
         let d = pipeline.dimensions
+        for (index, source) in sources.enumerated() {
+            let id: String? = switch source {
+            case .id(let id): id
+            case .vector(let id, _): id
+            case .item(let item): item.id
+            }
+            guard let id else { continue }
+            do throws(EmbeddingError) {
+                try ItemID.check(id, field: "\(field)[\(index)]", maxBytes: embed.limits.maxIdBytes)
+            } catch {
+                throw HTTPError(error)
+            }
+        }
         var resolved = Resolved()
         resolved.vectors = [Float](repeating: 0, count: sources.count * d)
         resolved.found = [Bool](repeating: false, count: sources.count)
@@ -611,6 +626,15 @@ struct MatchRoute: Sendable {
             throw HTTPError(.unprocessableContent, code: "invalid_\(name)", message: "'\(name)' must be 1...\(maximum), got \(value)")
         }
         return value
+    }
+
+    /// 422 when weights are given and none of the recent history items (the last `recent` of `rows`) has a
+    /// positive one: the user vector would be undefined.
+    private func checkRecentWeights(_ weights: [Float]?, rows: [Int], recent: Int) throws(HTTPError) {
+        guard let weights, !rows.isEmpty else { return }
+        guard rows.suffix(recent).contains(where: { weights[$0] > 0 }) else {
+            throw HTTPError(.unprocessableContent, code: "invalid_weights", message: "the weights of the recent history items sum to zero")
+        }
     }
 
     /// A request that names the codebook its vectors came from must name the one loaded.

@@ -9,42 +9,61 @@ import Foundation
 import HTTP
 import Logging
 import Models
+import Synchronization
 
 /// The running service: HTTP server, routes, readiness and metrics.
+///
+/// The port is bound first, then the towers load: meanwhile `/healthz` answers 200, `/readyz` 503 and the API 503
+/// `starting`, so an orchestrator can tell a slow start from a dead process.
 public final class OmniEmbedService: Sendable {
     public let configuration: ServiceConfiguration
     public let readiness = Readiness()
     public let metrics: ServiceMetrics
     private let server: HTTPServer
+    private let responder: SwappableResponder
     private let logger: Logger
-    private let pipeline: EmbeddingPipeline
-    private let reloader: CodebookReloader
+    private let loaded = Mutex<(pipeline: EmbeddingPipeline, reloader: CodebookReloader)?>(nil)
 
     public init(configuration: ServiceConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) throws {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
-        pipeline = try configuration.makePipeline(logger: logger, metricsFactory: metrics.factory)
-        reloader = CodebookReloader(path: configuration.codebook.path, pipeline: pipeline, logger: logger,
-                                    metricsFactory: metrics.factory)
-        let router = Routes.router(readiness: readiness, metrics: metrics, pipeline: pipeline, reloader: reloader,
-                                   configuration: configuration)
-        let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
-                                        compression: configuration.compression)
+        responder = SwappableResponder(RouterResponder(
+            router: Routes.starting(readiness: readiness, metrics: metrics), logger: logger,
+            metricsFactory: metrics.factory, compression: configuration.compression))
         server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,
-                            metricsFactory: metrics.factory)
+                                metricsFactory: metrics.factory)
     }
 
-    /// Binds the port and starts serving; `/readyz` turns ready once a warm-up batch has run through every
-    /// tower. Returns the bound port.
+    /// Binds the port, loads the towers and the store, and turns `/readyz` ready once a warm-up batch has run
+    /// through every tower. Returns the bound port; a failure to load closes it again and throws.
     @discardableResult
     public func start() async throws -> Int {
         let port = try server.start()
-        try await pipeline.warmUp()
-        readiness.markReady()
-        logger.info("ready", metadata: ["model": "\(pipeline.model.id)", "revision": "\(pipeline.model.revision)",
-                                        "store": "\(pipeline.store?.path ?? "disabled")",
-                                        "codebook": "\(pipeline.codebooks.current?.version ?? "none")"])
+        do {
+            let (configuration, logger, metrics) = (configuration, logger, metrics)
+            // Seconds of file reading and weight packing: on a thread of its own, not the cooperative pool.
+            let pipeline = try await withCheckedThrowingContinuation { continuation in
+                Thread.detachNewThread {
+                    continuation.resume(with: Result { try configuration.makePipeline(logger: logger, metricsFactory: metrics.factory) })
+                }
+            }
+            let reloader = CodebookReloader(path: configuration.codebook.path, pipeline: pipeline, logger: logger,
+                                            metricsFactory: metrics.factory)
+            loaded.withLock { $0 = (pipeline, reloader) }
+            responder.replace(RouterResponder(
+                router: Routes.router(readiness: readiness, metrics: metrics, pipeline: pipeline, reloader: reloader,
+                                      configuration: configuration),
+                logger: logger, metricsFactory: metrics.factory, compression: configuration.compression))
+            try await pipeline.warmUp()
+            readiness.markReady()
+            logger.info("ready", metadata: ["model": "\(pipeline.model.id)", "revision": "\(pipeline.model.revision)",
+                                            "store": "\(pipeline.store?.path ?? "disabled")",
+                                            "codebook": "\(pipeline.codebooks.current?.version ?? "none")"])
+        } catch {
+            await shutdown()
+            throw error
+        }
         return port
     }
 
@@ -52,7 +71,12 @@ public final class OmniEmbedService: Sendable {
     public func shutdown() async {
         readiness.markDraining()
         await server.shutdown(gracePeriod: configuration.shutdownGracePeriod)
-        pipeline.shutdown()
+        loaded.withLock { $0 }?.pipeline.shutdown()
+    }
+
+    /// Loads the codebook file again (SIGHUP); ignored while the towers load.
+    private func reloadCodebook() {
+        _ = try? loaded.withLock { $0 }?.reloader.reload()
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads the codebook.
@@ -61,7 +85,7 @@ public final class OmniEmbedService: Sendable {
         let signals = TerminationSignals()
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "omniembed.sighup"))
-        hangup.setEventHandler { [reloader] in _ = try? reloader.reload() }
+        hangup.setEventHandler { [weak self] in self?.reloadCodebook() }
         hangup.resume()
         defer { hangup.cancel() }
         try await start()

@@ -93,13 +93,13 @@ struct OpenAIEmbeddingsRoute: Sendable {
         }
         var data: [Response.Embedding] = []
         var tokens = 0
-        let served = embed.servedEmbeddings(outcome.items, codebook: outcome.codebook)
+        let served = embed.servedVectors(outcome.items, codebook: outcome.codebook)
         for (index, result) in outcome.items.enumerated() {
             let item: EmbeddedItem
             do { item = try result.get() } catch { throw HTTPError(error) }
             tokens += item.tokens
             data.append(Response.Embedding(index: index, embedding: EncodedVector(
-                Matryoshka.prefix(served[item.id] ?? item.embedding, dimensions: size), format: format)))
+                Matryoshka.prefix(served[item.id]?.0 ?? item.embedding, dimensions: size), format: format)))
         }
         var response = HTTPResponse.json(Response(data: data, model: body.model ?? embed.pipeline.towers.text.name,
                                                   usage: Response.Usage(promptTokens: tokens, totalTokens: tokens)))

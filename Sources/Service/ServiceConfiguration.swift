@@ -151,6 +151,8 @@ public struct ServiceConfiguration: Sendable {
         public var maxTextBytes = 64 * 1024
         /// Images (cover and frames) per item.
         public var maxImagesPerItem = 8
+        /// Bytes of an item id (UTF-8); ids also may not hold control characters.
+        public var maxIdBytes = 256
 
         /// 422 for none, 413 for more than `maximum`; `field` names the list (`texts`, `items`).
         func checkCount(_ count: Int, of field: String, maximum: Int) throws(HTTPError) {
@@ -252,6 +254,19 @@ public struct ServiceConfiguration: Sendable {
         try int("limits.maxItems", &limits.maxItems)
         try int("limits.maxImageBytes", &limits.maxImageBytes)
         try int("limits.maxAudioBytes", &limits.maxAudioBytes)
+        try int("limits.maxIdBytes", &limits.maxIdBytes)
+        try int("limits.maxRequestPixels", &embedding.pipeline.budget.maxPixels)
+        if let seconds = try config.present("limits.maxRequestAudioSeconds", { try config.requiredDouble(forKey: $0) }) {
+            guard seconds > 0, seconds.isFinite else {
+                throw ConfigurationError.invalid(key: "limits.maxRequestAudioSeconds", reason: "must be positive, got \(seconds)")
+            }
+            embedding.pipeline.budget.maxAudioSeconds = seconds
+        }
+        var decodeThreads = 0
+        try int("decode.threads", &decodeThreads)
+        guard decodeThreads >= 0 else { throw ConfigurationError.invalid(key: "decode.threads", reason: "must be 0 (half the processors) or more") }
+        if decodeThreads > 0 { embedding.pipeline.decodeThreads = decodeThreads }
+        try int("decode.queueCapacity", &embedding.pipeline.decodeQueueCapacity)
 
         if let sizes = try config.present("embedding.dimensions", { try config.requiredIntArray(forKey: $0) }) {
             embedding.dimensions = sizes
@@ -301,6 +316,9 @@ public struct ServiceConfiguration: Sendable {
         try string("codebook.path", &codebook.path)
         if let rotate = try config.present("codebook.rotateEmbeddings", { try config.requiredBool(forKey: $0) }) {
             codebook.rotateEmbeddings = rotate
+        }
+        if let allow = try config.present("codebook.allowUnstamped", { try config.requiredBool(forKey: $0) }) {
+            embedding.pipeline.allowUnstampedCodebook = allow
         }
         try int("match.maxHistory", &match.maxHistory)
         try int("match.maxCandidates", &match.maxCandidates)
@@ -352,6 +370,9 @@ public struct ServiceConfiguration: Sendable {
         try positive("limits.maxItems", limits.maxItems)
         try positive("limits.maxImageBytes", limits.maxImageBytes)
         try positive("limits.maxAudioBytes", limits.maxAudioBytes)
+        try positive("limits.maxIdBytes", limits.maxIdBytes)
+        try positive("limits.maxRequestPixels", embedding.pipeline.budget.maxPixels)
+        try positive("decode.queueCapacity", embedding.pipeline.decodeQueueCapacity)
         try positive("match.maxHistory", match.maxHistory)
         try positive("match.maxCandidates", match.maxCandidates)
         try positive("match.maxTop", match.maxTop)

@@ -16,7 +16,9 @@ struct FitCommand: AsyncParsableCommand {
         discussion: """
             By default it learns from every item in the item store embedded by the configured model (its revision \
             is written into the codebook, and the service refuses a codebook of another revision). --vectors takes \
-            a .npy (2-D float32/float64) or a JSONL file (one array, or {"embedding": [...]}, per line) instead. The \
+            a .npy (2-D float32/float64) or a JSONL file (one array, or {"embedding": [...]}, per line) instead; \
+            the codebook is then stamped with the configured model as well (the vectors are taken to be its), or \
+            with no model under --unstamped, which a service serves only with codebook.allowUnstamped. The \
             codebook is written atomically to codebook.path (or --output); its version is the first 16 hex digits \
             of the file's SHA-256. A running service picks it up on POST /admin/reload or SIGHUP.
             """
@@ -27,6 +29,9 @@ struct FitCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Fit on this .npy or .jsonl file of vectors instead of the item store.")
     var vectors: String?
+
+    @Flag(name: .long, help: "With --vectors: name no model in the codebook (served only with codebook.allowUnstamped).")
+    var unstamped = false
 
     @Option(name: .long, help: "Where to write the codebook (default: codebook.path from the configuration).")
     var output: String?
@@ -81,9 +86,11 @@ struct FitCommand: AsyncParsableCommand {
         let data: [Float], count: Int, dimensions: Int, model: ModelIdentity?
         if let vectors {
             (data, count, dimensions) = try Self.readVectors(vectors)
-            model = nil
-            note("read \(count) vectors of \(dimensions) dimensions from \(vectors)")
+            model = unstamped ? nil : try settings.modelIdentity()
+            note("read \(count) vectors of \(dimensions) dimensions from \(vectors)"
+                 + (model.map { " (stamped as \($0.id)@\($0.revision))" } ?? " (unstamped)"))
         } else {
+            guard !unstamped else { throw ValidationError("--unstamped goes with --vectors") }
             guard settings.store.enabled else { throw ValidationError("store.enabled is false: give --vectors") }
             let identity = try settings.modelIdentity()
             let store = try ItemStore(path: settings.store.path, durability: settings.store.durability)

@@ -145,4 +145,36 @@ final class Recorder: Sendable {
         let error = await #expect(throws: EmbeddingError.self) { try await queued.value }
         #expect(error?.status == 503)
     }
+
+    /// Towers share the cores through one `ComputeTurn`; when a backfill's batch on one tower ends, an online
+    /// batch waiting on another tower runs before the backfill's next batch.
+    @Test func onlineWorkOfOneTowerGoesBeforeBatchWorkOfAnother() async throws {
+        let turn = ComputeTurn()
+        let order = Mutex<[String]>([])
+        let gate = DispatchSemaphore(value: 0)
+        let entered = Atomic<Int>(0)
+        let limits = BatchScheduler<Int, Int>.Limits(maxBatchCost: 1, maxBatchItems: 1, maxWait: .zero, capacity: 100)
+        let image = BatchScheduler<Int, Int>(name: "image", limits: limits, turn: turn,
+                                             metricsFactory: NOOPMetricsHandler.instance) { inputs in
+            order.withLock { $0.append("image \(inputs[0])") }
+            if inputs[0] == 0 {
+                entered.add(1, ordering: .releasing)
+                gate.wait()
+            }
+            return inputs
+        }
+        let text = BatchScheduler<Int, Int>(name: "text", limits: limits, turn: turn,
+                                            metricsFactory: NOOPMetricsHandler.instance) { inputs in
+            order.withLock { $0.append("text") }
+            return inputs
+        }
+        defer { image.shutdown(); text.shutdown() }
+        let backfill = Task { try await image.submit([(0, 1), (1, 1), (2, 1)], priority: .batch, deadline: .now + .seconds(30)) }
+        try await eventually { entered.load(ordering: .acquiring) == 1 }
+        let online = Task { try await text.submit([(7, 1)], priority: .online, deadline: .now + .seconds(30)) }
+        try await eventually { turn.onlineWaitingCount == 1 }
+        gate.signal()
+        _ = try await (backfill.value, online.value)
+        #expect(order.withLock { $0 } == ["image 0", "text", "image 1", "image 2"])
+    }
 }

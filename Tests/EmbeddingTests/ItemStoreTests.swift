@@ -28,6 +28,29 @@ import Testing
         #expect(try reopened.count() == 2)
     }
 
+    /// Ids are bound with their length: one that differs from another only after a NUL is another item (the
+    /// service refuses such ids at every entry; the store stays right whatever it is given).
+    @Test func idsAreBoundWithTheirLength() async throws {
+        let store = try ItemStore(path: temporaryPath())
+        try await store.put([record("victim", 0.5)])
+        try await store.put([record("victim\u{0}x", 0.7)])
+        #expect(try store.record("victim")?.contentHash == "hash-victim-0.5")
+        #expect(try store.delete("victim\u{0}junk") == false)
+        #expect(try store.record("victim")?.contentHash == "hash-victim-0.5")
+        #expect(try store.vectors(["victim"])[0]?.embedding == record("victim", 0.5).embedding)
+    }
+
+    /// Every id entry point shares one rule: 1 to `maxBytes` bytes, no control characters.
+    @Test func itemIDRule() {
+        for good in ["v42", "ünïcødé", "a b", String(repeating: "x", count: 256)] {
+            #expect(throws: Never.self) { try ItemID.check(good, field: "id") }
+        }
+        for bad in ["", "victim\u{0}x", "a\u{1F}", "tab\there", "del\u{7F}", String(repeating: "x", count: 257)] {
+            #expect(throws: EmbeddingError.self, "\(bad.debugDescription)") { try ItemID.check(bad, field: "id") }
+        }
+        #expect(throws: Never.self) { try ItemID.check(String(repeating: "x", count: 300), field: "id", maxBytes: 300) }
+    }
+
     @Test func replacingAnItemKeepsItsCreationTime() async throws {
         let store = try ItemStore(path: temporaryPath())
         try await store.put([record("a", 0.5, at: 1000)])

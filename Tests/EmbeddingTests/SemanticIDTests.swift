@@ -1,5 +1,6 @@
 import Foundation
 @testable import Embedding
+import Tensor
 import Testing
 
 /// Semantic IDs and match features against the NumPy reference (`scripts/reference/semantic_ids.py`).
@@ -250,6 +251,47 @@ import Testing
 
         try Data("not a codebook".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: (any Error).self) { try SemanticCodebook(path: path) }
+    }
+
+    /// Every count in a codebook file is checked with overflow-safe arithmetic, every value must be finite, the
+    /// tensors must tile the file, and only a regular file is read: each bad file is an error naming it, never
+    /// a trap or a hang (a reload then keeps the loaded codebook).
+    @Test func hostileCodebookFilesAreRefused() throws {
+        let d = 4
+        let identity: [Float] = (0..<(d * d)).map { $0 % (d + 1) == 0 ? 1 : 0 }
+        let centroids = NearestCentroids((0..<(3 * d)).map { Float($0) }, count: 3, dimensions: d)
+        let model = ModelIdentity(id: "m", revision: "r1")
+        func write(_ bytes: [UInt8]) throws -> String {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("codebook-\(UUID().uuidString).safetensors").path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        func codebook(rotation: [Float] = identity, centroids: NearestCentroids = centroids,
+                      fsq: SemanticCodebook.FSQ? = nil, model: ModelIdentity? = model) -> [UInt8] {
+            SemanticCodebook(dimensions: d, rotation: rotation, levels: [centroids], fsq: fsq, model: model).bytes()
+        }
+        #expect(throws: Never.self) { try SemanticCodebook(path: try write(codebook())) }
+        let huge = SemanticCodebook.FSQ(levels: [4_294_967_296, 4_294_967_296], projection: [Float](repeating: 0.5, count: 2 * d),
+                                        scale: [1, 1])
+        let cases: [(String, [UInt8])] = [
+            ("FSQ levels whose product overflows", codebook(fsq: huge)),
+            ("NaN in the rotation", codebook(rotation: identity.enumerated().map { $0.offset == 5 ? .nan : $0.element })),
+            ("infinity in a centroid", codebook(centroids: NearestCentroids(centroids.centroids.map { $0 == 7 ? .infinity : $0 }, count: 3, dimensions: d))),
+            ("NaN in the FSQ projection", codebook(fsq: .init(levels: [4, 4], projection: [Float](repeating: .nan, count: 2 * d), scale: [1, 1]))),
+            ("trailing bytes", codebook() + [0, 0, 0, 0]),
+        ]
+        for (what, bytes) in cases {
+            #expect(throws: (any Error).self, "\(what)") { try SemanticCodebook(path: try write(bytes)) }
+        }
+        // A FIFO (or anything else but a regular file) at the path is refused, not waited on.
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("codebook-fifo-\(UUID().uuidString)").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect { try SemanticCodebook(path: fifo) } throws: { "\($0)".contains("not a regular file") }
+        #expect(throws: (any Error).self) { try SemanticCodebook(path: "/dev/zero") }
+        // A codebook that names no model is served for a model only when that is allowed explicitly.
+        let unstamped = try SemanticCodebook(path: try write(codebook(model: nil)))
+        #expect(unstamped.mismatch(dimensions: d, model: model)?.contains("names no model") == true)
+        #expect(unstamped.mismatch(dimensions: d, model: model, allowUnstamped: true) == nil)
     }
 
     @Test func tooFewVectorsAndDuplicatesAreHandled() throws {

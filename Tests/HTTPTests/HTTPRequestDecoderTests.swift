@@ -45,6 +45,19 @@ func decodeEveryWay(_ bytes: [UInt8], limits: HTTPDecoderLimits = HTTPDecoderLim
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 @Suite struct HTTPRequestDecoderTests {
+    /// A request line whose first bytes cannot start a method is refused as soon as they arrive: a binary peer
+    /// (a TLS ClientHello on this plain port) never sends the line end the decoder would otherwise wait for.
+    @Test func bytesThatCannotStartAMethodAreRefusedAtOnce() {
+        #expect(decode([[0x16]]).error == .badRequest("this port speaks plain HTTP; a TLS handshake was sent to it"))
+        #expect(decode([[0x16, 0x03, 0x01, 0x02, 0x00]]).error != nil)
+        #expect(decode([Array("GE\u{1}".utf8)]).error == .badRequest("invalid method"))
+        #expect(decode([Array("{\"items\"".utf8)]).error == .badRequest("invalid method"))
+        // A method still arriving, or an empty line before the request line, waits for more.
+        #expect(decode([Array("GE".utf8)]) == DecodeOutcome())
+        #expect(decode([Array("\r".utf8)]) == DecodeOutcome())
+        #expect(decodeEveryWay(Array("\u{16}\u{3}\u{1}GET / HTTP/1.1\r\n\r\n".utf8)).error != nil)
+    }
+
     @Test func simpleGet() throws {
         let outcome = decodeEveryWay(bytes("GET /healthz?x=1 HTTP/1.1\r\nHost: localhost:8080\r\nAccept: */*\r\n\r\n"))
         #expect(outcome.error == nil)

@@ -274,15 +274,63 @@ import TestSupport
         await server.stop()
     }
 
+    /// RFC 9112 §9.6: a client that half-closes after its requests can still read the answers, so end of input
+    /// does not cancel the handler in flight (`/slow` answers "cancelled" when it is).
     @Test func halfClosedClientStillGetsItsResponses() async throws {
         let server = try TestServer.start()
         let client = try server.client()
-        client.send("GET /slow?ms=100 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.send("GET /slow?ms=300 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await server.waitForSlowRequests(1)
         client.shutdownWrite()
         #expect(String(decoding: try client.readResponse().body, as: UTF8.self) == "slow done")
         let last = try client.readResponse()
         #expect(String(decoding: last.body, as: UTF8.self) == "hello")
         #expect(client.isClosedByServer())  // input has ended: nothing more will come
+        await server.stop()
+    }
+
+    /// A reset is a client that will read nothing: its handler is cancelled.
+    @Test func aResetCancelsTheRequestInFlight() async throws {
+        let server = try TestServer.start()
+        let gone = try server.client()
+        gone.send("GET /slow?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await server.waitForSlowRequests(1)
+        gone.reset()
+        for _ in 0..<1000 where server.slowCancelled.value.load(ordering: .relaxed) == 0 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(server.slowCancelled.value.load(ordering: .relaxed) == 1)
+        await server.stop()
+    }
+
+    /// A TLS ClientHello on the plain port is refused at once with a 400 that says so, not after the head timeout.
+    @Test func aTLSHandshakeOnThePlainPortIsA400AtOnce() async throws {
+        let server = try TestServer.start { $0.timeouts.requestHead = .seconds(30) }
+        let client = try server.client()
+        // The first bytes of a TLS 1.2 ClientHello record: handshake (0x16), version 3.1, a length.
+        client.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])
+        let response = try client.readResponse(timeout: 5)
+        #expect(response.status == 400)
+        #expect(String(decoding: response.body, as: UTF8.self).contains("plain HTTP"))
+        #expect(client.isClosedByServer())
+        await server.stop()
+    }
+
+    /// At the connection cap the 503 reaches a client that had already sent its request: the refused socket is
+    /// closed after a lingering close, not with a reset that would destroy the answer.
+    @Test func theConnectionCapAnswer503ReachesAClientThatSentARequest() async throws {
+        let server = try TestServer.start { $0.maxConnections = 1 }
+        let holder = try server.client()
+        holder.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try holder.readResponse().status == 200)
+        for _ in 0..<5 {
+            let refused = try server.client()
+            let body = String(repeating: "x", count: 60_000)
+            refused.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            let response = try refused.readResponse()
+            #expect(response.status == 503)
+            #expect(response.header("Retry-After") == "1")
+        }
         await server.stop()
     }
 

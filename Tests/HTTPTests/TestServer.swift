@@ -8,8 +8,9 @@ import TestSupport
 struct TestServer {
     let server: HTTPServer
     let port: Int
-    /// How many `/slow` requests have reached their handler.
+    /// How many `/slow` requests have reached their handler, and how many of them were cancelled.
     let slowStarted: Counter
+    let slowCancelled: Counter
 
     final class Counter: Sendable {
         let value = Atomic<Int>(0)
@@ -28,7 +29,7 @@ struct TestServer {
         configuration.lingerTimeout = .milliseconds(500)
         customize(&configuration)
 
-        let slowStarted = Counter()
+        let slowStarted = Counter(), slowCancelled = Counter()
         var router = Router()
         router.get("/hello") { _, _ in .text("hello") }
         router.post("/echo") { request, _ in HTTPResponse(status: .ok, body: request.body) }
@@ -38,7 +39,13 @@ struct TestServer {
         router.get("/slow") { request, _ in
             slowStarted.value.add(1, ordering: .relaxed)
             let ms = Int(request.head.query?.split(separator: "=").last ?? "300") ?? 300
-            try? await Task.sleep(for: .milliseconds(ms))
+            // Honours cancellation, as the service's handlers do: a cancelled request answers "cancelled".
+            do {
+                try await Task.sleep(for: .milliseconds(ms))
+            } catch {
+                slowCancelled.value.add(1, ordering: .relaxed)
+                return .text("cancelled")
+            }
             return .text("slow done")
         }
         router.get("/fail") { _, _ in throw HTTPError(.unprocessableContent, code: "bad_item", message: "item 3 has no modality") }
@@ -52,7 +59,7 @@ struct TestServer {
         let server = try HTTPServer(configuration: configuration, responder: responder, logger: logger,
                                 metricsFactory: NOOPMetricsHandler.instance)
         let port = try server.start()
-        return TestServer(server: server, port: port, slowStarted: slowStarted)
+        return TestServer(server: server, port: port, slowStarted: slowStarted, slowCancelled: slowCancelled)
     }
 
     func client() throws -> RawClient { try RawClient(port: port) }

@@ -54,6 +54,44 @@ import Testing
         }
     }
 
+    /// A WAV file: `channels` × `frames` samples at `rate`, PCM 16 (format 1) or float 32 (format 3).
+    static func wav(rate: Int, frames: Int, float: Bool = false, sample: (Int) -> Float = { _ in 0 }) -> [UInt8] {
+        var bytes: [UInt8] = []
+        func u32(_ v: Int) { bytes += (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        func u16(_ v: Int) { bytes += (0..<2).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        let width = float ? 4 : 2
+        bytes += Array("RIFF".utf8); u32(36 + frames * width); bytes += Array("WAVEfmt ".utf8)
+        u32(16); u16(float ? 3 : 1); u16(1); u32(rate); u32(rate * width); u16(width); u16(width * 8)
+        bytes += Array("data".utf8); u32(frames * width)
+        for i in 0..<frames {
+            if float { u32(Int(sample(i).bitPattern)) } else { u16(Int(Int16(clamping: Int(sample(i) * 32767)))) }
+        }
+        return bytes
+    }
+
+    /// A tiny file declaring a very low rate would count as minutes and cost seconds of resampling: refused, as
+    /// is any rate below 4,000 Hz, from the header.
+    @Test func sampleRatesBelow4000HzAreRefused() throws {
+        let oneHertz = Self.wav(rate: 1, frames: 300)
+        #expect(throws: MediaError.corrupt("WAV sample rate is 1 Hz; at least 4000 Hz is accepted")) {
+            try WAVDecoder().header(of: oneHertz)
+        }
+        #expect(throws: MediaError.self) { try WAVDecoder().decode(Self.wav(rate: 3999, frames: 300)) }
+        #expect(try WAVDecoder().decode(Self.wav(rate: 4000, frames: 300)).sampleRate == 4000)
+        // The header tells the duration without decoding a sample.
+        #expect(try WAVDecoder().header(of: Self.wav(rate: 8000, frames: 4000)).duration == 0.5)
+    }
+
+    /// NaN, infinite or absurdly large float samples would turn the spectrogram and every vector non-finite.
+    @Test func nonFiniteFloatSamplesAreRefused() throws {
+        for bad: Float in [.nan, .infinity, -.infinity, 1e30] {
+            let bytes = Self.wav(rate: 16000, frames: 100, float: true) { $0 == 50 ? bad : 0.25 }
+            #expect(throws: MediaError.self, "\(bad)") { try WAVDecoder().decode(bytes) }
+        }
+        let fine = try WAVDecoder().decode(Self.wav(rate: 16000, frames: 100, float: true) { _ in 0.25 })
+        #expect(fine.samples.allSatisfy { $0 == 0.25 })
+    }
+
     /// The mel power spectrogram within 1e-3 relative of librosa's (on bins above 1e-6 of the frame's peak).
     @Test(arguments: ["signal", "speech"]) func melMatchesLibrosa(_ name: String) throws {
         let samples = name == "signal" ? try Self.floats("signal.f32")

@@ -52,4 +52,24 @@ import Testing
                     "\(shape) window \(columns) × \(rows): \(wrong) of \(expected.pixels.count) bytes differ")
         }
     }
+
+    /// Extreme shapes: the window of the resized image costs the window and the input rows it reads, not the
+    /// whole resized image (a 1 × 4,000,000 image resizes to 256 × 1,024,000,000 before its 224 × 224 crop).
+    @Test func extremeAspectRatiosCostOnlyTheWindow() {
+        let preprocessor = ImagePreprocessor()
+        let tall = RGBImage(width: 1, height: 4_000_000, pixels: [UInt8](repeating: 200, count: 12_000_000))
+        let crop = preprocessor.resizedAndCropped(tall)
+        #expect(crop.width == 224 && crop.height == 224 && crop.pixels.allSatisfy { $0 == 200 })
+        let wide = RGBImage(width: 4_000_000, height: 1, pixels: [UInt8](repeating: 17, count: 12_000_000))
+        #expect(preprocessor.resizedAndCropped(wide).pixels.allSatisfy { $0 == 17 })
+        // Shapes small enough to resize whole: the window equals the crop of the whole.
+        for (width, height) in [(1, 300), (300, 1), (3, 400), (7, 900)] {
+            var state = UInt64(width * 31 + height)
+            let image = RGBImage(width: width, height: height, pixels: (0..<(width * height * 3)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return UInt8(truncatingIfNeeded: state >> 56)
+            })
+            #expect(preprocessor.resizedAndCropped(image) == preprocessor.cropped(preprocessor.resized(image)), "\(width)×\(height)")
+        }
+    }
 }

@@ -32,7 +32,48 @@ func loadMiniLMTokenizer() throws -> WordPieceTokenizer {
     return try WordPieceTokenizer(contentsOf: file, maxLength: 256)
 }
 
+/// Scalars that count how many were read.
+final class CountingScalars: Sequence, @unchecked Sendable {
+    let scalars: [Unicode.Scalar]
+    var read = 0
+    init(_ text: String) { scalars = Array(text.unicodeScalars) }
+    func makeIterator() -> AnyIterator<Unicode.Scalar> {
+        var index = 0
+        return AnyIterator { [self] in
+            guard index < scalars.count else { return nil }
+            defer { index += 1 }
+            read += 1
+            return scalars[index]
+        }
+    }
+}
+
 @Suite struct WordPieceTokenizerTests {
+    /// The text is read in chunks, and only as far as the pieces kept need: a megabyte of words costs what
+    /// its first few hundred do.
+    @Test func tokenizingStopsReadingAtTheTokenLimit() throws {
+        let tokenizer = try loadMiniLMTokenizer()
+        for unit in ["word ", "a.b,", "naïve 東京 ", "x"] {
+            let text = CountingScalars(String(repeating: unit, count: 1_000_000 / unit.count))
+            let encoding = tokenizer.encoding(scalars: text)
+            #expect(encoding.ids.count == 256 && encoding.truncated || unit == "x", "\(unit)")
+            // One unbroken run ("xxx…") is one word whatever its length: only it may be read whole.
+            if unit != "x" { #expect(text.read <= 3 * WordPieceTokenizer.chunkScalars, "\(unit): read \(text.read)") }
+        }
+    }
+
+    /// Cutting the text into chunks changes no piece: fixture texts joined by spaces (so chunks end at every
+    /// kind of place) give the pieces of each text in turn.
+    @Test func chunkedTokenizationEqualsWholeTexts() throws {
+        let unlimited = try WordPieceTokenizer(contentsOf: modelDirectory.appendingPathComponent("tokenizer.json"), maxLength: 1 << 30)
+        let fixtures = try loadTokenizerFixtures()
+        for start in stride(from: 0, to: fixtures.count, by: 150) {
+            let group = fixtures[start..<min(start + 150, fixtures.count)].map(\.text)
+            let joined = unlimited.encoding(group.joined(separator: " ")).ids
+            let separate: [Int32] = [101] + group.flatMap { Array(unlimited.encoding($0).ids.dropFirst().dropLast()) } + [102]
+            #expect(joined == separate, "fixtures \(start)...")
+        }
+    }
     @Test func idsMatchHuggingFaceTokenizersOnTheFixtureCorpus() throws {
         let tokenizer = try loadMiniLMTokenizer()
         let fixtures = try loadTokenizerFixtures()

@@ -162,8 +162,9 @@ extension ServiceLiveTests {
         Issue.record("timed out waiting for \(what)")
     }
 
-    /// A client that goes away while its image waits behind another request's has it dropped from the queue:
-    /// the image tower never runs it (`omniembed_tower_failures_total{reason="cancelled"}`).
+    /// A client that resets its connection while its image waits behind another request's has it dropped from
+    /// the queue: the image tower never runs it (`omniembed_tower_failures_total{reason="cancelled"}`). (A client
+    /// that only half-closes still gets its answer: see `aHalfClosedClientStillGetsItsEmbeddings`.)
     @Test func aDisconnectedClientsQueuedWorkIsDropped() async throws {
         let (service, port) = try await makeService()
         let photo = try base64("Tests/MediaTests/Fixtures/images/preprocess/coffee.jpg")
@@ -181,7 +182,7 @@ extension ServiceLiveTests {
         try await waitFor("the departing request's image to queue") {
             try metric(depth, port: port).truncatingRemainder(dividingBy: 16) == 1
         }
-        leaving.close()
+        leaving.reset()
         let cancelled = #"omniembed_tower_failures_total{tower="image",reason="cancelled"}"#
         try await waitFor("the departed client's image to be dropped") { try metric(cancelled, port: port) == 1 }
         #expect(try worker.readResponse().status == 200)

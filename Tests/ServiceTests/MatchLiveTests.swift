@@ -179,6 +179,19 @@ extension ServiceLiveTests {
         #expect(stored["semantic_id"] as? [Int] == codes[0] && stored["codebook_version"] as? String == codebook.version)
         #expect(zip(try #require(floats(stored["embedding"])), rotated[0]).allSatisfy { abs($0 - $1) < 1e-6 })
 
+        // One space for every vector handed out: modalities are rotated as the fused vector is (a text-only
+        // item's are equal), on /embed and /items; the user vector at full size too, and inline history is
+        // taken in that space.
+        let withModalities = try post("/embed", port: port, json: #"{"items": [{"id": "i3", "text": "\#(Self.catalogue[3])"}], "return": ["embedding", "modalities"]}"#)
+        let item = try #require((withModalities.body["data"] as? [[String: Any]])?.first)
+        #expect(floats((item["modalities"] as? [String: Any])?["text"]) == floats(item["embedding"]))
+        #expect(floats((stored["modalities"] as? [String: Any])?["text"]).map { zip($0, rotated[0]).allSatisfy { abs($0 - $1) < 1e-6 } } == true)
+        for history in [#"["i3"]"#, #"[{"embedding": [\#(rotated[0].map { "\($0)" }.joined(separator: ", "))]}]"#] {
+            let user = try post("/user_embedding", port: port, json: #"{"user": {"history": \#(history)}}"#)
+            let vector = try #require(floats(user.body["embedding"]), "\(user)")
+            #expect(zip(vector, rotated[0]).allSatisfy { abs($0 - $1) < 1e-5 }, "\(history.prefix(20))")
+        }
+
         // sid_match counts the history items that share each prefix of the candidate's code.
         let allCodes = codebook.codes(vectors.flatMap { $0 }, count: vectors.count)
         let history = Array(0..<20)

@@ -73,11 +73,12 @@ extension ServiceLiveTests {
         await service.shutdown()
     }
 
-    @Test func aQFormerOfTheWrongShapeStopsTheStart() throws {
+    @Test func aQFormerOfTheWrongShapeStopsTheStart() async throws {
         var configuration = testConfiguration()
         configuration.embedding.fusionMethod = "qformer"
         configuration.embedding.qformerDirectory = try writeFusionQFormer(imageSize: 1000)
-        #expect { try OmniEmbedService(configuration: configuration, logger: Logger(label: "test")) } throws: {
+        let service = try OmniEmbedService(configuration: configuration, logger: Logger(label: "test"))
+        await #expect { try await service.start() } throws: {
             "\($0)".contains("embedding.fusion.directory")
         }
     }

@@ -210,12 +210,12 @@ func temporaryStorePath() -> String {
         await service.shutdown()
     }
 
-    @Test func aMissingModelStopsTheStartWithItsPath() throws {
+    @Test func aMissingModelStopsTheStartWithItsPath() async throws {
         var configuration = ServiceConfiguration()
         configuration.modelDirectory = "/nonexistent/model"
-        #expect(throws: (any Error).self) {
-            _ = try OmniEmbedService(configuration: configuration, logger: Logger(label: "test"))
-        }
+        configuration.http.port = 0
+        let service = try OmniEmbedService(configuration: configuration, logger: Logger(label: "test"))
+        await #expect { try await service.start() } throws: { "\($0)".contains("/nonexistent/model") }
     }
 
     @Test func healthAndReadiness() async throws {
