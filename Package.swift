@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "omniembed", targets: ["omniembed"]),
+        // The service's modules, for the fuzz targets (Tests/Fuzz), which build them with libFuzzer's instrumentation.
+        .library(name: "OmniEmbedModules", targets: ["HTTP", "Media", "Models", "Embedding", "Service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -77,7 +77,11 @@ public struct SemanticCodebook: Sendable {
     /// the version of exactly the bytes parsed). Every count is checked with overflow-safe arithmetic and every
     /// value must be finite; errors name the file and what is wrong with it.
     public init(path: String) throws {
-        let bytes = try RegularFile.read(path, maxBytes: Self.maxFileBytes)
+        try self.init(bytes: try RegularFile.read(path, maxBytes: Self.maxFileBytes), path: path)
+    }
+
+    /// A codebook file's bytes, already read (`path` names it in messages).
+    public init(bytes: [UInt8], path: String) throws {
         let file = try SafetensorsFile(bytes: bytes, path: path)
         func fail(_ reason: String) -> ModelLoadingError { ModelLoadingError(file: path, reason: reason) }
         func finite(_ name: String) throws -> [Float] {

@@ -108,7 +108,10 @@ public final class MelSpectrogram: @unchecked Sendable {  // immutable after ini
     }
 
     /// musicnn's input: `log10(10000 · mel + 1)`, the mel power first rounded to float16 as musicnn's extractor does.
+    /// Power past float16's range (loud samples far outside [-1, 1]) saturates at its largest finite value instead of
+    /// becoming infinity.
     public func musicnnInput(_ samples: [Float]) -> [Float] {
-        power(samples).map { log10(10000 * Float(Float16($0)) + 1) }
+        let largest = Float(Float16.greatestFiniteMagnitude)
+        return power(samples).map { log10(10000 * Float(Float16(min($0, largest))) + 1) }
     }
 }

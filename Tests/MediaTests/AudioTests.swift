@@ -92,6 +92,15 @@ import Testing
         #expect(fine.samples.allSatisfy { $0 == 0.25 })
     }
 
+    /// Samples far outside [-1, 1] (up to the decoder's bound) give mel power past float16's range: the log-mel input
+    /// stays finite (found by fuzz-wav).
+    @Test func loudSamplesGiveFiniteLogMel() throws {
+        let loud = try WAVDecoder().decode(Self.wav(rate: 16000, frames: 16000, float: true) { $0 % 2 == 0 ? 60000 : -60000 })
+        let mel = MelSpectrogram.musicnn()
+        #expect(mel.power(loud.samples).contains { $0 > Float(Float16.greatestFiniteMagnitude) })
+        #expect(mel.musicnnInput(loud.samples).allSatisfy { $0.isFinite })
+    }
+
     /// The mel power spectrogram within 1e-3 relative of librosa's (on bins above 1e-6 of the frame's peak).
     @Test(arguments: ["signal", "speech"]) func melMatchesLibrosa(_ name: String) throws {
         let samples = name == "signal" ? try Self.floats("signal.f32")
