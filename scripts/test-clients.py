@@ -55,8 +55,8 @@ class Service:
                 time.sleep(0.02)  # polling interval, not a wait for a known duration
         raise RuntimeError("service did not become ready")
 
-    def request(self, method, path, body=None, headers=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+    def request(self, method, path, body=None, headers=None, timeout=5):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()

@@ -61,7 +61,10 @@ def wav(rate, frames):
 
 def embed(service, items, **options):
     body = json.dumps({"items": items, "store": False, **options})
-    status, headers, payload = service.request("POST", "/embed", body=body, headers={"Content-Type": "application/json"})
+    # A generous client timeout: decoding 40 million PNG rows takes seconds on a busy CI machine (the point is
+    # memory and survival, not speed; the service's own deadline is the request's timeout_ms).
+    status, headers, payload = service.request("POST", "/embed", body=body, headers={"Content-Type": "application/json"},
+                                               timeout=120)
     return status, json.loads(payload) if payload else None
 
 
