@@ -73,6 +73,10 @@ def text(rng):
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 40)))
 
 
+VALID_KINDS = {"embed-text", "embed-image", "embed-audio", "embed-omni", "openai", "tokenize", "match",
+               "user-embedding", "get-item", "delete-item", "get"}
+
+
 def valid_request(rng):
     """(kind, method, path, body, accepted statuses)."""
     roll = rng.random()
@@ -272,7 +276,7 @@ def main():
     # One request of each kind first, so that what opens lazily (the store's files) counts as idle.
     rng = random.Random(7)
     seen = set()
-    while len(seen) < 11:
+    while len(seen) < len(VALID_KINDS):
         kind, method, path, body, _ = valid_request(rng)
         if kind not in seen:
             seen.add(kind)
@@ -328,10 +332,8 @@ def main():
     median = statistics.median(after) if after else 0
     spread = (max(after) - min(after)) / median if after else 1
     drift = (statistics.median(after[-max(1, len(after) // 10):]) - statistics.median(after[:max(1, len(after) // 10)])) / median if after else 1
-    valid_kinds = {"embed-text", "embed-image", "embed-audio", "embed-omni", "openai", "tokenize", "match",
-                   "user-embedding", "get-item", "delete-item", "get"}
-    valid_total = sum(n for (kind, _), n in stats.counts.items() if kind in valid_kinds)
-    hostile_total = sum(n for (kind, _), n in stats.counts.items() if kind not in valid_kinds)
+    valid_total = sum(n for (kind, _), n in stats.counts.items() if kind in VALID_KINDS)
+    hostile_total = sum(n for (kind, _), n in stats.counts.items() if kind not in VALID_KINDS)
     latencies = sorted(stats.latencies)
     print(f"soak: {options.minutes:g} min, {valid_total} valid requests ({valid_total / duration:.1f}/s), "
           f"{hostile_total} hostile ({hostile_total / duration:.1f}/s)")
