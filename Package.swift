@@ -27,10 +27,13 @@ let package = Package(
         .systemLibrary(name: "CEpoll"),
         // OpenBLAS's CBLAS interface.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Shared state behind a lock that ThreadSanitizer can see (scripts/sanitize).
+        .target(name: "Locking"),
         // HTTP/1.1 on POSIX sockets and Dispatch. Knows nothing about models.
         .target(
             name: "HTTP",
             dependencies: [
+                "Locking",
                 "CZlib",
                 "CEpoll",
                 .product(name: "Logging", package: "swift-log"),
@@ -49,13 +52,14 @@ let package = Package(
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
         .target(name: "Media", dependencies: ["CImageCodecs", "CKernels", "CFFTW"]),
         // Model files and model code: safetensors, tokenizer (later towers, fusion).
-        .target(name: "Models", dependencies: ["Tensor", "CKernels"]),
+        .target(name: "Models", dependencies: ["Locking", "Tensor", "CKernels"]),
         // SHA-256 from OpenSSL's libcrypto: items' content hashes and the model revision.
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // The embedding pipeline: towers behind dynamic batchers, fusion, Matryoshka sizes, the item store.
         .target(
             name: "Embedding",
             dependencies: [
+                "Locking",
                 "Models",
                 "Media",
                 "CCrypto",
@@ -68,6 +72,7 @@ let package = Package(
         .target(
             name: "Service",
             dependencies: [
+                "Locking",
                 "HTTP",
                 "Embedding",
                 "Models",
@@ -95,6 +100,7 @@ let package = Package(
         ),
         // A raw-socket HTTP client for the live tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "LockingTests", dependencies: ["Locking"]),
         .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Embedding", "Models", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),

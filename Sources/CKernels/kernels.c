@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "clones.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -6,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One clone per instruction set; the loader picks the best for the CPU (ifunc). */
-#define KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#define KERNEL OE_CLONES_AVX512_AVX2
 
 /* Reductions keep LANES independent partial results (summed in a fixed order at the end), so the compiler
    vectorises them without reassociating, and a row's result never depends on the rows around it. */
@@ -182,7 +182,7 @@ static inline __attribute__((always_inline)) void transpose_keys(const float *k,
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
+OE_CLONES_AVX2
 static void attention_portable(const float *q, const float *k, const float *v, float *out, size_t queries,
                                size_t keys, size_t size, size_t stride, size_t out_stride, float scale,
                                float *scratch) {
@@ -316,7 +316,7 @@ static inline __attribute__((always_inline)) void depthwise_pixels(
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
+OE_CLONES_AVX2
 static void depthwise_row_portable(const float *const *rows, size_t ky0, size_t ky1, size_t width, size_t channels,
                                    const float *weights, const float *bias, size_t kernel, size_t stride,
                                    size_t pad_left, float *out_row, size_t out_width, int relu6) {
@@ -515,7 +515,7 @@ static void resample_rows_avx512(const uint8_t *in, size_t in_width, size_t rows
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
+OE_CLONES_AVX2
 static void resample_rows_portable(const uint8_t *in, size_t in_width, size_t rows, size_t channels, uint8_t *out,
                                    size_t out_width, const int32_t *starts, const int32_t *counts,
                                    const int32_t *weights, size_t taps) {

@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "clones.h"
 
 #include <immintrin.h>
 
@@ -99,7 +100,7 @@ static void packed_linear_avx512(const float *x, size_t m, size_t k, const float
 }
 
 /* Other CPUs: the same order of operations in plain loops the compiler vectorises. */
-__attribute__((target_clones("avx2", "default")))
+OE_CLONES_AVX2
 static void packed_linear_portable(const float *x, size_t m, size_t k, const float *packed, size_t n,
                                    const float *bias, float *y, size_t ldy, int relu6) {
     size_t panels = (n + OE_PANEL - 1) / OE_PANEL;

@@ -1,10 +1,10 @@
 import CoreMetrics
 import Dispatch
 import Foundation
+import Locking
 import Logging
 import Media
 import Models
-import Synchronization
 
 /// Which model produced a vector: vectors of different revisions are not comparable.
 public struct ModelIdentity: Sendable, Equatable {
@@ -296,7 +296,7 @@ public final class EmbeddingPipeline: Sendable {
         let deadline = options.deadline
         let decoded: [Result<Inputs, EmbeddingError>]? = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<[Result<Inputs, EmbeddingError>]?, Never>) in
-                let collected = Mutex((results: [Result<Inputs, EmbeddingError>?](repeating: nil, count: media.count),
+                let collected = Locked((results: [Result<Inputs, EmbeddingError>?](repeating: nil, count: media.count),
                                        remaining: media.count))
                 let jobs: [@Sendable () -> Void] = media.enumerated().map { position, index in
                     { [towers, metrics, item = items[index], cost = costs[index], input = inputs[index]] in

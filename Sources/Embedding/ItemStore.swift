@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import GRDB
-import Synchronization
+import Locking
 
 /// The memory bank: every embedded item's vectors, in SQLite (WAL) through GRDB.
 ///
@@ -51,8 +51,8 @@ public final class ItemStore: Sendable {
     private let pool: DatabasePool
     private let cache: LRUCache<String, StoredVector>
     /// Held while a cache miss is read from the database and cached, and while a commit updates the cache.
-    private let fill = Mutex(())
-    private let pending = Mutex<(writes: [Write], writing: Bool)>(([], false))
+    private let fill = Locked(())
+    private let pending = Locked<(writes: [Write], writing: Bool)>(([], false))
     private let writer = DispatchQueue(label: "omniembed.store-writer")
 
     private struct Write {
@@ -321,7 +321,7 @@ public final class ItemStore: Sendable {
     /// Model ids, revisions and codebook versions as one `String` object per distinct value (a handful): cached
     /// records read from the database then share them, and `/match` comparing a thousand records' model with the
     /// service's reads the same few bytes, not a thousand scattered strings.
-    private static let names = Mutex(Set<String>())
+    private static let names = Locked(Set<String>())
     private static func shared(_ name: String) -> String { names.withLock { $0.insert(name).memberAfterInsert } }
 
     private static func record(_ row: Row) throws -> Record {

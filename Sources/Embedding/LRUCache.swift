@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// A bounded map that forgets the least recently used entry first; safe to share between threads.
 public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
@@ -34,7 +34,7 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
     }
 
     public let capacity: Int
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// `capacity` 0 keeps nothing.
     public init(capacity: Int) {

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 import Models
 import Tensor
 
@@ -205,7 +205,7 @@ public struct SemanticCodebook: Sendable {
 /// The codebook in use (or none), replaced whole by a reload: a caller takes one snapshot and uses it throughout,
 /// so codes and rotated vectors in one answer always come from the same codebook.
 public final class CodebookSlot: Sendable {
-    private let slot = Mutex<SemanticCodebook?>(nil)
+    private let slot = Locked<SemanticCodebook?>(nil)
 
     public init(_ codebook: SemanticCodebook? = nil) {
         slot.withLock { $0 = codebook }

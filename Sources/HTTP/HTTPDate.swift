@@ -3,11 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
+import Locking
 
 /// The IMF-fixdate for the `Date` header, formatted at most once per second.
 final class HTTPDateCache: Sendable {
-    private let cached = Mutex<(second: Int, text: String)>((-1, ""))
+    private let cached = Locked<(second: Int, text: String)>((-1, ""))
 
     func current() -> String {
         var now = time(nil)

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import CoreMetrics
 import Dispatch
+import Locking
 import Logging
 import Synchronization
 
@@ -23,7 +24,7 @@ public final class HTTPServer: Sendable {
         let dateCache = HTTPDateCache()
         let eventLoops: [EventLoop]
         let handlerExecutor = DispatchTaskExecutor(label: "omniembed.http.handlers")
-        let connections = Mutex<[UInt64: HTTPConnection]>([:])
+        let connections = Locked<[UInt64: HTTPConnection]>([:])
 
         init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
              metrics: HTTPServerMetrics) throws {
@@ -54,7 +55,7 @@ public final class HTTPServer: Sendable {
     }
 
     private let context: Context
-    private let state = Mutex<State>(.idle)
+    private let state = Locked<State>(.idle)
     private let nextConnectionID = Atomic<UInt64>(0)
     private let acceptQueue = DispatchQueue(label: "omniembed.http.accept")
     private let refusals: LingeringRefusals

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Locking
 import Logging
 import Synchronization
 
@@ -147,7 +148,7 @@ final class RequestMetrics: Sendable {
         var method: String
         var status: Int
     }
-    private let timers = Mutex<[Labels: Timer]>([:])
+    private let timers = Locked<[Labels: Timer]>([:])
 
     init(factory: any MetricsFactory) {
         self.factory = factory

@@ -1,6 +1,6 @@
 import CKernels
 import Foundation
-import Synchronization
+import Locking
 import Tensor
 
 /// EfficientNet-Lite0, the image tower: ImageNet-trained, 1280-d features (global average of the head) and 1000
@@ -187,10 +187,10 @@ public final class EfficientNetLite: Sendable {
         deinit { buffers.forEach { $0.deallocate() } }
     }
 
-    private let workspaces = Mutex<[Workspace]>([])
+    private let workspaces = Locked<[Workspace]>([])
     /// The layers computed row by row, and one pipeline per thread that has run them.
     let rowPlan: RowPipelinePlan
-    private let rowPipelines = Mutex<[RowPipeline]>([])
+    private let rowPipelines = Locked<[RowPipeline]>([])
 
     /// The most floats any activation after the row pipeline takes, for one image.
     private var floatsPerImage: Int {

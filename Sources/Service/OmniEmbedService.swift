@@ -7,9 +7,9 @@ import Dispatch
 import Embedding
 import Foundation
 import HTTP
+import Locking
 import Logging
 import Models
-import Synchronization
 
 /// The running service: HTTP server, routes, readiness and metrics.
 ///
@@ -22,7 +22,7 @@ public final class OmniEmbedService: Sendable {
     private let server: HTTPServer
     private let responder: SwappableResponder
     private let logger: Logger
-    private let loaded = Mutex<(pipeline: EmbeddingPipeline, reloader: CodebookReloader)?>(nil)
+    private let loaded = Locked<(pipeline: EmbeddingPipeline, reloader: CodebookReloader)?>(nil)
 
     public init(configuration: ServiceConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) throws {
         self.configuration = configuration

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Whether the service should receive traffic: `/readyz` answers 200 only when `ready`.
 public final class Readiness: Sendable {
@@ -10,7 +10,7 @@ public final class Readiness: Sendable {
         case draining
     }
 
-    private let current = Mutex(State.starting)
+    private let current = Locked(State.starting)
 
     public init() {}
 

@@ -5,8 +5,8 @@ import Darwin
 #endif
 import Dispatch
 import HTTP
+import Locking
 import Logging
-import Synchronization
 
 /// One line per event on stderr, as logfmt-style text or as a JSON object for log shippers.
 ///
@@ -78,7 +78,7 @@ public struct ServiceLogHandler: LogHandler {
 
 /// UTC ISO 8601 timestamps with milliseconds; the part up to the seconds is formatted once per second.
 final class LogClock: Sendable {
-    private let cache = Mutex<(second: Int, prefix: [UInt8])>((-1, []))
+    private let cache = Locked<(second: Int, prefix: [UInt8])>((-1, []))
 
     func appendTimestamp(to line: inout [UInt8]) {
         var spec = timespec()
@@ -116,7 +116,7 @@ final class LogClock: Sendable {
 /// a cheap request. The price is that a crash may lose the last `flushInterval` of info lines.
 public final class LogOutput: Sendable {
     private let capacity: Int
-    private let buffer = Mutex<[UInt8]>([])
+    private let buffer = Locked<[UInt8]>([])
     /// Dispatch sources are thread-safe; the type just does not say so.
     private nonisolated(unsafe) let timer: (any DispatchSourceTimer)?
 

@@ -1,13 +1,13 @@
 import HTTP
-import Synchronization
+import Locking
 
 /// A responder that can be replaced while the server runs: the service answers probes from the moment its port
 /// is bound, and the whole API once the towers have loaded.
 final class SwappableResponder: HTTPResponder {
-    private let current: Mutex<RouterResponder>
+    private let current: Locked<RouterResponder>
 
     init(_ responder: RouterResponder) {
-        current = Mutex(responder)
+        current = Locked(responder)
     }
 
     func replace(_ responder: RouterResponder) {
