@@ -297,7 +297,7 @@ public final class EmbeddingPipeline: Sendable {
         let decoded: [Result<Inputs, EmbeddingError>]? = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<[Result<Inputs, EmbeddingError>]?, Never>) in
                 let collected = Locked((results: [Result<Inputs, EmbeddingError>?](repeating: nil, count: media.count),
-                                       remaining: media.count))
+                                        remaining: media.count))
                 let jobs: [@Sendable () -> Void] = media.enumerated().map { position, index in
                     { [towers, metrics, item = items[index], cost = costs[index], input = inputs[index]] in
                         let checkpoint = { () throws(EmbeddingError) in
