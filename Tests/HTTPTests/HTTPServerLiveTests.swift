@@ -209,7 +209,7 @@ import TestSupport
         let start = Date()
         var gotResponse: RawClient.Response?
         // Drip one byte every 50 ms: the head would take far longer than the deadline.
-        for byte in Array("GET /hello HTTP/1.1\r\nHost: x\r\nX-Padding: ".utf8) + [UInt8](repeating: 0x61, count: 200) {
+        for byte in Array("GET /hello HTTP/1.1\r\nHost: x\r\nX-Padding: ".utf8) + [UInt8](repeating: 0x61, count: 600) {
             client.send([byte])
             if let response = try? client.readResponse(timeout: 0.05) {
                 gotResponse = response
@@ -218,7 +218,7 @@ import TestSupport
         }
         let elapsed = Date().timeIntervalSince(start)
         #expect(gotResponse?.status == 408)
-        #expect(elapsed < 2.5, "cut off after \(elapsed) s")
+        #expect(elapsed < 10, "cut off after \(elapsed) s")  // the drip alone takes 30 s
         #expect(client.isClosedByServer())
         await server.stop()
     }
@@ -337,12 +337,13 @@ import TestSupport
     @Test func clientResetDuringASlowRequestDoesNotStallOtherConnections() async throws {
         let server = try TestServer.start { $0.eventLoops = 1 }  // both clients on the same loop
         let gone = try server.client()
-        gone.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        gone.send("GET /slow?ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n")
         try await server.waitForSlowRequests(1)
         gone.reset()
         let other = try server.client()
         other.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(try other.readResponse(timeout: 1).status == 200)
+        // Long before the slow handler ends, with room for a loaded machine.
+        #expect(try other.readResponse(timeout: 10).status == 200)
         await server.stop()
     }
 
@@ -352,14 +353,14 @@ import TestSupport
         let idle = try server.client()
         idle.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         _ = try idle.readResponse()
-        busy.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        busy.send("GET /slow?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n")
         try await server.waitForSlowRequests(1)
 
         // Not on the cooperative pool: this test's blocking reads may be holding its threads.
         let shutdown = Task(executorPreference: DispatchTaskExecutor(label: "test.shutdown")) {
-            await server.server.shutdown(gracePeriod: .seconds(5))
+            await server.server.shutdown(gracePeriod: .seconds(30))
         }
-        #expect(idle.isClosedByServer(within: 2))
+        #expect(idle.isClosedByServer(within: 4))  // before the busy request ends
         let response = try busy.readResponse()
         #expect(response.status == 200)
         #expect(String(decoding: response.body, as: UTF8.self) == "slow done")
@@ -372,12 +373,13 @@ import TestSupport
     @Test func drainGivesUpAtTheGracePeriod() async throws {
         let server = try TestServer.start()
         let busy = try server.client()
-        busy.send("GET /slow?ms=10000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        busy.send("GET /slow?ms=60000 HTTP/1.1\r\nHost: x\r\n\r\n")
         try await server.waitForSlowRequests(1)
         let start = Date()
         await server.server.shutdown(gracePeriod: .milliseconds(300))
-        #expect(Date().timeIntervalSince(start) < 2)
-        #expect(busy.isClosedByServer(within: 2))
+        // Far below the request's 60 s, with room for a loaded machine (sanitizers, parallel suites).
+        #expect(Date().timeIntervalSince(start) < 30)
+        #expect(busy.isClosedByServer(within: 10))
         #expect(server.server.connectionCount == 0)
     }
 }
