@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -48,10 +49,10 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         // JPEG and PNG decoding through libjpeg-turbo and libpng, with their error exits turned into returns.
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
-        // Image (and later audio) decoding and preprocessing.
+        // Image and audio decoding and preprocessing.
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
         .target(name: "Media", dependencies: ["CImageCodecs", "CKernels", "CFFTW"]),
-        // Model files and model code: safetensors, tokenizer (later towers, fusion).
+        // Model files and model code: safetensors, tokenizer, the towers, the Fusion-Q-Former.
         .target(name: "Models", dependencies: ["Locking", "Tensor", "CKernels"]),
         // SHA-256 from OpenSSL's libcrypto: items' content hashes and the model revision.
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -62,26 +63,26 @@ let package = Package(
                 "Locking",
                 "Models",
                 "Media",
+                "Tensor",
                 "CCrypto",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
-        // Routes, configuration and metrics wiring of the OmniEmbed service.
+        // The HTTP adapter over Embedding: routes, settings and metrics wiring. Knows nothing of Models, Tensor
+        // or Media (scripts/check-imports).
         .target(
             name: "Service",
             dependencies: [
                 "Locking",
                 "HTTP",
                 "Embedding",
-                "Models",
-                "Media",
-                "Tensor",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             // The OpenAPI document, served at GET /openapi.json from the binary itself.
             resources: [.embedInCode("Resources/openapi.json")]

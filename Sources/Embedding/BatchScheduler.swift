@@ -3,59 +3,6 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Which queue a request's work waits in: `batch` work (backfills) runs only when no `online` work is queued.
-public enum Priority: String, Sendable, CaseIterable {
-    case online, batch
-}
-
-/// Where a request's time went in a tower: the longest any of its jobs waited in the queue, and the run time
-/// of the batches its jobs were in.
-public struct TowerTiming: Sendable, Equatable {
-    public var queue: Duration = .zero
-    public var inference: Duration = .zero
-
-    public init(queue: Duration = .zero, inference: Duration = .zero) {
-        self.queue = queue
-        self.inference = inference
-    }
-}
-
-/// Lets one tower batch run at a time: each splits its work over every core, so two at once would only contend.
-/// Across towers online work goes first: a batch of `batch` work waits while a batch with online work waits,
-/// so a backfill on one tower cannot hold the cores from online requests on another (a running batch is not
-/// interrupted).
-public final class ComputeTurn: @unchecked Sendable {
-    // Guarded by `condition`.
-    private let condition = NSCondition()
-    private var busy = false
-    private var onlineWaiting = 0
-
-    public init() {}
-
-    /// Batches with online work waiting for their turn.
-    var onlineWaitingCount: Int { condition.withLock { onlineWaiting } }
-
-    func run<T: Sendable>(priority: Priority = .online, _ body: () -> T) -> T {
-        condition.lock()
-        if priority == .online {
-            onlineWaiting += 1
-            while busy { condition.wait() }
-            onlineWaiting -= 1
-        } else {
-            while busy || onlineWaiting > 0 { condition.wait() }
-        }
-        busy = true
-        condition.unlock()
-        defer {
-            condition.lock()
-            busy = false
-            condition.broadcast()
-            condition.unlock()
-        }
-        return body()
-    }
-}
-
 /// A tower's dynamic batcher: requests submit jobs, a worker thread runs them in batches across requests.
 ///
 /// A batch closes when it reaches `maxBatchCost` (tokens, images or audio patches) or `maxBatchItems`, or when
@@ -65,22 +12,8 @@ public final class ComputeTurn: @unchecked Sendable {
 /// is refused (429) whole, never half-queued. A request's queued jobs are dropped when its deadline passes (504)
 /// or its task is cancelled (the client went away).
 public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked Sendable {
-    public struct Limits: Sendable, Equatable {
-        public var maxBatchCost: Int
-        public var maxBatchItems: Int
-        public var maxWait: Duration
-        public var capacity: Int
-
-        public init(maxBatchCost: Int, maxBatchItems: Int, maxWait: Duration, capacity: Int) {
-            self.maxBatchCost = maxBatchCost
-            self.maxBatchItems = maxBatchItems
-            self.maxWait = maxWait
-            self.capacity = capacity
-        }
-    }
-
     public let name: String
-    public let limits: Limits
+    public let limits: BatchLimits
     private let turn: ComputeTurn
     private let body: @Sendable ([Input]) -> [Output]
     private let metrics: Metrics
@@ -122,7 +55,7 @@ public final class BatchScheduler<Input: Sendable, Output: Sendable>: @unchecked
     }
 
     /// `body` runs one batch: outputs in the order of its inputs.
-    public init(name: String, limits: Limits, turn: ComputeTurn, metricsFactory: any MetricsFactory,
+    public init(name: String, limits: BatchLimits, turn: ComputeTurn, metricsFactory: any MetricsFactory,
                 body: @escaping @Sendable ([Input]) -> [Output]) {
         self.name = name
         self.limits = limits

@@ -1,5 +1,5 @@
 import Foundation
-import Tensor
+internal import Tensor
 
 /// `omniembed fit`: a PCA rotation and residual k-means codebooks (QARM's Res-KMeans) from item vectors.
 ///

@@ -3,35 +3,20 @@ import Dispatch
 import Foundation
 import Locking
 import Logging
-import Media
-import Models
-
-/// Which model produced a vector: vectors of different revisions are not comparable.
-public struct ModelIdentity: Sendable, Equatable {
-    public var id: String
-    /// A hash of the weights, label lists and settings that shape the vectors.
-    public var revision: String
-
-    public init(id: String, revision: String) {
-        self.id = id
-        self.revision = revision
-    }
-}
+internal import Media
+internal import Models
+internal import Tensor
 
 /// Items in, embeddings out: cache look-up in the store, decoding, tokenisation, the towers behind their dynamic
 /// batchers, ConSE into the shared space, fusion, and the durable write of what was computed.
 public final class EmbeddingPipeline: Sendable {
     public struct Settings: Sendable {
         /// Text batches by tokens.
-        public var text = BatchScheduler<[Int32], BertEncoder.Encoding>.Limits(maxBatchCost: 8192, maxBatchItems: 128,
-                                                                   maxWait: .milliseconds(2), capacity: 262_144)
+        public var text = BatchLimits(maxBatchCost: 8192, maxBatchItems: 128, maxWait: .milliseconds(2), capacity: 262_144)
         /// Image batches by images (cover and frames).
-        public var image = BatchScheduler<[Float], ImageOutput>.Limits(maxBatchCost: 16, maxBatchItems: 16,
-                                                                       maxWait: .milliseconds(2), capacity: 1024)
+        public var image = BatchLimits(maxBatchCost: 16, maxBatchItems: 16, maxWait: .milliseconds(2), capacity: 1024)
         /// Audio batches by 3-second patches.
-        public var audio = BatchScheduler<[[Float]], AudioOutput>.Limits(maxBatchCost: 64, maxBatchItems: 64,
-                                                                          maxWait: .milliseconds(2), capacity: 8192)
-        public var fusion = FusionMethod.late(LateFusion())
+        public var audio = BatchLimits(maxBatchCost: 64, maxBatchItems: 64, maxWait: .milliseconds(2), capacity: 8192)
         /// What one call may spend on decoding.
         public var budget = DecodeBudget()
         /// Threads that decode media, and how many items may wait for them.
@@ -43,15 +28,15 @@ public final class EmbeddingPipeline: Sendable {
     }
 
     /// What the image tower gives for one image.
-    public struct ImageOutput: Sendable {
-        public var features: [Float]
-        public var probabilities: [Float]
+    struct ImageOutput: Sendable {
+        var features: [Float]
+        var probabilities: [Float]
     }
 
     /// What the audio tower gives for one recording: per-patch features and tag probabilities.
-    public struct AudioOutput: Sendable {
-        public var features: [[Float]]
-        public var tags: [[Float]]
+    struct AudioOutput: Sendable {
+        var features: [[Float]]
+        var tags: [[Float]]
     }
 
     /// How one call is run.
@@ -75,10 +60,10 @@ public final class EmbeddingPipeline: Sendable {
         }
     }
 
-    public let towers: Towers
+    let towers: Towers
     public let model: ModelIdentity
     public let store: ItemStore?
-    public let fusion: FusionMethod
+    let fusion: FusionMethod
     /// The codebook semantic IDs come from; replaced by `install`.
     public let codebooks = CodebookSlot()
     let text: BatchScheduler<[Int32], BertEncoder.Encoding>
@@ -90,19 +75,19 @@ public final class EmbeddingPipeline: Sendable {
     private let metrics: Metrics
     private let logger: Logger
 
-    public init(towers: Towers, model: ModelIdentity, store: ItemStore?, settings: Settings = Settings(),
-                logger: Logger, metricsFactory: any MetricsFactory) {
+    init(towers: Towers, model: ModelIdentity, store: ItemStore?, fusion: FusionMethod, settings: Settings,
+         logger: Logger, metricsFactory: any MetricsFactory) {
         self.towers = towers
         self.model = model
         self.store = store
         self.logger = logger
-        fusion = settings.fusion
+        self.fusion = fusion
         budget = settings.budget
         allowUnstampedCodebook = settings.allowUnstampedCodebook
         decoders = DecodePool(threads: settings.decodeThreads, capacity: settings.decodeQueueCapacity)
         metrics = Metrics(factory: metricsFactory)
         let turn = ComputeTurn()
-        let tokenStates = if case .qformer = settings.fusion { true } else { false }
+        let tokenStates = if case .qformer = fusion { true } else { false }
         text = BatchScheduler(name: "text", limits: settings.text, turn: turn, metricsFactory: metricsFactory) { ids in
             towers.text.encoder.encode(ids, tokenStates: tokenStates)
         }
@@ -125,6 +110,23 @@ public final class EmbeddingPipeline: Sendable {
 
     /// Size of the fused vectors.
     public var dimensions: Int { towers.dimensions }
+
+    /// The text model's name (its directory's), which OpenAI-style responses report.
+    public var textModelName: String { towers.text.name }
+
+    /// A text's token ids and tokens, as the text tower sees it (special tokens included, truncated at its
+    /// longest sequence).
+    public func tokenize(_ text: String) -> Tokenization {
+        let tokenizer = towers.text.tokenizer
+        let encoding = tokenizer.encoding(text)
+        return Tokenization(ids: encoding.ids, tokens: encoding.ids.map { tokenizer.tokens[Int($0)] },
+                            truncated: encoding.truncated)
+    }
+
+    /// Wakes the compute threads, which take a while to, so that they are up when a request's work reaches them.
+    public func wakeComputeThreads() {
+        Parallel.warmUp()
+    }
 
     /// Makes `codebook` (or none) the one semantic IDs come from, if it fits this model's vectors.
     public func install(_ codebook: SemanticCodebook?) throws(EmbeddingError) {

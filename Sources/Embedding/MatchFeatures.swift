@@ -1,4 +1,4 @@
-import Tensor
+internal import Tensor
 
 /// Match features for ranking models: how a candidate relates to a user's history (SAIL-Embedding's "SID &
 /// embedding" features, SIM's most similar history items, QARM's code-prefix cross features).

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Models
+internal import Models
 
 /// Reading a whole file that an operator points the service at (a codebook): only a regular file, of bounded
 /// size, read once. Opened without blocking, so a FIFO or a device at the path is refused instead of hanging the

@@ -1,7 +1,7 @@
 import Foundation
 import Locking
-import Models
-import Tensor
+internal import Models
+internal import Tensor
 
 /// A fitted codebook (`omniembed fit`): the PCA rotation of the embedding space and QARM's residual k-means levels,
 /// optionally ending in an FSQ level. Items' semantic IDs are their codes, one per level.
@@ -47,7 +47,7 @@ public struct SemanticCodebook: Sendable {
     public let dimensions: Int
     /// dimensions × dimensions, row-major: the principal axes, by decreasing variance.
     public let rotation: [Float]
-    public let levels: [NearestCentroids]
+    let levels: [NearestCentroids]
     public let fsq: FSQ?
     /// The model whose vectors it was fitted on; `nil` when fitted on vectors of unknown origin.
     public let model: ModelIdentity?
@@ -56,7 +56,7 @@ public struct SemanticCodebook: Sendable {
     /// Codes per item: one per residual k-means level, and one more with FSQ.
     public var codeLength: Int { levels.count + (fsq == nil ? 0 : 1) }
 
-    public init(dimensions: Int, rotation: [Float], levels: [NearestCentroids], fsq: FSQ?, model: ModelIdentity?,
+    init(dimensions: Int, rotation: [Float], levels: [NearestCentroids], fsq: FSQ?, model: ModelIdentity?,
                 metadata: [String: String] = [:], version: String = "") {
         self.dimensions = dimensions
         self.rotation = rotation

@@ -1,10 +1,10 @@
 import Foundation
-import Media
-import Models
+internal import Media
+internal import Models
 
 /// The three towers, the decoders that feed them, and ConSE's maps of the image and audio classifiers into the
 /// text space (the shared space every modality vector lives in).
-public final class Towers: Sendable {
+final class Towers: Sendable {
     public let text: TextEmbedder
     public let image: EfficientNetLite
     public let audio: Musicnn

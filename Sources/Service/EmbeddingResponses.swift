@@ -9,6 +9,15 @@ extension HTTPError {
         if let seconds = error.retryAfter { headers.add(name: "Retry-After", value: String(seconds)) }
         self.init(HTTPStatus(code: error.status), code: error.code, message: error.message, headers: headers)
     }
+
+    /// `body`'s result; its `EmbeddingError` as the `HTTPError` it is answered with.
+    static func catching<T>(_ body: () throws(EmbeddingError) -> T) throws(HTTPError) -> T {
+        do { return try body() } catch { throw HTTPError(error) }
+    }
+
+    static func catching<T>(_ body: () async throws(EmbeddingError) -> T) async throws(HTTPError) -> T {
+        do { return try await body() } catch { throw HTTPError(error) }
+    }
 }
 
 /// A vector as JSON: an array of numbers, or (`encoding_format: "base64"`) the base64 of its little-endian

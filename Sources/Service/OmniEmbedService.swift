@@ -9,7 +9,6 @@ import Foundation
 import HTTP
 import Locking
 import Logging
-import Models
 
 /// The running service: HTTP server, routes, readiness and metrics.
 ///

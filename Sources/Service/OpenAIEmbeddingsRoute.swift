@@ -11,7 +11,7 @@ struct OpenAIEmbeddingsRoute: Sendable {
 
     init(embed: EmbedRoute) {
         self.embed = embed
-        let text = embed.pipeline.towers.text.name
+        let text = embed.pipeline.textModelName
         modelNames = [text, "sentence-transformers/\(text)", embed.pipeline.model.id]
     }
 
@@ -101,7 +101,7 @@ struct OpenAIEmbeddingsRoute: Sendable {
             data.append(Response.Embedding(index: index, embedding: EncodedVector(
                 Matryoshka.prefix(served[item.id]?.0 ?? item.embedding, dimensions: size), format: format)))
         }
-        var response = HTTPResponse.json(Response(data: data, model: body.model ?? embed.pipeline.towers.text.name,
+        var response = HTTPResponse.json(Response(data: data, model: body.model ?? embed.pipeline.textModelName,
                                                   usage: Response.Usage(promptTokens: tokens, totalTokens: tokens)))
         response.addTiming(outcome.timing)
         return response

@@ -1,6 +1,5 @@
 import Embedding
 import HTTP
-import Models
 
 /// The service's HTTP API.
 enum Routes {
@@ -34,8 +33,9 @@ enum Routes {
         let openAI = OpenAIEmbeddingsRoute(embed: embed)
         router.post("/v1/embeddings") { request, _ in try await openAI.handle(request) }
 
-        let match = MatchRoute(pipeline: pipeline, embed: embed, limits: configuration.match,
-                               rotate: configuration.codebook.rotateEmbeddings,
+        let matcher = Matcher(pipeline: pipeline, rotate: configuration.codebook.rotateEmbeddings,
+                              maxIdBytes: limits.maxIdBytes)
+        let match = MatchRoute(matcher: matcher, embed: embed, limits: configuration.match,
                                stages: MatchRoute.Stages(factory: metrics.factory))
         router.post("/match") { request, _ in try await match.match(request) }
         router.post("/user_embedding") { request, _ in try await match.userEmbedding(request) }
@@ -47,7 +47,7 @@ enum Routes {
         router.get("/items/{id}") { _, context in try items.get(context) }
         router.delete("/items/{id}") { _, context in try items.delete(context) }
 
-        let tokenize = TokenizeRoute(tokenizer: pipeline.towers.text.tokenizer, limits: limits)
+        let tokenize = TokenizeRoute(pipeline: pipeline, limits: limits)
         router.post("/tokenize") { request, _ in try tokenize.handle(request) }
 
         probes(&router, readiness: readiness, metrics: metrics)

@@ -1,10 +1,10 @@
+import Embedding
 import HTTP
-import Models
 
 /// `POST /tokenize`: `{"texts": [...]}` → `{"data": [{"ids": [...], "tokens": [...], "truncated": bool}]}`,
 /// one entry per text in order, exactly as the model will see them (`[CLS]`, pieces, `[SEP]`).
 struct TokenizeRoute: Sendable {
-    let tokenizer: WordPieceTokenizer
+    let pipeline: EmbeddingPipeline
     let limits: ServiceConfiguration.RequestLimits
 
     struct Request: Decodable {
@@ -27,9 +27,8 @@ struct TokenizeRoute: Sendable {
             try limits.checkText(text, at: "texts[\(index)]")
         }
         let items = body.texts.map { text in
-            let encoding = tokenizer.encoding(text)
-            return Response.Item(ids: encoding.ids, tokens: encoding.ids.map { tokenizer.tokens[Int($0)] },
-                                 truncated: encoding.truncated)
+            let tokenization = pipeline.tokenize(text)
+            return Response.Item(ids: tokenization.ids, tokens: tokenization.tokens, truncated: tokenization.truncated)
         }
         return .json(Response(data: items))
     }

@@ -86,13 +86,13 @@ struct FitCommand: AsyncParsableCommand {
         let data: [Float], count: Int, dimensions: Int, model: ModelIdentity?
         if let vectors {
             (data, count, dimensions) = try Self.readVectors(vectors)
-            model = unstamped ? nil : try settings.modelIdentity()
+            model = unstamped ? nil : try ModelIdentity(of: settings.pipeline)
             note("read \(count) vectors of \(dimensions) dimensions from \(vectors)"
                  + (model.map { " (stamped as \($0.id)@\($0.revision))" } ?? " (unstamped)"))
         } else {
             guard !unstamped else { throw ValidationError("--unstamped goes with --vectors") }
             guard settings.store.enabled else { throw ValidationError("store.enabled is false: give --vectors") }
-            let identity = try settings.modelIdentity()
+            let identity = try ModelIdentity(of: settings.pipeline)
             let store = try ItemStore(path: settings.store.path, durability: settings.store.durability)
             let read = try store.embeddings(modelID: identity.id, revision: identity.revision)
             let others = try store.revisions().filter { $0.modelID != identity.id || $0.revision != identity.revision }

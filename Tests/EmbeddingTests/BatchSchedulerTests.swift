@@ -153,7 +153,7 @@ final class Recorder: Sendable {
         let order = Mutex<[String]>([])
         let gate = DispatchSemaphore(value: 0)
         let entered = Atomic<Int>(0)
-        let limits = BatchScheduler<Int, Int>.Limits(maxBatchCost: 1, maxBatchItems: 1, maxWait: .zero, capacity: 100)
+        let limits = BatchLimits(maxBatchCost: 1, maxBatchItems: 1, maxWait: .zero, capacity: 100)
         let image = BatchScheduler<Int, Int>(name: "image", limits: limits, turn: turn,
                                              metricsFactory: NOOPMetricsHandler.instance) { inputs in
             order.withLock { $0.append("image \(inputs[0])") }

@@ -276,7 +276,7 @@ extension ServiceLiveTests {
         try JSONDecoder().decode(MatchRoute.Request.self, from: Data(text.utf8))
     }
 
-    func ids(_ entries: [MatchRoute.HistoryEntry]?) -> [String]? {
+    func ids(_ entries: [MatchRoute.Entry]?) -> [String]? {
         entries?.map { if case .id(let id) = $0 { id } else { "not an id" } }
     }
 

@@ -55,7 +55,7 @@ func writeFusionQFormer(textSize: Int = 384, imageSize: Int = 1280, audioSize: I
 extension ServiceLiveTests {
     @Test func qformerFusionServesUnitVectorsThatDependOnEveryModality() async throws {
         var configuration = testConfiguration()
-        configuration.embedding.fusionMethod = "qformer"
+        configuration.embedding.fusionMethod = .qformer
         configuration.embedding.qformerDirectory = try writeFusionQFormer()
         let (service, port) = try await makeService(configuration)
         let photo = try base64("Tests/MediaTests/Fixtures/images/preprocess/cat.jpg")
@@ -75,7 +75,7 @@ extension ServiceLiveTests {
 
     @Test func aQFormerOfTheWrongShapeStopsTheStart() async throws {
         var configuration = testConfiguration()
-        configuration.embedding.fusionMethod = "qformer"
+        configuration.embedding.fusionMethod = .qformer
         configuration.embedding.qformerDirectory = try writeFusionQFormer(imageSize: 1000)
         let service = try OmniEmbedService(configuration: configuration, logger: Logger(label: "test"))
         await #expect { try await service.start() } throws: {

@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import Testing
 @testable import Service
@@ -22,14 +23,14 @@ import Testing
     }
 
     @Test func encoderThreadsResolveAndRefuseOversubscription() throws {
-        #expect(ServiceConfiguration.EncoderThreads().resolvedThreads(processors: 8) == 8)
-        #expect(ServiceConfiguration.EncoderThreads(threads: 0, blasThreads: 2).resolvedThreads(processors: 8) == 4)
-        try ServiceConfiguration.EncoderThreads(threads: 2, blasThreads: 4).validate(processors: 8)
+        #expect(ComputeThreads().resolvedThreads(processors: 8) == 8)
+        #expect(ComputeThreads(threads: 0, blasThreads: 2).resolvedThreads(processors: 8) == 4)
+        try ServiceConfiguration.validate(ComputeThreads(threads: 2, blasThreads: 4), processors: 8)
         #expect(throws: ConfigurationError.self) {
-            try ServiceConfiguration.EncoderThreads(threads: 4, blasThreads: 4).validate(processors: 8)
+            try ServiceConfiguration.validate(ComputeThreads(threads: 4, blasThreads: 4), processors: 8)
         }
         #expect(throws: ConfigurationError.self) {
-            try ServiceConfiguration.EncoderThreads(threads: 1, blasThreads: 0).validate(processors: 8)
+            try ServiceConfiguration.validate(ComputeThreads(threads: 1, blasThreads: 0), processors: 8)
         }
     }
 
