@@ -28,7 +28,7 @@ let package = Package(
         .systemLibrary(name: "CEpoll"),
         // OpenBLAS's CBLAS interface.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        // Shared state behind a lock that ThreadSanitizer can see (scripts/sanitize).
+        // Shared state behind a lock that ThreadSanitizer can see (scripts/check/sanitize).
         .target(name: "Locking"),
         // HTTP/1.1 on POSIX sockets and Dispatch. Knows nothing about models.
         .target(
@@ -41,17 +41,19 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
-        // BLAS wrappers and kernels.
-        // Element-wise kernels in C: clang vectorises them for AVX-512/AVX2 clones picked at load time (Swift's
-        // SIMD types compile to scalar code for min/max and selects on baseline x86-64). Optimised in debug
-        // builds too, or the encoder's fixture tests take minutes.
+        // Kernels in C by family (math, attention, packed GEMM, convolution, centroids, top-k), each compiled for
+        // AVX-512, AVX2 and baseline x86-64 and dispatched at run time (OMNIEMBED_KERNELS picks a narrower set):
+        // clang vectorises them, where Swift's SIMD types compile to scalar code for min/max and selects on
+        // baseline x86-64. Optimised in debug builds too, or the encoder's fixture tests take minutes.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         // JPEG and PNG decoding through libjpeg-turbo and libpng, with their error exits turned into returns.
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
         // Image and audio decoding and preprocessing.
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
-        .target(name: "Media", dependencies: ["CImageCodecs", "CKernels", "CFFTW"]),
+        // Media's kernels: Pillow-exact 8-bit image resampling, audio resampling, image planes; dispatched as CKernels.
+        .target(name: "CMediaKernels", dependencies: ["CKernels"], cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "Media", dependencies: ["CImageCodecs", "CMediaKernels", "CFFTW"]),
         // Model files and model code: safetensors, tokenizer, the towers, the Fusion-Q-Former.
         .target(name: "Models", dependencies: ["Locking", "Tensor", "CKernels"]),
         // SHA-256 from OpenSSL's libcrypto: items' content hashes and the model revision.
@@ -71,7 +73,7 @@ let package = Package(
             ]
         ),
         // The HTTP adapter over Embedding: routes, settings and metrics wiring. Knows nothing of Models, Tensor
-        // or Media (scripts/check-imports).
+        // or Media (scripts/check/check-imports).
         .target(
             name: "Service",
             dependencies: [
@@ -97,16 +99,30 @@ let package = Package(
                 "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // A raw-socket HTTP client for the live tests.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "LockingTests", dependencies: ["Locking"]),
-        .testTarget(name: "HTTPTests", dependencies: ["HTTP", "TestSupport"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "Embedding", "Models", "TestSupport"]),
+        .testTarget(
+            name: "HTTPTests",
+            dependencies: [
+                "HTTP", "TestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["Service", "HTTP", "Embedding", "Models", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Models", "Tensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
+        .testTarget(
+            name: "EmbeddingTests",
+            dependencies: ["Embedding", "Tensor", .product(name: "CoreMetrics", package: "swift-metrics")],
+            resources: [.copy("Fixtures")]
+        ),
         .testTarget(name: "MediaTests", dependencies: ["Media"], resources: [.copy("Fixtures")]),
     ]
 )

@@ -1,5 +1,5 @@
-#include "kernels.h"
-#include "clones.h"
+#include "packed_gemm.h"
+#include "variants.h"
 
 #include <immintrin.h>
 
@@ -100,8 +100,7 @@ static void packed_linear_avx512(const float *x, size_t m, size_t k, const float
 }
 
 /* Other CPUs: the same order of operations in plain loops the compiler vectorises. */
-OE_CLONES_AVX2
-static void packed_linear_portable(const float *x, size_t m, size_t k, const float *packed, size_t n,
+OE_BODY void packed_linear_generic(const float *x, size_t m, size_t k, const float *packed, size_t n,
                                    const float *bias, float *y, size_t ldy, int relu6) {
     size_t panels = (n + OE_PANEL - 1) / OE_PANEL;
     for (size_t p = 0; p < panels; p++) {
@@ -125,10 +124,7 @@ static void packed_linear_portable(const float *x, size_t m, size_t k, const flo
     }
 }
 
-void oe_packed_linear(const float *x, size_t m, size_t k, const float *packed, size_t n, const float *bias,
-                      float *y, size_t ldy, int relu6) {
-    if (__builtin_cpu_supports("avx512f"))
-        packed_linear_avx512(x, m, k, packed, n, bias, y, ldy, relu6);
-    else
-        packed_linear_portable(x, m, k, packed, n, bias, y, ldy, relu6);
-}
+OE_VOID_VARIANTS_WITH_AVX512(oe_packed_linear, packed_linear_avx512, packed_linear_generic,
+                             (const float *x, size_t m, size_t k, const float *packed, size_t n, const float *bias,
+                              float *y, size_t ldy, int relu6),
+                             (x, m, k, packed, n, bias, y, ldy, relu6))

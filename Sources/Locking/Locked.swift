@@ -4,7 +4,7 @@ import Synchronization
 ///
 /// The standard library's `Mutex` locks with futexes inside the (uninstrumented) standard library on Linux, so
 /// ThreadSanitizer cannot see it and reports every access it guards as a race. Built with `-DOMNIEMBED_TSAN`
-/// (`scripts/sanitize thread` does), `Locked` tells the sanitizer about each acquire and release; otherwise it is
+/// (`scripts/check/sanitize thread` does), `Locked` tells the sanitizer about each acquire and release; otherwise it is
 /// the `Mutex` and nothing more.
 public final class Locked<Value: ~Copyable>: Sendable {
     private let mutex: Mutex<Value>

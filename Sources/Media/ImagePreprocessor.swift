@@ -1,4 +1,4 @@
-import CKernels
+import CMediaKernels
 
 /// The image tower's input, prepared as its reference pipeline prepares it (torchvision-style `Resize(256)`,
 /// `CenterCrop(224)` on a Pillow image, then `(x - 127) / 128`): the shorter side resized to `shorterSide` with

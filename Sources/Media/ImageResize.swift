@@ -1,4 +1,4 @@
-import CKernels
+import CMediaKernels
 
 /// Antialiased bilinear resizing, computed as Pillow's `Image.resize(size, Image.BILINEAR)` computes it: separable
 /// passes (horizontal, then vertical) with a triangle filter widened by the scale factor when shrinking,

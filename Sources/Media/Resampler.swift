@@ -1,4 +1,4 @@
-import CKernels
+import CMediaKernels
 import Foundation
 
 /// Band-limited sample-rate conversion with resampy's `kaiser_best` filter (what librosa used by default when

@@ -4,7 +4,7 @@ import Media
 import Models
 import Service
 
-/// Encoder throughput on this machine, for `scripts/bench-text` and for sizing a deployment.
+/// Encoder throughput on this machine, for `scripts/bench/bench-text` and for sizing a deployment.
 struct BenchmarkCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "benchmark",

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import Tensor
 
 @main
@@ -15,6 +16,9 @@ struct OmniEmbedCommand: AsyncParsableCommand {
 
     static func main() async {
         restartWithPreferredBLASKernel()
+        if let problem = KernelSet.problem(with: ProcessInfo.processInfo.environment) {
+            exit(withError: ValidationError(problem))
+        }
         // Measured now, while nothing else runs: the measurement sets OpenBLAS's thread count for a moment.
         _ = Linear.packedRowLimit
         do {

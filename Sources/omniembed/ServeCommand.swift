@@ -61,7 +61,8 @@ struct ServeCommand: AsyncParsableCommand {
         defer { output.flush() }
         let logger = Logger(label: "omniembed")
         let packedRows = Linear.packedRowLimit == .max ? "all" : "up to \(Linear.packedRowLimit)"
-        var blas: Logger.Metadata = ["kernel": "\(BLAS.coreName)", "packed_linear_rows": "\(packedRows)"]
+        var blas: Logger.Metadata = ["kernel": "\(BLAS.coreName)", "packed_linear_rows": "\(packedRows)",
+                                     "c_kernels": "\(KernelSet.current.rawValue)"]
         if let replaced = ProcessInfo.processInfo.environment["OMNIEMBED_BLAS_CORETYPE_REPLACED"] {
             blas["replaced"] = "\(replaced)"
         }

@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // libFuzzer targets, one per parser (OSS-Fuzz practice), in one binary: `omniembed-fuzz TARGET ...`. Built only by
-// `scripts/fuzz`, with `-sanitize=fuzzer,address` over this package and the service's modules.
+// `scripts/check/fuzz`, with `-sanitize=fuzzer,address` over this package and the service's modules.
 import PackageDescription
 
 let package = Package(

@@ -3,7 +3,7 @@ import Locking
 import Testing
 
 struct LockedTests {
-    /// Increments from several threads all land; under `scripts/sanitize thread` the sanitizer also sees the lock
+    /// Increments from several threads all land; under `scripts/check/sanitize thread` the sanitizer also sees the lock
     /// (without the annotations it reports every one of these accesses as a race).
     @Test func concurrentUpdatesAreSerialised() {
         let counts = Locked<[Int: Int]>([:])

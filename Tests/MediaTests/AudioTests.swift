@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Media
 
-/// WAV decoding and the log-mel front end against the fixtures of scripts/make-audio-fixtures.py (librosa is the
+/// WAV decoding and the log-mel front end against the fixtures of scripts/fixtures/make-audio-fixtures.py (librosa is the
 /// reference for the mel spectrogram).
 @Suite struct AudioTests {
     static func floats(_ name: String) throws -> [Float] {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Media
 
-/// Fixtures from scripts/make-image-fixtures.py: files and what Pillow (the reference) decodes from them.
+/// Fixtures from scripts/fixtures/make-image-fixtures.py: files and what Pillow (the reference) decodes from them.
 enum ImageFixtures {
     static let root = Bundle.module.url(forResource: "Fixtures/images", withExtension: nil)!
 

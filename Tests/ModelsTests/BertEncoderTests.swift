@@ -58,7 +58,7 @@ let sharedEncoder: BertEncoder? = try? BertEncoder(directory: modelDirectory)
     }
 
     /// Another BERT shape (hidden 72, 6 heads of 12, 3 layers, eps 1e-5) saved by `transformers`, against its
-    /// outputs there (scripts/make-tiny-bert-fixtures.py): nothing of MiniLM's shape is built in.
+    /// outputs there (scripts/fixtures/make-tiny-bert-fixtures.py): nothing of MiniLM's shape is built in.
     @Test(arguments: [1, 2]) func otherConfigurationsLoadAndMatchTransformers(threads: Int) throws {
         let directory = try #require(Bundle.module.url(forResource: "Fixtures/tiny-bert", withExtension: nil))
         let encoder = try BertEncoder(directory: directory)

@@ -3,7 +3,7 @@ import Media
 import Testing
 @testable import Models
 
-/// The image tower against the PyTorch reference (scripts/make-image-tower-fixtures.py) on scikit-image photos.
+/// The image tower against the PyTorch reference (scripts/fixtures/make-image-tower-fixtures.py) on scikit-image photos.
 @Suite struct EfficientNetLiteTests {
     struct Case: Decodable {
         var name: String

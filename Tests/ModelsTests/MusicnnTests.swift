@@ -4,7 +4,7 @@ import Testing
 @testable import Models
 
 /// The audio tower against musicnn's own extractor (TensorFlow), end to end from the WAV file
-/// (scripts/make-audio-tower-fixtures.py).
+/// (scripts/fixtures/make-audio-tower-fixtures.py).
 @Suite struct MusicnnTests {
     struct Case: Decodable {
         var name: String

@@ -1,5 +1,5 @@
 /* libFuzzer target for the C image shim (libjpeg-turbo and libpng with their error exits long-jumping back),
-   built by scripts/fuzz with clang -fsanitize=fuzzer,address,undefined. */
+   built by scripts/check/fuzz with clang -fsanitize=fuzzer,address,undefined. */
 #include <stdint.h>
 #include <stdlib.h>
 #include "image_codecs.h"

@@ -1,0 +1,666 @@
+#!/usr/bin/env python3
+"""Real clients against the real binary: curl, Python's http.client and raw sockets.
+
+Usage: Tests/Clients/test-clients.py PATH/TO/omniembed
+
+Starts the service on free loopback ports (waiting for /readyz by polling, never by a fixed sleep),
+checks what the Swift suites cannot see from inside the process (command line, configuration file and
+environment overrides, log output, SIGTERM handling and exit code), and prints `clients: N passed, N failed`.
+"""
+import gzip
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIG = os.path.join(ROOT, "config", "default.json")
+BINARY = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, ".build/debug/omniembed")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """One `omniembed serve` process with its stderr captured."""
+
+    def __init__(self, env=None, args=(), unset=(), store=None):
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile(mode="w+")
+        # Each service gets its own item store unless told which: tests never share (or touch the repository's) data.
+        self.store = store or os.path.join(tempfile.mkdtemp(prefix="omniembed-clients-"), "items.sqlite")
+        environment = {k: v for k, v in os.environ.items() if k not in unset}
+        environment["OMNIEMBED_STORE_PATH"] = self.store
+        environment.update(env or {})
+        self.process = subprocess.Popen(
+            [BINARY, "serve", "--config", CONFIG, "--port", str(self.port), *args],
+            stdout=self.log, stderr=self.log, env=environment)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("service exited early: " + self.logs())
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.02)  # polling interval, not a wait for a known duration
+        raise RuntimeError("service did not become ready")
+
+    def request(self, method, path, body=None, headers=None, timeout=5):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def logs(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout)
+
+
+def curl(*args):
+    result = subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=20)
+    return result.returncode, result.stdout, result.stderr.decode()
+
+
+def raw(port, data, read_timeout=5):
+    """Sends bytes, returns everything received until the server closes, and whether it closed."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as s:
+        s.sendall(data)
+        received = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return received, True
+                received += chunk
+        except socket.timeout:
+            return received, False
+
+
+TESTS = []
+
+
+def test(function):
+    TESTS.append(function)
+    return function
+
+
+@test
+def help_documents_every_option():
+    out = subprocess.run([BINARY, "serve", "--help"], capture_output=True, text=True, timeout=10).stdout
+    for option in ("--config", "--host", "--port", "--log-level", "OMNIEMBED_PORT"):
+        assert option in out, f"{option} missing from --help"
+
+
+@test
+def curl_basic_routes(service):
+    code, out, _ = curl("-i", service.url("/healthz"))
+    assert code == 0 and out.startswith(b"HTTP/1.1 200 OK\r\n"), out
+    assert b"\r\nServer: omniembed\r\n" in out and b"\r\nDate: " in out and b"X-Request-Id: " in out
+    assert out.endswith(b'{"status":"ok"}')
+    code, out, _ = curl("-i", "-X", "POST", service.url("/healthz"))
+    assert b" 405 " in out.split(b"\r\n")[0] and b"\r\nAllow: GET, HEAD\r\n" in out, out
+    body = json.loads(out.split(b"\r\n\r\n", 1)[1])
+    assert body["error"]["code"] == "method_not_allowed", body
+    code, out, _ = curl("-i", service.url("/no/such/route"))
+    assert b" 404 " in out.split(b"\r\n")[0]
+    assert json.loads(out.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "not_found"
+
+
+@test
+def curl_head_keepalive_and_http10(service):
+    code, out, _ = curl("-I", service.url("/healthz"))
+    assert b"Content-Length: 15" in out and out.endswith(b"\r\n\r\n"), out
+    # Two URLs in one curl run reuse the connection.
+    code, out, err = curl("-v", service.url("/healthz"), service.url("/readyz"))
+    assert "Re-using existing connection" in err or "Reusing existing" in err, err
+    code, out, _ = curl("-i", "--http1.0", service.url("/healthz"))
+    assert b"\r\nConnection: close\r\n" in out, out
+
+
+@test
+def curl_chunked_upload_and_expect_continue(service):
+    payload = b"x" * 200_000
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(payload)
+        f.flush()
+        # curl sends Expect: 100-continue for large bodies and waits for the interim response.
+        code, out, err = curl("-v", "-i", "-X", "POST", "--data-binary", "@" + f.name,
+                              "-H", "Expect: 100-continue", service.url("/healthz"))
+        assert "HTTP/1.1 100 Continue" in err, err
+        assert out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 405 "), out
+        code, out, _ = curl("-i", "-X", "POST", "-H", "Transfer-Encoding: chunked", "--data-binary",
+                            "@" + f.name, service.url("/healthz"))
+        assert b" 405 " in out.split(b"\r\n")[0], out
+
+
+@test
+def curl_compressed_metrics(service):
+    service.request("GET", "/healthz")
+    code, out, _ = curl("-i", "--compressed", service.url("/metrics"))
+    head, body = out.split(b"\r\n\r\n", 1)
+    assert b"Content-Encoding: gzip" in head, head
+    text = body.decode()
+    assert 'http_request_duration_seconds_bucket{route="/healthz",method="GET",status="200"' in text, text[:500]
+    for family in ("http_open_connections", "http_requests_in_flight", "http_received_bytes_total",
+                   "http_sent_bytes_total", "http_connections_total"):
+        assert f"# TYPE {family} " in text, family
+
+
+@test
+def curl_tokenize(service):
+    code, out, _ = curl("-X", "POST", "-H", "Content-Type: application/json",
+                        "--data-binary", '{"texts": ["Café au lait", "東京 naïve"]}', service.url("/tokenize"))
+    data = json.loads(out)["data"]
+    # Expected values from Hugging Face tokenizers on the same tokenizer.json.
+    assert data[0]["tokens"] == ["[CLS]", "cafe", "au", "lai", "##t", "[SEP]"], data
+    assert data[1]["ids"] == [101, 1879, 1755, 15743, 102], data
+    code, out, _ = curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+                        "--data-binary", '{"texts": "not a list"}', service.url("/tokenize"))
+    assert b" 400 " in out.split(b"\r\n")[0] and b'"invalid_json"' in out, out
+    code, out, _ = curl("-i", "-X", "POST", "--data-binary", '{"texts": ["a"]}', service.url("/tokenize"))
+    assert b" 415 " in out.split(b"\r\n")[0], out  # curl's default form content type
+
+
+@test
+def curl_embed(service):
+    code, out, _ = curl("-X", "POST", "-H", "Content-Type: application/json", "--data-binary",
+                        '{"items": [{"id": "v1", "text": "a cat on a sofa"}, {"id": "v2", "text": "a kitten on a couch"},'
+                        ' {"id": "v3", "text": "quarterly tax filing deadline"}]}', service.url("/embed"))
+    body = json.loads(out)
+    assert body["dimensions"] == 384 and [d["id"] for d in body["data"]] == ["v1", "v2", "v3"], body
+    v1, v2, v3 = (d["embedding"] for d in body["data"])
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert abs(dot(v1, v1) - 1) < 1e-4, dot(v1, v1)  # normalised
+    assert dot(v1, v2) > dot(v1, v3) + 0.2, (dot(v1, v2), dot(v1, v3))  # related texts are closer
+
+
+@test
+def http_client_embeds_photos_and_audio(service):
+    """Base64 JPEGs and a WAV through Python's http.client: each photo lands nearest its own words."""
+    import base64
+
+    def encoded(path):
+        return base64.b64encode(open(os.path.join(ROOT, path), "rb").read()).decode()
+    photos = ["cat", "coffee", "rocket"]
+    items = [{"id": name, "images": [{"data": encoded(f"Tests/MediaTests/Fixtures/images/preprocess/{name}.jpg")}]}
+             for name in photos]
+    items.append({"id": "melody", "audio": {"data": encoded("Tests/ModelsTests/Fixtures/musicnn/melody.wav")}})
+    items += [{"id": f"q-{name}", "text": text} for name, text in
+              zip(photos, ["a cat", "a cup of coffee", "a rocket"])]
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=60)
+    connection.request("POST", "/embed", json.dumps({"items": items, "return": ["embedding", "modalities"]}),
+                       {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 200, body
+    vectors = {d["id"]: d["embedding"] for d in body["data"]}
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    for name in photos:
+        best = max(photos, key=lambda photo: dot(vectors[f"q-{name}"], vectors[photo]))
+        assert best == name, (name, best)
+    melody = next(d for d in body["data"] if d["id"] == "melody")
+    assert len(melody["modalities"]["audio"]) == 384 and melody["modalities_used"] == ["audio"], melody.keys()
+    assert body["usage"]["images"] == 3 and 6 < body["usage"]["audio_seconds"] < 8, body["usage"]
+
+
+@test
+def http_client_keepalive_request_ids_and_errors(service):
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=5)
+    seen = set()
+    for i in range(5):
+        connection.request("GET", "/healthz", headers={"X-Request-Id": f"client-{i}"})
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b'{"status":"ok"}'
+        assert response.getheader("X-Request-Id") == f"client-{i}"
+        seen.add(connection.sock.getsockname())
+    assert len(seen) == 1, "keep-alive connection was not reused"
+    connection.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+    response = connection.getresponse()
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert b"http_request_duration_seconds" in gzip.decompress(response.read())
+    connection.request("DELETE", "/readyz")
+    response = connection.getresponse()
+    assert response.status == 405 and response.getheader("Allow") == "GET, HEAD"
+    assert json.loads(response.read())["error"]["code"] == "method_not_allowed"
+    connection.close()
+
+
+@test
+def raw_socket_smuggling_and_limits(service):
+    cases = [
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"b" * 20000 + b"\r\n\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n", 413),
+    ]
+    for request, status in cases:
+        received, closed = raw(service.port, request)
+        assert received.startswith(b"HTTP/1.1 %d " % status), (request[:60], received[:80])
+        assert b"\r\nConnection: close\r\n" in received and closed, request[:60]
+
+
+@test
+def environment_overrides_the_config_file():
+    service = Service(env={"OMNIEMBED_HTTP_MAX_BODY_BYTES": "100", "OMNIEMBED_LOG_FORMAT": "json"})
+    try:
+        status, _, body = service.request("POST", "/healthz", body=b"x" * 101)
+        assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large", (status, body)
+        status, _, _ = service.request("POST", "/healthz", body=b"x" * 100)
+        assert status == 405
+        service.request("GET", "/healthz", headers={"X-Request-Id": "log-check"})
+    finally:
+        assert service.stop() == 0
+    lines = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+    request_lines = [line for line in lines if line.get("request_id") == "log-check"]
+    assert request_lines, service.logs()
+    line = request_lines[0]
+    assert line["level"] == "info" and line["msg"] == "request"
+    assert line["method"] == "GET" and line["path"] == "/healthz" and line["status"] == "200"
+    assert float(line["duration_ms"]) >= 0
+    listening = [line for line in lines if line["msg"] == "listening"][0]
+    assert listening["host"] == "127.0.0.1", listening
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@test
+def blas_kernel_is_chosen_before_openblas_loads_and_logged():
+    def blas_line(env):
+        service = Service(env=dict(env, OMNIEMBED_LOG_FORMAT="json"),
+                          unset=("OPENBLAS_CORETYPE", "OMNIEMBED_BLAS_CORETYPE", "OMNIEMBED_BLAS_CORETYPE_REPLACED"))
+        assert service.stop() == 0
+        lines = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+        return [line for line in lines if line["msg"] == "blas"][0]
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags():
+        assert blas_line({})["kernel"] == "SkylakeX"
+        # A machine-wide OPENBLAS_CORETYPE naming a slower kernel is replaced, and the log says so.
+        line = blas_line({"OPENBLAS_CORETYPE": "Haswell"})
+        assert (line["kernel"], line.get("replaced")) == ("SkylakeX", "Haswell"), line
+    else:
+        assert blas_line({})["kernel"] not in ("", "unknown")
+    assert blas_line({"OMNIEMBED_BLAS_CORETYPE": "Haswell"})["kernel"] == "Haswell"  # the service's own setting wins
+    assert blas_line({})["packed_linear_rows"]
+
+
+@test
+def offline_embed_matches_the_reference():
+    fixtures = [json.loads(line) for line in open(os.path.join(ROOT, "Tests/ModelsTests/Fixtures/embeddings-minilm.jsonl"))][:40]
+    with tempfile.TemporaryDirectory() as work:
+        source, target = os.path.join(work, "items.jsonl"), os.path.join(work, "out.jsonl")
+        with open(source, "w") as f:
+            for index, fixture in enumerate(fixtures):
+                f.write(json.dumps({"id": f"item-{index}", "text": fixture["text"]}) + "\n")
+                if index == 10:
+                    f.write("\n")  # blank lines are skipped
+        environment = dict(os.environ, OMNIEMBED_STORE_PATH=os.path.join(work, "items.sqlite"))
+        command = [BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target, "--batch-size", "16"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+        assert result.returncode == 0, result.stderr
+        assert "embedded 40 items" in result.stderr and "unchanged" not in result.stderr, result.stderr
+        lines = [json.loads(line) for line in open(target)]
+        assert [line["id"] for line in lines] == [f"item-{i}" for i in range(40)]
+        for line, fixture in zip(lines, fixtures):  # reference: sentence-transformers
+            cosine = sum(a * b for a, b in zip(line["embedding"], fixture["embedding"]))
+            assert cosine >= 0.99999, (line["id"], cosine)
+        # The same pipeline and store as the service: a second run answers every item from the store.
+        again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+        assert again.returncode == 0 and "(40 unchanged, from the store)" in again.stderr, again.stderr
+        assert all(json.loads(line)["cached"] for line in open(target))
+        with open(source, "a") as f:
+            f.write('{"id": "broken", "txt": 1}\n')
+        result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target],
+                                capture_output=True, text=True, timeout=300, env=environment)
+        assert result.returncode != 0 and "items.jsonl:42" in result.stderr, result.stderr
+
+
+@test
+def kill_9_under_load_loses_no_acknowledged_item():
+    """Writers embed and store items concurrently; SIGKILL mid-load; every acknowledged item is in a database
+    that passes SQLite's integrity check, and the restarted service serves them from the store."""
+    import sqlite3
+    import threading
+    service = Service()
+    acknowledged, lock, stop = [], threading.Lock(), threading.Event()
+
+    def text_of(item):
+        return f"item {item} about topic {int(item.split('-')[1]) % 17}"
+
+    def writer(worker):
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+        n = 0
+        while not stop.is_set():
+            ids = [f"w{worker}-{n}-{k}" for k in range(4)]
+            n += 1
+            body = json.dumps({"items": [{"id": i, "text": text_of(i)} for i in ids]})
+            try:
+                connection.request("POST", "/embed", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                response.read()
+            except OSError:
+                return
+            if response.status == 200:
+                with lock:
+                    acknowledged.extend(ids)
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with lock:
+            if len(acknowledged) >= 400:
+                break
+        time.sleep(0.01)  # polling interval
+    service.process.kill()  # SIGKILL: no shutdown, no flush
+    service.process.wait()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert len(acknowledged) >= 400, len(acknowledged)
+    database = sqlite3.connect(service.store)
+    assert database.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {row[0] for row in database.execute("SELECT id FROM items")}
+    database.close()
+    lost = [i for i in acknowledged if i not in stored]
+    assert not lost, f"{len(lost)} acknowledged items lost, e.g. {lost[:3]}"
+    restarted = Service(store=service.store)
+    try:
+        sample = acknowledged[:: max(1, len(acknowledged) // 20)]
+        body = json.dumps({"items": [{"id": i, "text": text_of(i)} for i in sample]})
+        status, _, raw_body = restarted.request("POST", "/embed", body, {"Content-Type": "application/json"})
+        assert status == 200, raw_body
+        assert all(d["cached"] for d in json.loads(raw_body)["data"]), "restarted service re-encoded stored items"
+        status, _, raw_body = restarted.request("GET", "/items/" + acknowledged[0])
+        assert status == 200 and len(json.loads(raw_body)["embedding"]) == 384
+    finally:
+        restarted.stop()
+
+
+@test
+def openai_python_client_works_unchanged():
+    """The official `openai` package (pinned, in a test venv) against `/v1/embeddings`."""
+    python = os.environ.get("OMNIEMBED_TEST_PYTHON")
+    assert python, "OMNIEMBED_TEST_PYTHON (the test venv's python, set by scripts/test) is not set"
+    service = Service()
+    try:
+        script = f"""
+import base64, json, struct, openai
+client = openai.OpenAI(base_url="http://127.0.0.1:{service.port}/v1", api_key="unused")
+one = client.embeddings.create(model="all-MiniLM-L6-v2", input="a cat on a sofa")
+many = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a cat on a sofa", "tax forms"], dimensions=128)
+packed = client.embeddings.create(model="all-MiniLM-L6-v2", input=["a cat on a sofa"], encoding_format="base64")
+try:
+    client.embeddings.create(model="no-such-model", input="x")
+    missing = None
+except openai.NotFoundError as error:
+    missing = error.status_code
+print(json.dumps({{"one": one.data[0].embedding, "many": [d.embedding for d in many.data],
+                   "tokens": one.usage.prompt_tokens, "packed": packed.data[0].embedding, "missing": missing}}))
+"""
+        result = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        out = json.loads(result.stdout)
+        assert len(out["one"]) == 384 and [len(v) for v in out["many"]] == [128, 128] and out["tokens"] > 2, out.keys()
+        assert out["missing"] == 404
+        dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+        assert abs(dot(out["one"], out["one"]) - 1) < 1e-4
+        packed = out["packed"]
+        if isinstance(packed, str):  # the client returns the base64 string as sent
+            import base64
+            import struct
+            raw = base64.b64decode(packed)
+            packed = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+        assert max(abs(a - b) for a, b in zip(packed, out["one"])) < 1e-6
+    finally:
+        service.stop()
+
+
+def catalogue(count):
+    """`count` distinct short item titles."""
+    subjects = ["a cat", "an old fisherman", "two kids", "a chef", "the band", "a cyclist", "my grandmother",
+                "a robot", "the goalkeeper", "a street dancer", "a barista", "the astronaut"]
+    actions = ["cooks noodles", "repairs a bike", "sings in the rain", "climbs a mountain", "reads a mystery novel",
+               "paints a mural", "plays chess", "films a tutorial", "feeds pigeons", "trains for a marathon",
+               "reviews a phone", "builds a treehouse"]
+    places = ["in Tokyo", "at the beach", "in a tiny kitchen", "on a rooftop", "in the snow", "at night"]
+    texts = [f"{s} {a} {p}" for p in places for a in actions for s in subjects]
+    return texts[:count]
+
+
+@test
+def fit_match_and_reload_agree_with_numpy():
+    """`omniembed fit` on a running service's store, its report recounted by NumPy, SIGHUP picks the codebook up,
+    and /match features equal NumPy over the vectors and codes /items serves."""
+    import numpy as np
+    directory = tempfile.mkdtemp(prefix="omniembed-fit-")
+    codebook = os.path.join(directory, "codebook.safetensors")
+    service = Service(env={"OMNIEMBED_CODEBOOK_PATH": codebook})
+    try:
+        texts = catalogue(240)
+        ids = [f"t{i}" for i in range(len(texts))]
+        for start in range(0, len(texts), 60):
+            items = [{"id": i, "text": t} for i, t in zip(ids[start:start + 60], texts[start:start + 60])]
+            status, _, body = service.request("POST", "/embed", json.dumps({"items": items}),
+                                              {"Content-Type": "application/json"})
+            assert status == 200 and "semantic_id" not in json.loads(body)["data"][0], body[:300]
+        status, _, body = service.request("POST", "/match", json.dumps(
+            {"user": {"history": ids[:3]}, "candidates": ids[3:5], "features": ["sid_match"]}),
+            {"Content-Type": "application/json"})
+        assert status == 409 and json.loads(body)["error"]["code"] == "no_codebook", body
+
+        # The fit reads the store the service is writing to (SQLite WAL: a consistent snapshot).
+        codes_path, report_path = os.path.join(directory, "codes.npy"), os.path.join(directory, "report.json")
+        result = subprocess.run([BINARY, "fit", "--config", CONFIG, "--clusters", "16", "--seed", "3",
+                                 "--codes", codes_path, "--report", report_path], capture_output=True, text=True,
+                                timeout=300, env=dict(os.environ, OMNIEMBED_STORE_PATH=service.store,
+                                                      OMNIEMBED_CODEBOOK_PATH=codebook))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"read {len(texts)} items" in result.stderr and "collision rate" in result.stdout, result
+        report = json.load(open(report_path))
+        codes = np.load(codes_path)
+        assert codes.shape == (len(texts), 3) and codes.dtype == np.int32, codes.shape
+        for level, entry in enumerate(report["levels"]):
+            assert abs(entry["utilisation"] - len(np.unique(codes[:, level])) / 16) < 1e-12, (level, entry)
+        _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+        assert abs(report["collision_rate"] - np.mean(counts[inverse.ravel()] > 1)) < 1e-12, report
+        assert report["codebook_version"] in result.stdout
+
+        # SIGHUP: the service loads the new codebook without a restart.
+        service.process.send_signal(signal.SIGHUP)
+        deadline, version = time.monotonic() + 20, None
+        while time.monotonic() < deadline and version != report["codebook_version"]:
+            version = json.loads(service.request("GET", "/items/t0")[2]).get("codebook_version")
+            time.sleep(0.02)  # polling interval
+        assert version == report["codebook_version"], (version, service.logs()[-2000:])
+
+        served = {i: json.loads(service.request("GET", f"/items/{i}")[2]) for i in ids}
+        # The codes the service assigns are the codes the fit assigned (same vectors, same codebook).
+        assert sorted(tuple(s["semantic_id"]) for s in served.values()) == sorted(map(tuple, codes.tolist()))
+        history, candidates = ids[::7], ids[1::11] + ["unknown-id"]
+        weights = [1.0 + (i % 3) for i in range(len(history))]
+        request = {"user": {"history": history, "weights": weights},
+                   "candidates": candidates, "features": ["user_cos", "max_cos", "topk_mean_cos", "sim_top", "sid_match"],
+                   "top_k": 4, "sim_top": 6, "recent": 12}
+        status, headers, body = service.request("POST", "/match", json.dumps(request),
+                                                {"Content-Type": "application/json"})
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["missing"] == ["unknown-id"] and answer["codebook_version"] == version, answer["missing"]
+        h = np.array([served[i]["embedding"] for i in history], dtype=np.float64)
+        h /= np.linalg.norm(h, axis=1, keepdims=True)
+        hc = np.array([served[i]["semantic_id"] for i in history])
+        w = np.array(weights[-12:])[:, None]
+        user = (h[-12:] * w).sum(0)
+        user /= np.linalg.norm(user)
+        # Candidates answer in request order; an unknown one is flagged, not dropped.
+        assert [d["id"] for d in answer["data"]] == candidates and answer["data"][-1] == {
+            "id": "unknown-id", "missing": True}, answer["data"][-1]
+        for row in answer["data"][:-1]:
+            c = np.array(served[row["id"]]["embedding"], dtype=np.float64)
+            c /= np.linalg.norm(c)
+            cos = h @ c
+            assert abs(row["user_cos"] - user @ c) <= 1e-5, row
+            assert abs(row["max_cos"] - cos.max()) <= 1e-5
+            assert abs(row["topk_mean_cos"] - np.sort(cos)[::-1][:4].mean()) <= 1e-5
+            order = np.argsort(-cos, kind="stable")[:6]
+            got = [entry["index"] for entry in row["sim_top"]]
+            assert np.allclose(cos[got], cos[order], atol=1e-5), (got, order)  # ties may swap near-equal scores
+            assert all(history[e["index"]] == e["id"] and abs(e["score"] - cos[e["index"]]) <= 1e-5
+                       for e in row["sim_top"])
+            code = np.array(served[row["id"]]["semantic_id"])
+            expected = [int(np.all(hc[:, :l + 1] == code[:l + 1], axis=1).sum()) for l in range(3)]
+            assert row["sid_match"] == expected, (row["sid_match"], expected)
+    finally:
+        service.stop()
+
+
+@test
+def fit_on_a_npy_file_with_fsq_reports_what_numpy_recounts():
+    import numpy as np
+    directory = tempfile.mkdtemp(prefix="omniembed-fit-")
+    rng = np.random.default_rng(11)
+    centres = rng.normal(size=(40, 32))
+    vectors = (centres[rng.integers(0, 40, 3000)] + 0.3 * rng.normal(size=(3000, 32))).astype(np.float32)
+    vectors[1] = vectors[0]  # an exact duplicate always collides
+    np.save(os.path.join(directory, "v.npy"), vectors)
+    paths = {name: os.path.join(directory, name) for name in ("cb.safetensors", "c.npy", "r.json")}
+    result = subprocess.run([BINARY, "fit", "--config", CONFIG, "--vectors", os.path.join(directory, "v.npy"),
+                             "--output", paths["cb.safetensors"], "--levels", "2", "--clusters", "32",
+                             "--fsq", "4,4", "--codes", paths["c.npy"], "--report", paths["r.json"]],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report, codes = json.load(open(paths["r.json"])), np.load(paths["c.npy"])
+    assert codes.shape == (3000, 3) and report["code_counts"] == [32, 32, 16], (codes.shape, report["code_counts"])
+    assert abs(report["fsq_utilisation"] - len(np.unique(codes[:, 2])) / 16) < 1e-12, report
+    for level in range(2):
+        assert abs(report["levels"][level]["utilisation"] - len(np.unique(codes[:, level])) / 32) < 1e-12
+    _, inverse, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    shared = counts[inverse.ravel()] > 1
+    assert shared[0] and shared[1] and abs(report["collision_rate"] - shared.mean()) < 1e-12, report
+    # The error falls level by level (each level quantises the previous residual).
+    errors = [entry["error"] for entry in report["levels"]]
+    assert errors[1] < errors[0], errors
+    bad = subprocess.run([BINARY, "fit", "--config", CONFIG, "--vectors", os.path.join(directory, "v.npy"),
+                          "--output", paths["cb.safetensors"], "--clusters", "5000"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "at least --clusters" in bad.stderr, bad.stderr
+
+
+@test
+def missing_model_fails_to_start():
+    result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, OMNIEMBED_MODEL_DIRECTORY="/nonexistent/model", OMNIEMBED_PORT="0"))
+    assert result.returncode != 0 and "/nonexistent/model/tokenizer.json" in result.stderr, result.stderr
+
+
+@test
+def invalid_configuration_fails_to_start():
+    result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, OMNIEMBED_PORT="not-a-port"))
+    assert result.returncode != 0 and "port" in result.stderr, result.stderr
+
+
+@test
+def sigterm_drains_and_exits_zero():
+    service = Service()
+    # An idle keep-alive connection and a request whose body is still arriving.
+    idle = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+    busy = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    # The interim response proves the server has read the head: the request is in progress at the signal.
+    busy.sendall(b"POST /healthz HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+    assert busy.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    busy.sendall(b"hello")
+    service.process.send_signal(signal.SIGTERM)
+    assert idle.recv(65536) == b"", "idle connection not closed on drain"
+    busy.sendall(b"world")
+    response = busy.recv(65536)
+    assert response.startswith(b"HTTP/1.1 405") and b"\r\nConnection: close\r\n" in response, response
+    code = service.process.wait(timeout=15)
+    assert code == 0, f"exit code {code}: {service.logs()}"
+    try:
+        socket.create_connection(("127.0.0.1", service.port), timeout=1).close()
+        raise AssertionError("still accepting after shutdown")
+    except ConnectionRefusedError:
+        pass
+
+
+@test
+def sigint_right_after_start_still_drains():
+    # Signals are watched before the port opens: one that arrives as soon as the port answers is a drain, not death.
+    port = free_port()
+    process = subprocess.Popen([BINARY, "serve", "--config", CONFIG, "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=15)
+    log = process.stderr.read()
+    assert code == 0 and "shutting down" in log, (code, log)
+
+
+def run(tests, label):
+    """Runs `tests` (those taking an argument get one shared service), prints `label: N passed, N failed`."""
+    passed = failed = 0
+    shared = Service()
+    try:
+        for function in tests:
+            name = function.__name__
+            try:
+                if function.__code__.co_argcount:
+                    function(shared)
+                else:
+                    function()
+                passed += 1
+                print(f"✔ {name}", flush=True)
+            except Exception:
+                failed += 1
+                print(f"✘ {name}", flush=True)
+                traceback.print_exc()
+        if shared.stop() != 0:
+            failed += 1
+            print("✘ shared service did not exit 0 on SIGTERM")
+    finally:
+        if shared.process.poll() is None:
+            shared.process.kill()
+    print(f"{label}: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(TESTS, "clients"))

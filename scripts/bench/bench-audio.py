@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Audio tower throughput: seconds of audio embedded per second of wall time, for OmniEmbed (end to end: WAV
+decoding, resampling, log-mel, musicnn; and the model alone on ready patches) and, in the same run, musicnn's own
+extractor (TensorFlow; it rebuilds its graph on every call) and the same TensorFlow model with the graph built once.
+A 30-second 44.1 kHz recording (a synthetic melody with noise), 2 threads for everyone; medians.
+
+Run through scripts/bench/bench-audio, which prepares the TensorFlow venv and the release build.
+"""
+import argparse
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_common  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PREFIX = os.path.join(ROOT, "models", "musicnn-mtt", "")
+
+
+def recording(path, rate=44100, seconds=30):
+    import numpy as np
+    if os.path.exists(path):
+        return
+    t = np.arange(rate * seconds) / rate
+    notes = 220 * 2 ** (np.floor(t * 4) % 12 / 12)
+    signal = 0.3 * np.sin(2 * np.pi * notes * t) * np.exp(-3 * (t % 0.25)) + 0.02 * np.random.default_rng(0).standard_normal(t.size)
+    pcm = np.round(signal.clip(-1, 1) * 32767).astype("<i2").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    open(path, "wb").write(header + b"data" + struct.pack("<I", len(pcm)) + pcm)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "omniembed"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5.0, help="time per engine")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    path = os.path.join(ROOT, ".cache", "bench", "30s-44k.wav")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    recording(path)
+
+    ours = bench_common.omniembed(args.binary, ["--audio", path, "--seconds", str(args.seconds)], args.threads)
+    duration = ours["audio_seconds"]
+
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    from musicnn import configuration, models
+    from musicnn.extractor import batch_data, extractor
+
+    def end_to_end():
+        extractor(path, model="MTT_musicnn", extract_features=True)
+    reference_end_to_end = bench_common.time_runs(end_to_end, args.seconds, minimum=2)
+
+    batch, _ = batch_data(path, 187, 187)
+    tf.compat.v1.disable_eager_execution()
+    tf.compat.v1.reset_default_graph()
+    with tf.name_scope("model"):
+        x = tf.compat.v1.placeholder(tf.float32, [None, 187, configuration.N_MELS])
+        is_training = tf.compat.v1.placeholder(tf.bool)
+        y, *_, penultimate = models.define_model(x, is_training, "MTT_musicnn", len(configuration.MTT_LABELS))
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=args.threads, inter_op_parallelism_threads=1)
+    with tf.compat.v1.Session(config=config) as session:
+        tf.compat.v1.train.Saver().restore(session, PREFIX)
+        reference_model = bench_common.time_runs(
+            lambda: session.run([y, penultimate], feed_dict={x: batch, is_training: False}), args.seconds)
+
+    print(f"{duration:.0f} s of 44.1 kHz audio ({ours['patches']} patches), {args.threads} threads; audio seconds per second, medians:")
+    rows = [("omniembed, end to end (decode, resample, log-mel, model)", duration / ours["end_to_end_seconds"]),
+            ("musicnn extractor, end to end (TensorFlow)", duration / reference_end_to_end),
+            ("omniembed, model alone", duration / ours["model_seconds"]),
+            ("TensorFlow model alone, graph built once", duration / reference_model)]
+    for label, rate in rows:
+        print(f"  {label:<58} {rate:8.1f}")
+    print(f"end to end: {rows[0][1] / rows[1][1]:.1f}× the extractor (target ≥ 5×); "
+          f"model alone: {rows[2][1] / rows[3][1]:.2f}× TensorFlow's (target ≥ 1)")
+
+
+if __name__ == "__main__":
+    main()
