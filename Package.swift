@@ -102,8 +102,8 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
-        // A raw-socket HTTP client for the live tests.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Test clients: a raw-socket HTTP client for the live tests, an in-process one for route tests.
+        .target(name: "TestSupport", dependencies: ["HTTP"], path: "Tests/TestSupport"),
         .testTarget(name: "LockingTests", dependencies: ["Locking"]),
         .testTarget(
             name: "HTTPTests",
@@ -123,6 +123,6 @@ let package = Package(
             dependencies: ["Embedding", "Tensor", .product(name: "CoreMetrics", package: "swift-metrics")],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "MediaTests", dependencies: ["Media"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"], resources: [.copy("Fixtures")]),
     ]
 )

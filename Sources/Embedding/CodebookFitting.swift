@@ -92,7 +92,7 @@ public enum CodebookFitting {
         let threads = options.threads
 
         progress(.rotation)
-        let rotation = try principalAxes(vectors, count: count, dimensions: d, threads: threads).axes
+        let rotation = try PrincipalAxes(of: vectors, count: count, dimensions: d, threads: threads).axes
         var residual = [Float](repeating: 0, count: count * d)
         vectors.withUnsafeBufferPointer { x in
             residual.withUnsafeMutableBufferPointer { out in
@@ -109,18 +109,18 @@ public enum CodebookFitting {
         var encoding = Encoding(centroids: [], assignments: [], errors: [])
         var iterations: [Int] = []
         for level in 0..<options.levels {
-            let (centroids, assignment, distance, ran) = kMeans(
+            let fitted = KMeans.fit(
                 residual, count: count, dimensions: d, clusters: options.clusters, iterations: options.iterations,
                 seedingSample: options.initialisation == .random ? 0 : options.seedingPointsPerCluster * options.clusters,
                 threads: threads, random: &random
             ) { iteration, moved in progress(.level(level, iteration: iteration, of: options.iterations, moved: moved)) }
             residual.withUnsafeMutableBufferPointer { r in
-                Rows.subtract(centroids, from: r.baseAddress!, rows: count, columns: d, assignment: assignment)
+                Rows.subtract(fitted.centroids, from: r.baseAddress!, rows: count, columns: d, assignment: fitted.assignment)
             }
-            encoding.centroids.append(centroids)
-            encoding.assignments.append(assignment)
-            encoding.errors.append(distance.reduce(0.0) { $0 + Double($1) } / Double(count))
-            iterations.append(ran)
+            encoding.centroids.append(fitted.centroids)
+            encoding.assignments.append(fitted.assignment)
+            encoding.errors.append(fitted.distances.reduce(0.0) { $0 + Double($1) } / Double(count))
+            iterations.append(fitted.iterations)
         }
         var refinementPasses = 0
         for pass in 0..<options.refinementPasses {
@@ -158,9 +158,9 @@ public enum CodebookFitting {
         if !options.fsqLevels.isEmpty {
             progress(.fsq)
             let m = options.fsqLevels.count
-            let (values, axes) = try principalAxes(residual, count: count, dimensions: d, threads: threads, centred: false)
-            let quantiser = SemanticCodebook.FSQ(levels: options.fsqLevels, projection: Array(axes.prefix(m * d)),
-                                                 scale: values.prefix(m).map { Float(max($0, 1e-12).squareRoot()) })
+            let axes = try PrincipalAxes(of: residual, count: count, dimensions: d, threads: threads, centred: false)
+            let quantiser = SemanticCodebook.FSQ(levels: options.fsqLevels, projection: Array(axes.axes.prefix(m * d)),
+                                                 scale: axes.values.prefix(m).map { Float(max($0, 1e-12).squareRoot()) })
             var projected = [Float](repeating: 0, count: count * m)
             GEMM.multiply(residual, quantiser.projection, into: &projected, m: count, n: m, k: d, transposeB: true)
             var fsqCodes = [Int32](repeating: 0, count: count)
@@ -225,62 +225,6 @@ public enum CodebookFitting {
         return Double(seen.count { $0 }) / Double(codeCount)
     }
 
-    // MARK: - PCA
-
-    /// Eigenvalues (descending) and eigenvectors (rows) of the vectors' covariance (or, not `centred`, of their
-    /// second moment), each vector's sign fixed so that its largest component is positive.
-    static func principalAxes(_ x: [Float], count: Int, dimensions d: Int, threads: Int,
-                              centred: Bool = true) throws -> (values: [Double], axes: [Float]) {
-        let parts = Parallel.ranges(count, parts: threads)
-        // Per part: the Gram matrix and column sums in Double, from Float blocks small enough to stay exact-ish.
-        let gram = UnsafeMutableBufferPointer<Double>.allocate(capacity: parts.count * d * d)
-        let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: parts.count * d)
-        defer { gram.deallocate(); sums.deallocate() }
-        gram.initialize(repeating: 0)
-        sums.initialize(repeating: 0)
-        let (gramPointer, sumsPointer) = (UnsafeSendable(gram.baseAddress!), UnsafeSendable(sums.baseAddress!))
-        x.withUnsafeBufferPointer { x in
-            let rows = UnsafeSendable(x.baseAddress!)
-            Parallel.run(parts.count) { part in
-                let block = 4096
-                var partial = [Float](repeating: 0, count: d * d)
-                let zeros = [Int32](repeating: 0, count: block)
-                var ignored: Int64 = 0
-                let g = gramPointer.pointer + part * d * d
-                for start in stride(from: parts[part].lowerBound, to: parts[part].upperBound, by: block) {
-                    let m = min(block, parts[part].upperBound - start)
-                    GEMM.gram(rows.pointer + start * d, rows: m, columns: d, into: &partial)
-                    for i in 0..<d { for j in i..<d { g[i * d + j] += Double(partial[i * d + j]) } }
-                    Rows.accumulate(rows.pointer + start * d, rows: m, columns: d, assignment: zeros,
-                                    sums: sumsPointer.pointer + part * d, counts: &ignored)
-                }
-            }
-        }
-        var covariance = [Double](repeating: 0, count: d * d)
-        var mean = [Double](repeating: 0, count: d)
-        for part in parts.indices {
-            for k in 0..<(d * d) { covariance[k] += gram[part * d * d + k] }
-            for k in 0..<d { mean[k] += sums[part * d + k] }
-        }
-        let n = Double(count)
-        for k in 0..<d { mean[k] /= n }
-        for i in 0..<d {
-            for j in i..<d {
-                let value = covariance[i * d + j] / n - (centred ? mean[i] * mean[j] : 0)
-                covariance[i * d + j] = value
-                covariance[j * d + i] = value
-            }
-        }
-        let (values, vectors) = try SymmetricEigen.decompose(covariance, n: d)
-        var axes = vectors.map { Float($0) }
-        for row in 0..<d {
-            let axis = axes[row * d..<(row + 1) * d]
-            let largest = axis.max { abs($0) < abs($1) } ?? 0
-            if largest < 0 { for k in 0..<d { axes[row * d + k] = -axes[row * d + k] } }
-        }
-        return (values, axes)
-    }
-
     // MARK: - k-means
 
     /// Residual codebooks and the greedy encoding of the fitted rows with them: per level the centroids
@@ -307,7 +251,7 @@ public enum CodebookFitting {
             residual.withUnsafeMutableBufferPointer { r in
                 Rows.subtract(negated, from: r.baseAddress!, rows: count, columns: d, assignment: assignment)
             }
-            centroids[level] = clusterMeans(residual, count: count, dimensions: d, clusters: k, assignment: assignment,
+            centroids[level] = KMeans.clusterMeans(residual, count: count, dimensions: d, clusters: k, assignment: assignment,
                                             threads: threads, keeping: centroids[level])
             residual.withUnsafeMutableBufferPointer { r in
                 Rows.subtract(centroids[level], from: r.baseAddress!, rows: count, columns: d, assignment: assignment)
@@ -343,192 +287,6 @@ public enum CodebookFitting {
         return encoded
     }
 
-    /// The mean of each cluster's rows (sums in `Double`, per part of the rows, added in part order); a cluster
-    /// without rows keeps its centroid from `keeping`.
-    static func clusterMeans(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, assignment: [Int32],
-                             threads: Int, keeping previous: [Float]) -> [Float] {
-        let parts = Parallel.ranges(count, parts: threads)
-        let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: parts.count * k * d)
-        let counts = UnsafeMutableBufferPointer<Int64>.allocate(capacity: parts.count * k)
-        defer { sums.deallocate(); counts.deallocate() }
-        sums.initialize(repeating: 0)
-        counts.initialize(repeating: 0)
-        x.withUnsafeBufferPointer { x in
-            assignment.withUnsafeBufferPointer { a in
-                let (x, a) = (UnsafeSendable(x.baseAddress!), UnsafeSendable(a.baseAddress!))
-                let (s, c) = (UnsafeSendable(sums.baseAddress!), UnsafeSendable(counts.baseAddress!))
-                Parallel.run(parts.count) { part in
-                    let range = parts[part]
-                    Rows.accumulate(x.pointer + range.lowerBound * d, rows: range.count, columns: d,
-                                    assignment: a.pointer + range.lowerBound, sums: s.pointer + part * k * d,
-                                    counts: c.pointer + part * k)
-                }
-            }
-        }
-        return means(sums: sums, counts: counts, parts: parts.count, clusters: k, dimensions: d, previous: previous).centroids
-    }
-
-    /// Each cluster's mean from per-part sums and counts (parts × clusters × dimensions and parts × clusters, the
-    /// parts added in order, so the result does not depend on timing); a cluster without members keeps its centroid
-    /// from `previous` and is listed in `empty`.
-    private static func means(sums: UnsafeMutableBufferPointer<Double>, counts: UnsafeMutableBufferPointer<Int64>,
-                              parts: Int, clusters k: Int, dimensions d: Int,
-                              previous: [Float]) -> (centroids: [Float], empty: [Int]) {
-        var centroids = previous
-        var empty: [Int] = []
-        for cluster in 0..<k {
-            var members: Int64 = 0
-            for part in 0..<parts { members += counts[part * k + cluster] }
-            guard members > 0 else { empty.append(cluster); continue }
-            for j in 0..<d {
-                var sum = 0.0
-                for part in 0..<parts { sum += sums[(part * k + cluster) * d + j] }
-                centroids[cluster * d + j] = Float(sum / Double(members))
-            }
-        }
-        return (centroids, empty)
-    }
-
-    /// Lloyd's k-means on `count` rows: centroids (clusters × dimensions), the final assignment and squared
-    /// distances (against the final centroids), and the iterations run. Each iteration searches only the rows whose
-    /// nearest centroid may have changed (Hamerly's and Yinyang's bounds: the same assignments as a full search, for a fraction
-    /// of the GEMM work once the centroids settle) and updates the clusters' sums by the rows that moved.
-    static func kMeans(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, iterations: Int, seedingSample: Int,
-                       threads: Int, random: inout SplitMix64,
-                       progress: (Int, Int) -> Void) -> ([Float], [Int32], [Float], Int) {
-        var search = NearestCentroids(seed(x, count: count, dimensions: d, clusters: k, sample: seedingSample,
-                                           threads: threads, random: &random), count: k, dimensions: d)
-        var movement = NearestCentroids.Movement(clusters: k)
-        var assignment = [Int32](repeating: -1, count: count)
-        var distance = [Float](repeating: 0, count: count)
-        var upper = [Float](repeating: .infinity, count: count)
-        var lower = [Float](repeating: 0, count: count * NearestCentroids.boundGroups(clusters: k))
-        var norms = [Float](repeating: 0, count: count)
-        let parts = Parallel.ranges(count, parts: threads)
-        x.withUnsafeBufferPointer { x in
-            norms.withUnsafeMutableBufferPointer { out in
-                let (x, out) = (UnsafeSendable(x.baseAddress!), UnsafeSendable(out.baseAddress!))
-                Parallel.run(parts.count) { part in
-                    let range = parts[part]
-                    Rows.squaredNorms(x.pointer + range.lowerBound * d, rows: range.count, columns: d,
-                                      into: out.pointer + range.lowerBound)
-                }
-            }
-        }
-        // Per part of the rows: the clusters' sums and counts, updated as rows move.
-        let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: parts.count * k * d)
-        let counts = UnsafeMutableBufferPointer<Int64>.allocate(capacity: parts.count * k)
-        defer { sums.deallocate(); counts.deallocate() }
-        sums.initialize(repeating: 0)
-        counts.initialize(repeating: 0)
-        let accumulators = parts.indices.map {
-            NearestCentroids.Accumulator(sums: sums.baseAddress! + $0 * k * d, counts: counts.baseAddress! + $0 * k)
-        }
-
-        func reassign(exact: Bool) -> Int {
-            x.withUnsafeBufferPointer { x in
-                norms.withUnsafeBufferPointer { norms in
-                    assignment.withUnsafeMutableBufferPointer { index in
-                        distance.withUnsafeMutableBufferPointer { distance in
-                            upper.withUnsafeMutableBufferPointer { upper in
-                                lower.withUnsafeMutableBufferPointer { lower in
-                                    search.reassign(x.baseAddress!, rows: count, rowNorms: norms.baseAddress!,
-                                                    index: index.baseAddress!, distance: distance.baseAddress!,
-                                                    upper: upper.baseAddress!, lower: lower.baseAddress!,
-                                                    movement: movement, exact: exact, threads: threads,
-                                                    accumulators: accumulators)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-
-        var ran = 0
-        for iteration in 0..<iterations {
-            let changed = reassign(exact: false)
-            if changed == 0 { break }
-            ran = iteration + 1
-            progress(iteration + 1, changed)
-            let next = NearestCentroids(
-                update(x, count: count, dimensions: d, clusters: k, parts: parts.count, sums: sums, counts: counts,
-                       distance: distance, previous: search.centroids), count: k, dimensions: d)
-            movement = NearestCentroids.Movement(from: search, to: next)
-            search = next
-        }
-        // Against the final centroids, with every row's distance computed afresh.
-        _ = reassign(exact: true)
-        return (search.centroids, assignment, distance, ran)
-    }
-
-    /// New centroids from the per-part cluster sums and counts: the mean of each cluster's points; an empty
-    /// cluster takes the point farthest from its own centroid (as last computed) that no other empty cluster took.
-    private static func update(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, parts: Int,
-                               sums: UnsafeMutableBufferPointer<Double>, counts: UnsafeMutableBufferPointer<Int64>,
-                               distance: [Float], previous: [Float]) -> [Float] {
-        var (centroids, empty) = means(sums: sums, counts: counts, parts: parts, clusters: k, dimensions: d,
-                                       previous: previous)
-        if !empty.isEmpty {
-            let farthest = (0..<count).sorted { distance[$0] != distance[$1] ? distance[$0] > distance[$1] : $0 < $1 }
-            for (cluster, point) in zip(empty, farthest) {
-                for j in 0..<d { centroids[cluster * d + j] = x[point * d + j] }
-            }
-        }
-        return centroids
-    }
-
-    /// k-means++ seeding on `sample` points drawn at random: each next centroid is a point drawn with probability
-    /// proportional to its squared distance from the centroids so far. With `sample` at most k: k random points.
-    private static func seed(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, sample: Int, threads: Int,
-                             random: inout SplitMix64) -> [Float] {
-        let size = min(count, max(sample, k))
-        var order = Array(0..<count)
-        for i in 0..<size {
-            let j = i + Int(random.next(below: UInt64(count - i)))
-            order.swapAt(i, j)
-        }
-        var points = [Float](repeating: 0, count: size * d)
-        for i in 0..<size { for j in 0..<d { points[i * d + j] = x[order[i] * d + j] } }
-        // A sample of k points is the random initialisation.
-        if size == k { return points }
-
-        var centroids = [Float](repeating: 0, count: k * d)
-        var nearest = [Float](repeating: .infinity, count: size)
-        // Each new centre updates the sample's distances in parts (one per thread), each part's total in Double,
-        // summed in part order: the draw is the same for a seed and a thread count.
-        let parts = Parallel.ranges(size, parts: threads)
-        var chosen = Int(random.next(below: UInt64(size)))
-        for cluster in 0..<k {
-            for j in 0..<d { centroids[cluster * d + j] = points[chosen * d + j] }
-            guard cluster + 1 < k else { break }
-            let centre = chosen
-            let totals = points.withUnsafeBufferPointer { points in
-                nearest.withUnsafeMutableBufferPointer { nearest in
-                    let (points, nearest) = (UnsafeSendable(points.baseAddress!), UnsafeSendable(nearest.baseAddress!))
-                    return Parallel.map(parts.count, parts: parts.count) { part in
-                        let range = parts[part]
-                        Rows.nearer(points.pointer + range.lowerBound * d, rows: range.count, columns: d,
-                                    to: points.pointer + centre * d, nearest: nearest.pointer + range.lowerBound)
-                        return range.reduce(0.0) { $0 + Double(nearest.pointer[$1]) }
-                    }
-                }
-            }
-            let total = totals.reduce(0, +)
-            if total > 0 {
-                var target = random.nextUnit() * total
-                chosen = size - 1
-                for i in 0..<size {
-                    target -= Double(nearest[i])
-                    if target < 0 { chosen = i; break }
-                }
-            } else {
-                chosen = Int(random.next(below: UInt64(size)))
-            }
-        }
-        return centroids
-    }
-
     private static func meanSquaredLength(_ x: [Float], count: Int, dimensions: Int) -> Double {
         var norms = [Float](repeating: 0, count: count)
         Rows.squaredNorms(x, rows: count, columns: dimensions, into: &norms)
@@ -540,25 +298,4 @@ public enum CodebookFitting {
         let ranges = Parallel.ranges(count, parts: threads)
         Parallel.run(ranges.count) { body(ranges[$0]) }
     }
-}
-
-/// SplitMix64: a small, fast generator whose sequence is fixed by its seed (fits must be reproducible).
-struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
-
-    /// Uniform in 0..<bound (Lemire's method without the rejection step's bias worth fixing at these sizes).
-    mutating func next(below bound: UInt64) -> UInt64 { bound.multipliedFullWidth(by: next()).high }
 }

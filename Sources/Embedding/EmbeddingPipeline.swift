@@ -154,9 +154,6 @@ public final class EmbeddingPipeline: Sendable {
         _ = try await audio.submit([([[Float](repeating: 0, count: Musicnn.frames * Musicnn.bands)], 1)], deadline: deadline)
     }
 
-    /// Embeddings of `items` in order. An item that cannot be embedded (no modality, a corrupt file, over a limit)
-    /// fails the call unless `options.partial`, when it fails alone; overload, deadline and store failures always
-    /// fail the call.
     /// What one call returns: a result per item, in order, and where the time went.
     public struct Outcome: Sendable {
         public var items: [Result<EmbeddedItem, EmbeddingError>]
@@ -166,33 +163,18 @@ public final class EmbeddingPipeline: Sendable {
         public var codebook: SemanticCodebook?
     }
 
+    /// Embeddings of `items` in order: refuse items without a modality, answer unchanged ones from the store,
+    /// decode and tokenise the rest, run the towers, code and store what was computed. An item that cannot be
+    /// embedded (no modality, a corrupt file, over a limit) fails the call unless `options.partial`, when it fails
+    /// alone; overload, deadline and store failures always fail the call.
     public func embed(_ items: [ItemInput], options: Options) async throws(EmbeddingError) -> Outcome {
         var results = [Result<EmbeddedItem, EmbeddingError>?](repeating: nil, count: items.count)
         for (index, item) in items.enumerated() where item.text == nil && item.images.isEmpty && item.audio == nil {
             results[index] = .failure(.invalid("no_modality", "\(item.label): no text, fields, images or audio"))
         }
         try checkFailures(results, options)
-
         let codebook = codebooks.current
-        var stored: [String: ItemStore.Record] = [:]
-        if options.store, let store {
-            let started = ContinuousClock.now
-            stored = try store.records(items.map(\.id))
-            if options.features { stored = stored.filter { _ in false } }
-            metrics.store.record(.now - started)
-            for (index, item) in items.enumerated() where results[index] == nil {
-                guard let record = stored[item.id], record.contentHash == item.contentHash, record.revision == model.revision,
-                      record.modelID == model.id else { continue }
-                results[index] = .success(EmbeddedItem(
-                    id: item.id, contentHash: item.contentHash, embedding: record.embedding, modalities: record.modalities,
-                    cached: true, tokens: 0, truncated: record.truncated, images: record.images,
-                    audioSeconds: record.audioSeconds,
-                    semanticID: record.codebookVersion == codebook?.version ? record.semanticID : nil))
-            }
-            let hits = results.count { if case .success = $0 { true } else { false } }
-            metrics.cacheHits.increment(by: hits)
-            metrics.cacheMisses.increment(by: items.count - hits)
-        }
+        let stored = try lookUp(items, into: &results, options: options, codebook: codebook)
 
         let pending = items.indices.filter { results[$0] == nil }
         let inputs = try await decode(pending.map { items[$0] }, options: options)
@@ -201,16 +183,53 @@ public final class EmbeddingPipeline: Sendable {
         }
         try checkFailures(results, options)
         let work = zip(pending, inputs).compactMap { index, input in (try? input.get()).map { (index, $0) } }
-
         let (computed, features, timing) = work.isEmpty ? ([], [], TowerTiming()) : try await run(work.map(\.1), options: options)
-        let computedCodes = codebook.map { $0.codes(computed.flatMap(\.1), count: computed.count) }
-        var records: [ItemStore.Record] = []
+
         let now = Date().timeIntervalSince1970
+        var records = collect(items, work: work, computed: computed, features: features, codebook: codebook, now: now,
+                              into: &results)
+        if let codebook {
+            records += recode(items, stored: stored, codebook: codebook, now: now, results: &results)
+        }
+        if options.store { try await write(records) }
+        return Outcome(items: results.map { $0! }, timing: timing, codebook: codebook)
+    }
+
+    /// Items the store has unchanged (same content, model and revision) answered from it; returns what the store
+    /// has for every item.
+    private func lookUp(_ items: [ItemInput], into results: inout [Result<EmbeddedItem, EmbeddingError>?], options: Options,
+                        codebook: SemanticCodebook?) throws(EmbeddingError) -> [String: ItemStore.Record] {
+        guard options.store, let store else { return [:] }
+        let started = ContinuousClock.now
+        var stored = try store.records(items.map(\.id))
+        if options.features { stored = [:] }
+        metrics.store.record(.now - started)
+        for (index, item) in items.enumerated() where results[index] == nil {
+            guard let record = stored[item.id], record.contentHash == item.contentHash, record.revision == model.revision,
+                  record.modelID == model.id else { continue }
+            results[index] = .success(EmbeddedItem(
+                id: item.id, contentHash: item.contentHash, embedding: record.embedding, modalities: record.modalities,
+                cached: true, tokens: 0, truncated: record.truncated, images: record.images,
+                audioSeconds: record.audioSeconds,
+                semanticID: record.codebookVersion == codebook?.version ? record.semanticID : nil))
+        }
+        let hits = results.count { if case .success = $0 { true } else { false } }
+        metrics.cacheHits.increment(by: hits)
+        metrics.cacheMisses.increment(by: items.count - hits)
+        return stored
+    }
+
+    /// The computed items as results, with their codes, and as store records.
+    private func collect(_ items: [ItemInput], work: [(Int, Inputs)], computed: [(Modalities, [Float])],
+                         features: [TowerFeatures], codebook: SemanticCodebook?, now: Double,
+                         into results: inout [Result<EmbeddedItem, EmbeddingError>?]) -> [ItemStore.Record] {
+        let codes = codebook.map { $0.codes(computed.flatMap(\.1), count: computed.count) }
+        var records: [ItemStore.Record] = []
         for (position, ((index, input), (modalities, embedding))) in zip(work, computed).enumerated() {
             let item = EmbeddedItem(id: items[index].id, contentHash: items[index].contentHash,
                                     embedding: embedding, modalities: modalities, cached: false,
                                     tokens: input.tokens.count, truncated: input.truncated, images: input.images.count,
-                                    audioSeconds: input.audioSeconds, semanticID: computedCodes?[position],
+                                    audioSeconds: input.audioSeconds, semanticID: codes?[position],
                                     features: features[position])
             results[index] = .success(item)
             records.append(ItemStore.Record(
@@ -219,32 +238,42 @@ public final class EmbeddingPipeline: Sendable {
                 codebookVersion: codebook?.version, truncated: item.truncated,
                 images: item.images, audioSeconds: item.audioSeconds, createdAt: now, updatedAt: now))
         }
-        // Items from the store whose codes are from another codebook (or none): coded now, and stored again.
-        if let codebook {
-            let stale = results.indices.filter { index in
-                guard case .success(let item)? = results[index], item.cached else { return false }
-                return stored[items[index].id]?.codebookVersion != codebook.version
-            }
-            let codes = codebook.codes(stale.flatMap { try! results[$0]!.get().embedding }, count: stale.count)
-            for (index, code) in zip(stale, codes) {
-                guard case .success(var item)? = results[index], var record = stored[item.id] else { continue }
-                item.semanticID = code
-                results[index] = .success(item)
-                (record.semanticID, record.codebookVersion, record.updatedAt) = (code, codebook.version, now)
-                records.append(record)
-            }
+        return records
+    }
+
+    /// Items answered from the store whose codes are from another codebook (or none): coded with `codebook`, and
+    /// returned as records to store again.
+    private func recode(_ items: [ItemInput], stored: [String: ItemStore.Record], codebook: SemanticCodebook, now: Double,
+                        results: inout [Result<EmbeddedItem, EmbeddingError>?]) -> [ItemStore.Record] {
+        var stale: [(index: Int, item: EmbeddedItem, record: ItemStore.Record)] = []
+        for (index, result) in results.enumerated() {
+            guard case .success(let item)? = result, item.cached, let record = stored[items[index].id],
+                  record.codebookVersion != codebook.version else { continue }
+            stale.append((index, item, record))
         }
-        if options.store, let store, !records.isEmpty {
-            let started = ContinuousClock.now
-            do {
-                try await store.put(records)
-            } catch {
-                logger.error("item store write failed", metadata: ["error": "\(error.message)", "items": "\(records.count)"])
-                throw error
-            }
-            metrics.store.record(.now - started)
+        let codes = codebook.codes(stale.flatMap(\.item.embedding), count: stale.count)
+        var records: [ItemStore.Record] = []
+        for ((index, item, record), code) in zip(stale, codes) {
+            var (item, record) = (item, record)
+            item.semanticID = code
+            results[index] = .success(item)
+            (record.semanticID, record.codebookVersion, record.updatedAt) = (code, codebook.version, now)
+            records.append(record)
         }
-        return Outcome(items: results.map { $0! }, timing: timing, codebook: codebook)
+        return records
+    }
+
+    /// The durable write of `records`, before the call returns.
+    private func write(_ records: [ItemStore.Record]) async throws(EmbeddingError) {
+        guard let store, !records.isEmpty else { return }
+        let started = ContinuousClock.now
+        do {
+            try await store.put(records)
+        } catch {
+            logger.error("item store write failed", metadata: ["error": "\(error.message)", "items": "\(records.count)"])
+            throw error
+        }
+        metrics.store.record(.now - started)
     }
 
     /// Without `partial`, the first failed item fails the call.

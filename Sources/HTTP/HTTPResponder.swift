@@ -2,6 +2,10 @@
 public struct HTTPConnectionInfo: Sendable {
     /// `host:port` of the peer.
     public var remoteAddress: String
+
+    public init(remoteAddress: String) {
+        self.remoteAddress = remoteAddress
+    }
 }
 
 /// Turns requests into responses. The server calls it once per request, in a task that is cancelled

@@ -225,7 +225,7 @@ public final class EfficientNetLite: Sendable {
         let plan = rowPlan
         let splits = max(1, threads / n)
         let parts = (0..<n).flatMap { image in Parallel.ranges(plan.output.height, parts: splits).map { (image, $0) } }
-        let streamed = SendableMutablePointer(plan.endsInsideBlock ? depthwise : current)
+        let streamed = UnsafeSendable(plan.endsInsideBlock ? depthwise : current)
         let mapFloats = plan.output.height * plan.output.rowFloats
         Parallel.run(parts.count) { part in
             let (image, rows) = parts[part]
@@ -251,8 +251,8 @@ public final class EfficientNetLite: Sendable {
             if let expand = block.expand {
                 expand.apply(current, rows: pixels, into: expanded, relu6: true, threads: threads)
             }
-            let hidden = SendablePointer(block.expand == nil ? current : expanded)
-            let output = SendableMutablePointer(depthwise)
+            let hidden = UnsafeSendable(UnsafePointer(block.expand == nil ? current : expanded))
+            let output = UnsafeSendable(depthwise)
             let width = block.expand?.outputs ?? channels
             let d = block.depthwise
             let (outSide, pad) = Self.samePadding(size: size, kernel: d.kernel, stride: d.stride)

@@ -137,7 +137,7 @@ public final class Musicnn: Sendable {
             return transposed
         }()
         return [Float](unsafeUninitializedCapacity: t * rowsOut * outputs) { buffer, count in
-            let result = SendableMutablePointer(buffer.baseAddress!)
+            let result = UnsafeSendable(buffer.baseAddress!)
             Parallel.run(parts.count) { part in
                 let chunk = min(framesPerChunk, parts[part].count)
                 let patches = UnsafeMutablePointer<Float>.allocate(capacity: chunk * positions * k)

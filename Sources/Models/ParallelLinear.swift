@@ -17,8 +17,8 @@ extension Linear {
             return
         }
         let parts = Parallel.ranges(rows, parts: min(threads, max(1, rows / 16)))
-        let (x, y) = (SendablePointer(input), SendableMutablePointer(output))
-        let r = residual.map(SendablePointer.init)
+        let (x, y) = (UnsafeSendable(input), UnsafeSendable(output))
+        let r = residual.map(UnsafeSendable.init)
         Parallel.run(parts.count) { part in
             let range = parts[part]
             let out = y.pointer + range.lowerBound * outputs
@@ -26,16 +26,4 @@ extension Linear {
             if let r { oe_add(out, r.pointer + range.lowerBound * outputs, range.count * outputs) }
         }
     }
-}
-
-/// Pointers handed to `Parallel.run`'s parts, which write disjoint ranges.
-struct SendablePointer: @unchecked Sendable {
-    let pointer: UnsafePointer<Float>
-    init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = UnsafePointer(pointer) }
-}
-
-struct SendableMutablePointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }

@@ -70,18 +70,15 @@ public struct Linear: Sendable {
                 // output columns (whole 32-column panels) and reads only its share. Each output is computed
                 // exactly as without the split.
                 let (inputs, outputs) = (inputs, outputs)
-                let (xAddress, yAddress) = (UInt(bitPattern: x), UInt(bitPattern: y))
+                let (x, y) = (UnsafeSendable(x), UnsafeSendable(y))
                 packed.withUnsafeBufferPointer { packed in
                     bias.withUnsafeBufferPointer { bias in
-                        let (packedAddress, biasAddress) = (UInt(bitPattern: packed.baseAddress), UInt(bitPattern: bias.baseAddress))
+                        let (packed, bias) = (UnsafeSendable(packed.baseAddress!), UnsafeSendable(bias.baseAddress!))
                         Parallel.run(panels.count) { part in
                             let first = panels[part].lowerBound * 32
                             let columns = min(outputs, panels[part].upperBound * 32) - first
-                            oe_packed_linear(UnsafePointer(bitPattern: xAddress), rows, inputs,
-                                             UnsafePointer<Float>(bitPattern: packedAddress)! + first * inputs, columns,
-                                             UnsafePointer<Float>(bitPattern: biasAddress)! + first,
-                                             UnsafeMutablePointer<Float>(bitPattern: yAddress)! + first, outputs,
-                                             relu6 ? 1 : 0)
+                            oe_packed_linear(x.pointer, rows, inputs, packed.pointer + first * inputs, columns,
+                                             bias.pointer + first, y.pointer + first, outputs, relu6 ? 1 : 0)
                         }
                     }
                 }

@@ -212,9 +212,3 @@ public enum Rows {
         oe_squared_norms(x, rows, columns, out)
     }
 }
-
-/// A pointer handed to parallel parts that touch disjoint ranges of it.
-public struct UnsafeSendable<Pointee>: @unchecked Sendable {
-    public let pointer: Pointee
-    public init(_ pointer: Pointee) { self.pointer = pointer }
-}

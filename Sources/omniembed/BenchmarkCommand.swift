@@ -34,8 +34,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Time tokenising and encoding the texts of this file (one per line) in batches instead.")
     var texts: String?
 
-    @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
-    var config: String?
+    @OptionGroup var settingsOptions: SettingsOptions
 
     @Option(name: .long, parsing: .upToNextOption, help: "Batch sizes.")
     var batchSizes: [Int] = [1, 8, 32, 128]
@@ -62,7 +61,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
         guard batchSizes.allSatisfy({ $0 > 0 }), lengths.allSatisfy({ $0 > 0 }), minimumRuns > 0 else {
             throw ValidationError("batch sizes, lengths and --minimum-runs must be positive")
         }
-        let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        let settings = try await settingsOptions.load()
         if let decode { return try timeDecoding(decode, settings: settings) }
         if let audio { return try timeAudio(audio, settings: settings) }
         if let texts { return try timeTexts(texts, settings: settings) }

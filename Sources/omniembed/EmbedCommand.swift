@@ -29,8 +29,7 @@ struct EmbedCommand: AsyncParsableCommand {
     @Option(name: .long, help: "JSONL file to write (replaced if it exists).")
     var output: String
 
-    @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
-    var config: String?
+    @OptionGroup var settingsOptions: SettingsOptions
 
     @Option(name: .long, help: "Items per pipeline call; up to four calls are in flight, so the batchers stay fed.")
     var batchSize: Int = 32
@@ -53,7 +52,7 @@ struct EmbedCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        let settings = try await settingsOptions.load()
         let size = dimensions ?? settings.embedding.dimensions[0]
         guard settings.embedding.dimensions.contains(size) else {
             throw ValidationError("--dimensions must be one of \(settings.embedding.dimensions)")

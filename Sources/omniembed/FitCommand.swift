@@ -24,8 +24,7 @@ struct FitCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
-    var config: String?
+    @OptionGroup var settingsOptions: SettingsOptions
 
     @Option(name: .long, help: "Fit on this .npy or .jsonl file of vectors instead of the item store.")
     var vectors: String?
@@ -80,7 +79,7 @@ struct FitCommand: AsyncParsableCommand {
             }
             return values.map { $0! }
         } ?? []
-        let settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        let settings = try await settingsOptions.load()
         let destination = output ?? settings.codebook.path
         guard !destination.isEmpty else { throw ValidationError("no --output and codebook.path is empty") }
         let data: [Float], count: Int, dimensions: Int, model: ModelIdentity?

@@ -20,8 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "JSON configuration file (config/default.json in the repository).")
-    var config: String?
+    @OptionGroup var settingsOptions: SettingsOptions
 
     @Option(name: .long, help: "Address to bind (default 127.0.0.1: loopback only).")
     var host: String?
@@ -35,7 +34,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var settings: ServiceConfiguration
         do {
-            settings = try await ServiceConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+            settings = try await settingsOptions.load()
             if let host { settings.http.host = host }
             if let port { settings.http.port = port }
             if let logLevel {

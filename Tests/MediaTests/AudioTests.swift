@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import Testing
 @testable import Media
 
@@ -46,7 +47,7 @@ import Testing
         var zeroChannels = bytes
         zeroChannels[22] = 0
         #expect(throws: MediaError.self) { try WAVDecoder().decode(zeroChannels) }
-        var generator = SplitMix(seed: 9)
+        var generator = SplitMix64(seed: 9)
         for _ in 0..<300 {   // random damage to the headers: an error or audio, never a crash
             var damaged = bytes
             damaged[Int(generator.next() % 60)] = UInt8(truncatingIfNeeded: generator.next())

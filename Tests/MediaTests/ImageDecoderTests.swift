@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import Testing
 @testable import Media
 
@@ -77,7 +78,7 @@ func maxDifference(_ a: RGBImage, _ b: RGBImage) -> Int {
         for length in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 97)) {
             #expect(throws: MediaError.self, "\(name) cut at \(length)") { try decoder.decode(Array(bytes[..<length])) }
         }
-        var generator = SplitMix(seed: UInt64(bytes.count))
+        var generator = SplitMix64(seed: UInt64(bytes.count))
         for _ in 0..<200 {
             var corrupt = bytes
             for _ in 0..<4 {
@@ -90,18 +91,5 @@ func maxDifference(_ a: RGBImage, _ b: RGBImage) -> Int {
     @Test func otherFormatsAreUnsupported() {
         #expect(throws: MediaError.unsupportedFormat("not a JPEG or PNG file")) { try decoder.decode(Array("GIF89a....".utf8)) }
         #expect(throws: MediaError.unsupportedFormat("not a JPEG or PNG file")) { try decoder.decode([]) }
-    }
-}
-
-/// A small deterministic generator for corruption offsets.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
