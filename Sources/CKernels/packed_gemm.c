@@ -4,8 +4,7 @@
 #include <immintrin.h>
 
 /* y = x · wᵀ + bias with w packed once at load: OpenBLAS packs both operands on every call, which for the few
-   rows of a small batch costs more than the multiplication (measured: 20 GFLOP/s at 8 rows, 57 at 64, against
-   ~70 here). Layout: panels of OE_PANEL output columns, each K rows of OE_PANEL floats, zero-padded, except that
+   rows of a small batch costs more than the multiplication (docs/performance.md, "Packed GEMM"). Layout: panels of OE_PANEL output columns, each K rows of OE_PANEL floats, zero-padded, except that
    a last panel of at most 16 columns is 16 wide (the narrow projections of image models have 16, 40, 80 or 112
    outputs: a 32-wide last panel wasted up to half their work). Every output row is computed alone in the same
    order, so a row's result does not depend on the other rows. */
@@ -86,8 +85,8 @@ static void packed_linear_avx512_block(const float *x, size_t m, size_t k, const
 }
 
 /* Rows in blocks small enough that a block's inputs stay in cache while every panel of the weights passes over
-   them. On an AMD EPYC this kernel beats OpenBLAS (which re-packs the weights per call) at every row count
-   tried (~250 vs 195 GFLOP/s at 256 rows, one thread), so it may take any number of rows (Linear.packedRowLimit). */
+   them. Where this kernel beats OpenBLAS (which re-packs the weights per call) at every row count, it takes any
+   number of rows (Linear.packedRowLimit). */
 #define OE_ROW_BLOCK 64
 
 __attribute__((target("avx512f")))

@@ -59,7 +59,7 @@ public enum Resampler {
         let (phases, step) = (rate / divisor, audio.sampleRate / divisor)
         if phases <= maxPhases {
             // The filter of output t depends only on t · step mod phases: precompute each once, then every output
-            // is one contiguous dot product (4× faster than interpolating the table per tap).
+            // is one contiguous dot product (docs/performance.md, "Audio resampling").
             let (taps, width, left) = polyphase(phases: phases, scale: scale, window: window, delta: delta)
             var padded = [Float](repeating: 0, count: left + audio.samples.count + width + 1)
             padded.replaceSubrange(left..<(left + audio.samples.count), with: audio.samples)

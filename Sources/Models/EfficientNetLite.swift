@@ -18,8 +18,8 @@ public final class EfficientNetLite: Sendable {
     static let batchNormEpsilon: Float = 1e-3
     /// Blocks computed row by row after the stem (`RowPipelinePlan`): those whose maps are 56 pixels wide or more,
     /// and then the next block's expansion (still 56 wide) and depthwise convolution; its projection, on 28-pixel
-    /// rows (too few for the GEMM's 8-row tiles to divide), runs layer by layer. Measured: streaming blocks 3 to
-    /// 5 whole ran no faster, ending inside block 3 gave 8% at batch 8.
+    /// rows (too few for the GEMM's 8-row tiles to divide), runs layer by layer. Why there: docs/performance.md,
+    /// "Image tower rows".
     static let rowBlocks = 3
 
     struct Depthwise: Sendable {

@@ -5,12 +5,11 @@ import Synchronization
 ///
 /// Dispatch's shared pool (one thread per core) is also where the server runs request tasks; when they hold its
 /// threads, `concurrentPerform` runs the parts one after another on the caller, and a model's batch, which
-/// meets its threads once per layer, ran 30% slower under load than alone. Workers here never run anything else.
+/// meets its threads once per layer, ran slower under load than alone. Workers here never run anything else.
 ///
 /// Between jobs a worker first spins (yielding its core to any other runnable thread), then sleeps on a
-/// condition. On virtual machines whose idle CPUs halt, waking a sleeping thread takes 0.1 to 3 ms, longer than
-/// many jobs: a 5 ms GEMM split in two ran in 5.4 ms because the worker woke after the caller had done both
-/// halves. A worker that ran a part spins for `spinAfterJob`; `warmUp()` makes sleeping workers get up and
+/// condition. On virtual machines whose idle CPUs halt, waking a sleeping thread takes longer than many jobs
+/// (docs/performance.md, "Waking threads"). A worker that ran a part spins for `spinAfterJob`; `warmUp()` makes sleeping workers get up and
 /// spin for a while before work that will need them arrives.
 final class ComputePool: @unchecked Sendable {  // `jobs` and the jobs' counters guarded by `condition`
     static let shared = ComputePool(workers: max(1, ProcessInfo.processInfo.activeProcessorCount - 1))

@@ -14,16 +14,15 @@ public struct Linear: Sendable {
     let packed: [Float]
 
     /// Up to this many rows per call use the packed kernel; more go to OpenBLAS. Measured once per process
-    /// (`calibratedPackedRowLimit`): which of the two is faster on many rows depends on the CPU (at 256 × 384 → 1536,
-    /// one thread: on an AMD EPYC the packed kernel ~250 GFLOP/s, OpenBLAS's SkylakeX kernel 195; on an Intel Xeon
-    /// the packed kernel ran at 0.8 times OpenBLAS's speed).
+    /// (`calibratedPackedRowLimit`): which of the two is faster on many rows depends on the CPU (figures in
+    /// docs/performance.md, "Packed GEMM").
     public static let packedRowLimit = calibratedPackedRowLimit()
 
     /// Every row count, unless OpenBLAS is clearly faster (by more than a tenth) on a BERT feed-forward product
     /// of 256 rows; then 64. Medians of 7 timed calls each, the two kernels alternating, after one untimed call
     /// each; one thread each, as the encoders call them. On a noisy virtual machine a single "fastest of" per kernel
-    /// flipped the choice from one process to the next where the two are close (on an AMD EPYC Zen 4: ~100 vs
-    /// 70-83 GFLOP/s), and the packed kernel also keeps a row's result independent of the batch.
+    /// flipped the choice from one process to the next where the two are close, and the packed kernel also keeps a
+    /// row's result independent of the batch.
     static func calibratedPackedRowLimit() -> Int {
         let blasThreads = BLAS.threads
         BLAS.setThreads(1)
