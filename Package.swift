@@ -49,16 +49,18 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         // JPEG and PNG decoding through libjpeg-turbo and libpng, with their error exits turned into returns.
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
-        // Image and audio decoding and preprocessing.
+        // FFTW's single-precision interface, for log-mel spectrograms.
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
         // Media's kernels: Pillow-exact 8-bit image resampling, audio resampling, image planes; dispatched as CKernels.
         .target(name: "CMediaKernels", dependencies: ["CKernels"], cSettings: [.unsafeFlags(["-O3"])]),
+        // Image and audio decoding and preprocessing.
         .target(name: "Media", dependencies: ["CImageCodecs", "CMediaKernels", "CFFTW"]),
         // Model files and model code: safetensors, tokenizer, the towers, the Fusion-Q-Former.
         .target(name: "Models", dependencies: ["Locking", "Tensor", "CKernels"]),
         // SHA-256 from OpenSSL's libcrypto: items' content hashes and the model revision.
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        // The embedding pipeline: towers behind dynamic batchers, fusion, Matryoshka sizes, the item store.
+        // The work: the pipeline (towers behind dynamic batchers, fusion, Matryoshka sizes), the item store, semantic
+        // IDs, /match's vectors and features. Its public API exposes no type of Models, Media or Tensor.
         .target(
             name: "Embedding",
             dependencies: [

@@ -17,10 +17,10 @@ public struct Matcher: Sendable {
 
     /// A user's history: vectors oldest first, with optional weights (one per entry, finite and ≥ 0).
     public struct History: Sendable {
-        public var sources: [VectorSource]
+        public var sources: [VectorSource<ItemInput>]
         public var weights: [Float]?
 
-        public init(sources: [VectorSource], weights: [Float]?) {
+        public init(sources: [VectorSource<ItemInput>], weights: [Float]?) {
             self.sources = sources
             self.weights = weights
         }
@@ -29,7 +29,7 @@ public struct Matcher: Sendable {
     /// What a `/match` computes features of, and how.
     public struct Request: Sendable {
         public var history: History
-        public var candidates: [VectorSource]
+        public var candidates: [VectorSource<ItemInput>]
         public var features: Set<MatchFeatures.Feature>
         /// The Matryoshka size the features are computed at.
         public var dimensions: Int
@@ -41,7 +41,7 @@ public struct Matcher: Sendable {
         /// How inline candidate items are embedded (needed only when there are some).
         public var options: EmbeddingPipeline.Options?
 
-        public init(history: History, candidates: [VectorSource], features: Set<MatchFeatures.Feature>, dimensions: Int,
+        public init(history: History, candidates: [VectorSource<ItemInput>], features: Set<MatchFeatures.Feature>, dimensions: Int,
                     recent: Int, topK: Int, simTop: Int, codebook: SemanticCodebook?, options: EmbeddingPipeline.Options?) {
             self.history = history
             self.candidates = candidates
@@ -148,7 +148,7 @@ public struct Matcher: Sendable {
         return try await resolve(history.sources, field: "user.history", codebook: codebook, codes: codes, options: nil)
     }
 
-    private func resolveCandidates(_ candidates: [VectorSource], codebook: SemanticCodebook?, codes: Bool,
+    private func resolveCandidates(_ candidates: [VectorSource<ItemInput>], codebook: SemanticCodebook?, codes: Bool,
                                    options: EmbeddingPipeline.Options?) async throws(EmbeddingError) -> ResolvedVectors {
         var seen = Set<String>()
         for (index, candidate) in candidates.enumerated() {
@@ -160,7 +160,7 @@ public struct Matcher: Sendable {
     }
 
     /// Full-size model-space unit vectors for `sources`, with codes when asked.
-    private func resolve(_ sources: [VectorSource], field: String, codebook: SemanticCodebook?, codes: Bool,
+    private func resolve(_ sources: [VectorSource<ItemInput>], field: String, codebook: SemanticCodebook?, codes: Bool,
                          options: EmbeddingPipeline.Options?) async throws(EmbeddingError) -> ResolvedVectors {
         let d = pipeline.dimensions
         for (index, source) in sources.enumerated() {
@@ -232,7 +232,7 @@ public struct Matcher: Sendable {
 
     /// Stored items' vectors, copied straight from the store's cache into their rows, and their codes when the
     /// store has them for `codebook` (else they are listed in `needCodes`).
-    private func readStored(_ sources: [VectorSource], field: String, codebook: SemanticCodebook?, codes: Bool,
+    private func readStored(_ sources: [VectorSource<ItemInput>], field: String, codebook: SemanticCodebook?, codes: Bool,
                             into resolved: inout ResolvedVectors, needCodes: inout [Int],
                             storedEmbeddings: inout [Int: [Float]]) throws(EmbeddingError) {
         var idPositions: [Int] = [], ids: [String] = []

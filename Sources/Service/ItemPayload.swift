@@ -4,7 +4,7 @@ import Foundation
 /// An item as JSON, in `/embed` requests and in `omniembed embed`'s input lines:
 /// `{"id", "text", "fields": {"title", "ocr", "asr", "author", "tags"}, "images": [{"data"}], "audio": {"data"}}`,
 /// media as base64.
-public struct ItemPayload: Decodable, Sendable {
+public struct ItemPayload: Decodable, Sendable, IdentifiedItem {
     public struct Media: Decodable, Sendable {
         public var data: String
     }

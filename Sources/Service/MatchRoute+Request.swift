@@ -3,37 +3,9 @@ import HTTP
 
 /// The bodies `/match` and `/user_embedding` take.
 extension MatchRoute {
-    /// A history entry or candidate: a stored id, `{"id", "embedding"}` (history entries may leave out the id) or,
-    /// for candidates, an item to embed (`{"id", "text"/"fields"/...}`).
-    enum Entry: Decodable {
-        case id(String)
-        case vector(id: String?, [Float])
-        case item(ItemPayload)
-
-        private enum Keys: String, CodingKey { case id, embedding }
-
-        init(from decoder: any Decoder) throws {
-            if let id = try? decoder.singleValueContainer().decode(String.self) {
-                self = .id(id)
-                return
-            }
-            let container = try decoder.container(keyedBy: Keys.self)
-            if container.contains(.embedding) {
-                self = .vector(id: try container.decodeIfPresent(String.self, forKey: .id),
-                               try container.decode([Float].self, forKey: .embedding))
-            } else {
-                self = .item(try ItemPayload(from: decoder))
-            }
-        }
-
-        var id: String? {
-            switch self {
-            case .id(let id): id
-            case .vector(let id, _): id
-            case .item(let item): item.id
-            }
-        }
-    }
+    /// A history entry or candidate as the request gives it: a stored id, `{"id", "embedding"}` (history entries
+    /// may leave out the id) or, for candidates, an item to embed (`{"id", "text"/"fields"/...}`).
+    typealias Entry = VectorSource<ItemPayload>
 
     struct User: Decodable {
         var history: [Entry]?
@@ -96,6 +68,24 @@ extension MatchRoute {
                 }
                 return read ? request : nil
             }
+        }
+    }
+}
+
+extension VectorSource: Decodable where Item == ItemPayload {
+    private enum Keys: String, CodingKey { case id, embedding }
+
+    public init(from decoder: any Decoder) throws {
+        if let id = try? decoder.singleValueContainer().decode(String.self) {
+            self = .id(id)
+            return
+        }
+        let container = try decoder.container(keyedBy: Keys.self)
+        if container.contains(.embedding) {
+            self = .vector(id: try container.decodeIfPresent(String.self, forKey: .id),
+                           try container.decode([Float].self, forKey: .embedding))
+        } else {
+            self = .item(try ItemPayload(from: decoder))
         }
     }
 }

@@ -128,30 +128,28 @@ struct MatchRoute: Sendable {
             throw HTTPError(.payloadTooLarge, code: "too_many_history",
                             message: "\(entries.count) history items; at most \(limits.maxHistory) per request")
         }
-        let sources = try entries.enumerated().map { (index, entry) throws(HTTPError) -> VectorSource in
-            switch entry {
-            case .id(let id): return .id(id)
-            case .vector(let id, let vector): return .vector(id: id, vector)
-            case .item: throw HTTPError(.badRequest, code: "invalid_json", message: "missing field 'user.history[\(index)].embedding'")
+        let sources = try entries.enumerated().map { (index, entry) throws(HTTPError) -> VectorSource<ItemInput> in
+            try entry.mapItem { _ throws(HTTPError) -> ItemInput in
+                throw HTTPError(.badRequest, code: "invalid_json", message: "missing field 'user.history[\(index)].embedding'")
             }
         }
         return Matcher.History(sources: sources, weights: user.weights)
     }
 
     /// Candidates as vector sources: inline items checked and decoded here (their ids first, as every id is).
-    private func candidateSources(_ candidates: [Entry]) throws(HTTPError) -> [VectorSource] {
+    private func candidateSources(_ candidates: [Entry]) throws(HTTPError) -> [VectorSource<ItemInput>] {
         try HTTPError.catching { () throws(EmbeddingError) in
             for (index, candidate) in candidates.enumerated() {
                 guard let id = candidate.id else { continue }
                 try ItemID.check(id, field: "candidates[\(index)]", maxBytes: embed.limits.maxIdBytes)
             }
         }
-        return try candidates.enumerated().map { (index, candidate) throws(HTTPError) -> VectorSource in
-            switch candidate {
-            case .id(let id): return .id(id)
-            case .vector(let id?, let vector): return .vector(id: id, vector)
-            case .vector(nil, _): throw HTTPError(.badRequest, code: "invalid_json", message: "missing field 'candidates[\(index)].id'")
-            case .item(let item): return .item(try HTTPError.catching { () throws(EmbeddingError) in try item.input(at: index, limits: embed.limits) })
+        return try candidates.enumerated().map { (index, candidate) throws(HTTPError) -> VectorSource<ItemInput> in
+            if case .vector(nil, _) = candidate {
+                throw HTTPError(.badRequest, code: "invalid_json", message: "missing field 'candidates[\(index)].id'")
+            }
+            return try candidate.mapItem { item throws(HTTPError) in
+                try HTTPError.catching { () throws(EmbeddingError) in try item.input(at: index, limits: embed.limits) }
             }
         }
     }
