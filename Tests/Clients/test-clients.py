@@ -590,6 +590,19 @@ def invalid_configuration_fails_to_start():
 
 
 @test
+def the_kernel_set_is_chosen_by_the_environment():
+    """OMNIEMBED_KERNELS narrows the C kernels' instruction set (logged at start); an unknown one stops the start."""
+    result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, OMNIEMBED_KERNELS="sse9"))
+    assert result.returncode != 0 and "OMNIEMBED_KERNELS" in result.stderr, result.stderr
+    service = Service(env={"OMNIEMBED_KERNELS": "portable"})
+    try:
+        assert "c_kernels=portable" in service.logs(), service.logs()
+    finally:
+        service.stop()
+
+
+@test
 def sigterm_drains_and_exits_zero():
     service = Service()
     # An idle keep-alive connection and a request whose body is still arriving.
