@@ -201,8 +201,8 @@ public final class EmbeddingPipeline: Sendable {
                         codebook: SemanticCodebook?) throws(EmbeddingError) -> [String: ItemStore.Record] {
         guard options.store, let store else { return [:] }
         let started = ContinuousClock.now
-        var stored = try store.records(items.map(\.id))
-        if options.features { stored = [:] }
+        // Raw features are not stored: every item is computed, and the store need not be read.
+        let stored = options.features ? [:] : try store.records(items.map(\.id))
         metrics.store.record(.now - started)
         for (index, item) in items.enumerated() where results[index] == nil {
             guard let record = stored[item.id], record.contentHash == item.contentHash, record.revision == model.revision,

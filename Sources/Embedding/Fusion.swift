@@ -7,13 +7,6 @@ enum FusionMethod: Sendable {
     /// EM3's Fusion-Q-Former over the towers' token-level outputs (text token states, image features per frame,
     /// audio features per patch).
     case qformer(FusionQFormer)
-
-    var name: String {
-        switch self {
-        case .late: "late"
-        case .qformer: "qformer"
-        }
-    }
 }
 
 /// Late fusion: the L2-normalised weighted sum of the present modality vectors. With one modality present the

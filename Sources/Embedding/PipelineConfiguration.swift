@@ -1,14 +1,18 @@
 import Foundation
 
 /// What an `EmbeddingPipeline` is built from (`EmbeddingPipeline.load`): the model files, fusion, output sizes,
-/// batching, the store and the codebook. A plain value; the service reads it from its settings.
+/// batching, the store and the codebook. A plain value with no defaults of its own: the service's settings have them.
 public struct PipelineConfiguration: Sendable {
     public struct TextModel: Sendable, Equatable {
         /// Where `tokenizer.json`, `config.json` and `model.safetensors` are.
-        public var directory = "models/all-MiniLM-L6-v2"
+        public var directory: String
         /// Longest token sequence, special tokens included (sentence-transformers' `max_seq_length`).
-        public var maxTokens = 256
-        public init() {}
+        public var maxTokens: Int
+
+        public init(directory: String, maxTokens: Int) {
+            self.directory = directory
+            self.maxTokens = maxTokens
+        }
     }
 
     /// A classifier tower whose classes ConSE maps into the text space.
@@ -18,9 +22,9 @@ public struct PipelineConfiguration: Sendable {
         /// The class (tag) names, one per line in class order.
         public var labels: String
         /// Classes ConSE combines.
-        public var topK = 10
+        public var topK: Int
 
-        public init(directory: String, labels: String, topK: Int = 10) {
+        public init(directory: String, labels: String, topK: Int) {
             self.directory = directory
             self.labels = labels
             self.topK = topK
@@ -32,42 +36,54 @@ public struct PipelineConfiguration: Sendable {
         case late(weights: [Modality: Float])
         /// EM3's Fusion-Q-Former, its `config.json` and `model.safetensors` in `directory`.
         case qformer(directory: String)
-
-        public var name: String {
-            switch self {
-            case .late: "late"
-            case .qformer: "qformer"
-            }
-        }
     }
 
     /// The SQLite item store.
     public struct Store: Sendable {
-        public var path = "data/items.sqlite"
-        public var durability = ItemStore.Durability.full
+        public var path: String
+        public var durability: ItemStore.Durability
         /// Item vectors kept in memory in front of the store for `/match` (0: none).
-        public var cacheItems = 200_000
-        public init() {}
+        public var cacheItems: Int
+
+        public init(path: String, durability: ItemStore.Durability, cacheItems: Int) {
+            self.path = path
+            self.durability = durability
+            self.cacheItems = cacheItems
+        }
     }
 
-    public var text = TextModel()
-    public var image = ClassifierModel(directory: "models/efficientnet-lite0", labels: "config/labels/imagenet-1k.txt")
-    public var audio = ClassifierModel(directory: "models/musicnn-mtt", labels: "config/labels/mtt-50.txt")
+    public var text: TextModel
+    public var image: ClassifierModel
+    public var audio: ClassifierModel
     /// Largest image decoded, in pixels, checked on the header (decompression bombs).
-    public var maxImagePixels = 40_000_000
+    public var maxImagePixels: Int
     /// Longest recording accepted, in seconds (checked on the WAV header).
-    public var maxAudioSeconds = 600
-    public var compute = ComputeThreads()
-    public var fusion = Fusion.late(weights: [.text: 1, .image: 1, .audio: 1])
+    public var maxAudioSeconds: Int
+    public var compute: ComputeThreads
+    public var fusion: Fusion
     /// Matryoshka sizes; the first must be the model's full size.
-    public var dimensions = [384, 256, 128, 64]
-    public var settings = EmbeddingPipeline.Settings()
+    public var dimensions: [Int]
+    public var settings: EmbeddingPipeline.Settings
     /// `nil`: no store (nothing is cached or kept).
-    public var store: Store? = Store()
+    public var store: Store?
     /// The semantic-ID codebook, loaded when a file is there.
-    public var codebookPath = "data/codebook.safetensors"
+    public var codebookPath: String
 
-    public init() {}
+    public init(text: TextModel, image: ClassifierModel, audio: ClassifierModel, maxImagePixels: Int,
+                maxAudioSeconds: Int, compute: ComputeThreads, fusion: Fusion, dimensions: [Int],
+                settings: EmbeddingPipeline.Settings, store: Store?, codebookPath: String) {
+        self.text = text
+        self.image = image
+        self.audio = audio
+        self.maxImagePixels = maxImagePixels
+        self.maxAudioSeconds = maxAudioSeconds
+        self.compute = compute
+        self.fusion = fusion
+        self.dimensions = dimensions
+        self.settings = settings
+        self.store = store
+        self.codebookPath = codebookPath
+    }
 }
 
 /// A configuration the models cannot run with, found while loading them; `setting` names the field.

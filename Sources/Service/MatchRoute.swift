@@ -136,12 +136,16 @@ struct MatchRoute: Sendable {
         return Matcher.History(sources: sources, weights: user.weights)
     }
 
-    /// Candidates as vector sources: inline items checked and decoded here (their ids first, as every id is).
+    /// Candidates as vector sources: inline items checked and decoded here. With items, every id is checked first
+    /// (as `Matcher` checks them), so that a bad id is refused under its own index before any item's error.
     private func candidateSources(_ candidates: [Entry]) throws(HTTPError) -> [VectorSource<ItemInput>] {
-        try HTTPError.catching { () throws(EmbeddingError) in
-            for (index, candidate) in candidates.enumerated() {
-                guard let id = candidate.id else { continue }
-                try ItemID.check(id, field: "candidates[\(index)]", maxBytes: embed.limits.maxIdBytes)
+        let hasItems = candidates.contains { if case .item = $0 { true } else { false } }
+        if hasItems {
+            try HTTPError.catching { () throws(EmbeddingError) in
+                for (index, candidate) in candidates.enumerated() {
+                    guard let id = candidate.id else { continue }
+                    try ItemID.check(id, field: "candidates[\(index)]", maxBytes: embed.limits.maxIdBytes)
+                }
             }
         }
         return try candidates.enumerated().map { (index, candidate) throws(HTTPError) -> VectorSource<ItemInput> in

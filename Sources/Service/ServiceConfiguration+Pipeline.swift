@@ -5,29 +5,19 @@ import Logging
 extension ServiceConfiguration {
     /// The settings the embedding pipeline is built from.
     public var pipeline: PipelineConfiguration {
-        var pipeline = PipelineConfiguration()
-        pipeline.text.directory = modelDirectory
-        pipeline.text.maxTokens = maxTokens
-        pipeline.image = .init(directory: image.directory, labels: image.labels, topK: image.topK)
-        pipeline.audio = .init(directory: audio.directory, labels: audio.labels, topK: audio.topK)
-        pipeline.maxImagePixels = image.maxPixels
-        pipeline.maxAudioSeconds = audio.maxSeconds
-        pipeline.compute = encoder
-        pipeline.fusion = switch embedding.fusionMethod {
+        let fusion: PipelineConfiguration.Fusion = switch embedding.fusionMethod {
         case .late: .late(weights: embedding.fusionWeights)
         case .qformer: .qformer(directory: embedding.qformerDirectory)
         }
-        pipeline.dimensions = embedding.dimensions
-        pipeline.settings = embedding.pipeline
-        if store.enabled {
-            var settings = PipelineConfiguration.Store()
-            (settings.path, settings.durability, settings.cacheItems) = (store.path, store.durability, store.cacheItems)
-            pipeline.store = settings
-        } else {
-            pipeline.store = nil
-        }
-        pipeline.codebookPath = codebook.path
-        return pipeline
+        return PipelineConfiguration(
+            text: .init(directory: modelDirectory, maxTokens: maxTokens),
+            image: .init(directory: image.directory, labels: image.labels, topK: image.topK),
+            audio: .init(directory: audio.directory, labels: audio.labels, topK: audio.topK),
+            maxImagePixels: image.maxPixels, maxAudioSeconds: audio.maxSeconds, compute: encoder,
+            fusion: fusion, dimensions: embedding.dimensions, settings: embedding.pipeline,
+            store: store.enabled
+                ? .init(path: store.path, durability: store.durability, cacheItems: store.cacheItems) : nil,
+            codebookPath: codebook.path)
     }
 
     /// The towers behind their batchers, with the store when it is enabled: what `serve` and `embed` run. A

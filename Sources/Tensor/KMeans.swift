@@ -151,7 +151,7 @@ public struct KMeans: Sendable {
     /// The mean of each cluster's rows (sums in `Double`, per part of the rows, added in part order); a cluster
     /// without rows keeps its centroid from `keeping`.
     public static func clusterMeans(_ x: [Float], count: Int, dimensions d: Int, clusters k: Int, assignment: [Int32],
-                             threads: Int, keeping previous: [Float]) -> [Float] {
+                                    threads: Int, keeping previous: [Float]) -> [Float] {
         let parts = Parallel.ranges(count, parts: threads)
         let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: parts.count * k * d)
         let counts = UnsafeMutableBufferPointer<Int64>.allocate(capacity: parts.count * k)
