@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CEpoll"),
         // OpenBLAS's CBLAS interface.
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // TLS for the listener through OpenSSL's libssl: non-blocking sessions, with macros turned into calls.
+        .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         // Shared state behind a lock that ThreadSanitizer can see (scripts/check/sanitize).
         .target(name: "Locking"),
         // HTTP/1.1 on POSIX sockets and Dispatch. Knows nothing about models.
@@ -37,6 +39,8 @@ let package = Package(
                 "Locking",
                 "CZlib",
                 "CEpoll",
+                "CCrypto",
+                "CTLS",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
@@ -95,6 +99,7 @@ let package = Package(
             name: "omniembed",
             dependencies: [
                 "Service",
+                "HTTP",
                 "Embedding",
                 "Models",
                 "Media",
@@ -116,7 +121,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["Service", "HTTP", "Embedding", "Models", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Service", "HTTP", "Embedding", "Models", "Locking", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),

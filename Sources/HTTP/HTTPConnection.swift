@@ -33,6 +33,10 @@ final class HTTPConnection: @unchecked Sendable {
     private var lingerDeadline: MonotonicInstant?
     private var handler: Task<Void, Never>?
     private var finished = false
+    /// The TLS session when the listener speaks TLS (`nil` again once a plain request is answered on it).
+    private var tls: TLSSession?
+    /// Until the TLS handshake is done: when it must be.
+    private var handshakeDeadline: MonotonicInstant?
 
     init(id: UInt64, fd: Int32, remoteAddress: String, loop: EventLoop, context: HTTPServer.Context) {
         self.id = id
@@ -43,6 +47,10 @@ final class HTTPConnection: @unchecked Sendable {
         let config = context.configuration
         self.stateMachine = HTTPConnectionStateMachine(limits: config.limits, timeouts: config.timeouts,
                                                        maxRequests: config.maxRequestsPerConnection, now: .now())
+        if let certificates = context.tls {
+            tls = TLSSession(context: certificates.context, fd: fd)
+            handshakeDeadline = .now() + config.timeouts.requestHead
+        }
         self.timer = DispatchSource.makeTimerSource(queue: loop.queue)
         // Dispatch aborts when an inactive source is released, so it is active from the start.
         timer.schedule(deadline: .distantFuture)
@@ -57,6 +65,10 @@ final class HTTPConnection: @unchecked Sendable {
             } catch {
                 context.logger.error("cannot watch connection", metadata: ["error": "\(error)"])
                 return finish()
+            }
+            if context.tls != nil {
+                guard tls != nil else { return finish() }
+                return continueHandshake()
             }
             drive()
         }
@@ -79,6 +91,8 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Reading
 
     func readable() {
+        if handshakeDeadline != nil { return continueHandshake() }
+        if let tls, lingerDeadline == nil { return readTLS(tls) }
         let buffer = loop.readBuffer
         let count = read(fd, buffer.baseAddress, buffer.count)
         let readErrno = errno
@@ -96,6 +110,74 @@ final class HTTPConnection: @unchecked Sendable {
             stateMachine.receivedEndOfInput()
             drive()
         }
+    }
+
+    // MARK: TLS
+
+    /// The handshake, as far as the socket allows; a plain HTTP request on the TLS port is answered 400 in plain.
+    private func continueHandshake() {
+        guard let tls, let deadline = handshakeDeadline, !finished else { return }
+        guard MonotonicInstant.now() < deadline else {
+            context.metrics.tlsFailed("timeout")
+            return finish()
+        }
+        var first: UInt8 = 0
+        if recv(fd, &first, 1, Int32(MSG_PEEK)) == 1, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first) {
+            context.metrics.tlsFailed("plain_http")
+            self.tls = nil
+            handshakeDeadline = nil
+            let error = HTTPError(.badRequest, code: "plain_http_on_tls_port",
+                                  message: "the plain HTTP request was sent to the port that speaks TLS (use https)")
+            closeAfterFlush = true
+            return enqueue(context.encoder.encode(.error(error), method: .get, version: .http1_1, keepAlive: false,
+                                                  date: context.dateCache.current()), endsResponse: false)
+        }
+        switch tls.handshake() {
+        case .done:
+            handshakeDeadline = nil
+            context.metrics.tlsHandshake(version: tls.version)
+            setWriteInterest(false)
+            // The client's first request may have come with its last handshake message and been read ahead.
+            readTLS(tls)
+        case .wantRead:
+            setWriteInterest(false)
+            updateInterest()
+        case .wantWrite:
+            setWriteInterest(true)
+            updateInterest()
+        case .closed, .failed:
+            context.metrics.tlsFailed("handshake")
+            context.logger.debug("tls handshake failed", metadata: ["peer": "\(info.remoteAddress)",
+                                                                    "error": "\(TLSSession.lastError())"])
+            finish()
+        }
+    }
+
+    /// Decrypted input, as much as the session has and the state machine takes.
+    private func readTLS(_ tls: TLSSession) {
+        let buffer = loop.readBuffer
+        reading: while !finished && stateMachine.wantsInput {
+            switch tls.read(into: UnsafeMutableRawBufferPointer(buffer)) {
+            case .done(let count):
+                context.metrics.receivedBytes.increment(by: count)
+                stateMachine.bytesReceived(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), now: .now())
+                // A short read took what the socket had: the level-triggered loop reports the rest, which saves
+                // the read that would only say "would block".
+                if count < buffer.count && !tls.hasPending { break reading }
+            case .wantRead:
+                break reading
+            case .wantWrite:
+                setWriteInterest(true)
+                break reading
+            case .closed:
+                stateMachine.receivedEndOfInput()
+                break reading
+            case .failed:
+                handler?.cancel()
+                return finish()
+            }
+        }
+        drive()
     }
 
     // MARK: The loop
@@ -176,6 +258,25 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func flush() {
         while outputOffset < output.count {
+            if let tls {
+                let progress = output.withUnsafeBytes { raw in
+                    tls.write(UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
+                }
+                switch progress {
+                case .done(let written):
+                    outputOffset += written
+                    context.metrics.sentBytes.increment(by: written)
+                    stateMachine.writeProgressed(now: .now())
+                    continue
+                case .wantWrite:
+                    setWriteInterest(true)
+                    return
+                case .wantRead:
+                    return  // readable() resumes it
+                case .closed, .failed:
+                    return finish()
+                }
+            }
             let written = output.withUnsafeBytes { raw in
                 send(fd, raw.baseAddress! + outputOffset, output.count - outputOffset, Int32(MSG_NOSIGNAL))
             }
@@ -208,6 +309,7 @@ final class HTTPConnection: @unchecked Sendable {
     /// the kernel reset the connection and destroy the response the client has not read yet.
     private func startLingeringClose() {
         guard lingerDeadline == nil else { return }
+        tls?.shutdown()
         shutdown(fd, Int32(SHUT_WR))
         lingerDeadline = .now() + context.configuration.lingerTimeout
         updateInterest()
@@ -220,6 +322,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// The socket can take more output.
     func writable() {
+        if handshakeDeadline != nil { return continueHandshake() }
         flush()
         drive()  // a response finished here may unblock the next pipelined request
     }
@@ -232,14 +335,18 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func updateInterest() {
         guard !finished else { return }
-        let wantRead = lingerDeadline != nil || stateMachine.wantsInput
+        let wantRead = lingerDeadline != nil || handshakeDeadline != nil || stateMachine.wantsInput
         if wantRead != readEnabled {
             readEnabled = wantRead
             loop.update(fd, read: readEnabled, write: writeEnabled)
+            // Input the session decrypted earlier is not the socket's: epoll will not report it.
+            if wantRead, tls?.hasPending == true, handshakeDeadline == nil {
+                queue.async { [self] in if !finished, let tls = self.tls { readTLS(tls) } }
+            }
         }
         // Re-arming a Dispatch timer wakes Dispatch's manager thread, which is costly once per request.
         // So the timer only moves earlier; firing before a later deadline just re-arms it (see `timerFired`).
-        guard let deadline = lingerDeadline ?? stateMachine.nextDeadline else { return }
+        guard let deadline = handshakeDeadline ?? lingerDeadline ?? stateMachine.nextDeadline else { return }
         if timerDeadline.map({ deadline < $0 }) ?? true {
             timerDeadline = deadline
             timer.schedule(deadline: deadline.dispatchTime, leeway: .milliseconds(10))
@@ -248,6 +355,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func timerFired() {
         timerDeadline = nil
+        if handshakeDeadline != nil { return continueHandshake() }
         drive()
     }
 
@@ -257,6 +365,7 @@ final class HTTPConnection: @unchecked Sendable {
         handler?.cancel()
         timer.cancel()
         loop.unregister(fd)
+        tls = nil
         close(fd)
         context.connectionClosed(self)
     }

@@ -25,9 +25,11 @@ public final class HTTPServer: Sendable {
         let eventLoops: [EventLoop]
         let handlerExecutor = DispatchTaskExecutor(label: "omniembed.http.handlers")
         let connections = Locked<[UInt64: HTTPConnection]>([:])
+        /// The listener speaks TLS with these; `nil`: plain HTTP.
+        let tls: TLSCertificates?
 
         init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
-             metrics: HTTPServerMetrics) throws {
+             metrics: HTTPServerMetrics, tls: TLSCertificates?) throws {
             let loopCount = configuration.eventLoops > 0 ? configuration.eventLoops : System.activeProcessorCount
             self.eventLoops = try (0..<loopCount).map { try EventLoop(label: "omniembed.http.loop.\($0)") }
             self.configuration = configuration
@@ -35,6 +37,7 @@ public final class HTTPServer: Sendable {
             self.logger = logger
             self.metrics = metrics
             self.encoder = HTTPResponseEncoder(serverName: configuration.serverName)
+            self.tls = tls
         }
 
         func connectionClosed(_ connection: HTTPConnection) {
@@ -60,10 +63,11 @@ public final class HTTPServer: Sendable {
     private let acceptQueue = DispatchQueue(label: "omniembed.http.accept")
     private let refusals: LingeringRefusals
 
+    /// `tls`: the certificates when the listener speaks TLS (every limit and timeout applies the same).
     public init(configuration: HTTPServerConfiguration, responder: any HTTPResponder, logger: Logger,
-                metricsFactory: any MetricsFactory) throws {
+                metricsFactory: any MetricsFactory, tls: TLSCertificates? = nil) throws {
         context = try Context(configuration: configuration, responder: responder, logger: logger,
-                              metrics: HTTPServerMetrics(factory: metricsFactory))
+                              metrics: HTTPServerMetrics(factory: metricsFactory), tls: tls)
         refusals = LingeringRefusals(queue: acceptQueue, linger: configuration.lingerTimeout)
     }
 

@@ -21,4 +21,14 @@ public struct HTTPServerMetrics: Sendable {
     func rejected(_ reason: String) {
         Counter(label: "http_rejected_requests_total", dimensions: [("reason", reason)], factory: factory).increment()
     }
+
+    /// Counts a completed TLS handshake by protocol version.
+    func tlsHandshake(version: String) {
+        Counter(label: "tls_handshakes_total", dimensions: [("version", version)], factory: factory).increment()
+    }
+
+    /// Counts a TLS connection that failed before a request, by reason (`timeout`, `handshake`, `plain_http`).
+    func tlsFailed(_ reason: String) {
+        Counter(label: "tls_failures_total", dimensions: [("reason", reason)], factory: factory).increment()
+    }
 }

@@ -6,6 +6,8 @@ public struct RequestContext: Sendable {
     /// Path parameters by name, percent-decoded.
     public var parameters: [String: String]
     public var connection: HTTPConnectionInfo
+    /// The name of the API key the request was authorised by (routes with a scope, when keys are configured).
+    public var keyName: String?
     let baseLogger: Logger
 
     /// A logger carrying `request_id` (made on use: most requests log nothing but their one request line).
@@ -30,6 +32,8 @@ public struct Router: Sendable {
         var pattern: String
         var segments: [Segment]
         var handler: Handler
+        /// The API-key scope a caller needs; `nil`: open to all.
+        var scope: String?
     }
 
     enum Handler: Sendable {
@@ -52,27 +56,36 @@ public struct Router: Sendable {
 
     public init() {}
 
-    public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping RouteHandler) {
-        add(method, pattern, .async(handler))
+    /// `scope`: the API-key scope a caller needs (checked when the responder has an `Authenticator`).
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, scope: String? = nil,
+                             _ handler: @escaping RouteHandler) {
+        add(method, pattern, .async(handler), scope: scope)
     }
 
-    public mutating func add(_ method: HTTPMethod, _ pattern: String, immediate handler: @escaping ImmediateRouteHandler) {
-        add(method, pattern, .immediate(handler))
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, scope: String? = nil,
+                             immediate handler: @escaping ImmediateRouteHandler) {
+        add(method, pattern, .immediate(handler), scope: scope)
     }
 
-    private mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: Handler) {
+    private mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: Handler, scope: String?) {
         let segments = Self.split(pattern).map { part -> Segment in
             part.hasPrefix("{") && part.hasSuffix("}") ? .parameter(String(part.dropFirst().dropLast())) : .literal(String(part))
         }
-        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler, scope: scope))
     }
 
-    public mutating func get(_ pattern: String, _ handler: @escaping RouteHandler) { add(.get, pattern, handler) }
-    public mutating func get(_ pattern: String, immediate handler: @escaping ImmediateRouteHandler) {
-        add(.get, pattern, immediate: handler)
+    public mutating func get(_ pattern: String, scope: String? = nil, _ handler: @escaping RouteHandler) {
+        add(.get, pattern, scope: scope, handler)
     }
-    public mutating func post(_ pattern: String, _ handler: @escaping RouteHandler) { add(.post, pattern, handler) }
-    public mutating func delete(_ pattern: String, _ handler: @escaping RouteHandler) { add(.delete, pattern, handler) }
+    public mutating func get(_ pattern: String, scope: String? = nil, immediate handler: @escaping ImmediateRouteHandler) {
+        add(.get, pattern, scope: scope, immediate: handler)
+    }
+    public mutating func post(_ pattern: String, scope: String? = nil, _ handler: @escaping RouteHandler) {
+        add(.post, pattern, scope: scope, handler)
+    }
+    public mutating func delete(_ pattern: String, scope: String? = nil, _ handler: @escaping RouteHandler) {
+        add(.delete, pattern, scope: scope, handler)
+    }
 
     func match(method: HTTPMethod, path: String) -> Match {
         let parts = Self.split(path)

@@ -20,13 +20,16 @@ public struct RouterResponder: HTTPResponder {
     private let compression: CompressionOptions
     private let metrics: RequestMetrics
     private let requestIDs = RequestIDGenerator()
+    private let authenticator: Authenticator?
 
+    /// `authenticator`: checks the routes that name a scope; `nil` leaves every route open.
     public init(router: Router, logger: Logger, metricsFactory: any MetricsFactory,
-                compression: CompressionOptions = CompressionOptions()) {
+                compression: CompressionOptions = CompressionOptions(), authenticator: Authenticator? = nil) {
         self.router = router
         self.logger = logger
         self.compression = compression
         self.metrics = RequestMetrics(factory: metricsFactory)
+        self.authenticator = authenticator
     }
 
     /// What is known of a request before its handler runs.
@@ -41,26 +44,32 @@ public struct RouterResponder: HTTPResponder {
         if case .found(let route, _) = match, case .async = route.handler { return nil }
         let exchange = begin(request, match: match)
         let response: HTTPResponse
+        var keyName: String?
         if case .found(let route, let parameters) = match, case .immediate(let handler) = route.handler {
             do {
-                response = try handler(request, context(exchange, parameters, connection))
+                let context = try authorized(context(exchange, parameters, connection), request, route)
+                keyName = context.keyName
+                response = try handler(request, context)
             } catch {
                 response = errorResponse(error, exchange: exchange, route: route)
             }
         } else {
             response = routingError(request, exchange.match)
         }
-        return end(exchange, request, response)
+        return end(exchange, request, response, keyName: keyName)
     }
 
     public func respond(to request: HTTPRequest, connection: HTTPConnectionInfo) async -> HTTPResponse {
         let exchange = begin(request, match: router.match(method: request.method, path: request.path))
         let response: HTTPResponse
+        var keyName: String?
         if case .found(let route, let parameters) = exchange.match {
             do {
+                let context = try authorized(context(exchange, parameters, connection), request, route)
+                keyName = context.keyName
                 switch route.handler {
-                case .async(let handler): response = try await handler(request, context(exchange, parameters, connection))
-                case .immediate(let handler): response = try handler(request, context(exchange, parameters, connection))
+                case .async(let handler): response = try await handler(request, context)
+                case .immediate(let handler): response = try handler(request, context)
                 }
             } catch {
                 response = errorResponse(error, exchange: exchange, route: route)
@@ -68,7 +77,7 @@ public struct RouterResponder: HTTPResponder {
         } else {
             response = routingError(request, exchange.match)
         }
-        return end(exchange, request, response)
+        return end(exchange, request, response, keyName: keyName)
     }
 
     private func begin(_ request: HTTPRequest, match: Router.Match) -> Exchange {
@@ -79,6 +88,15 @@ public struct RouterResponder: HTTPResponder {
 
     private func context(_ exchange: Exchange, _ parameters: [String: String], _ connection: HTTPConnectionInfo) -> RequestContext {
         RequestContext(requestID: exchange.requestID, parameters: parameters, connection: connection, baseLogger: logger)
+    }
+
+    /// `context` with the key that authorises `request` for `route`'s scope, or the 401/403 to answer.
+    private func authorized(_ context: RequestContext, _ request: HTTPRequest,
+                            _ route: Router.Route) throws(HTTPError) -> RequestContext {
+        guard let scope = route.scope, let authenticator else { return context }
+        var context = context
+        context.keyName = try authenticator.authorize(request, scope: scope).name
+        return context
     }
 
     private func errorResponse(_ error: any Error, exchange: Exchange, route: Router.Route) -> HTTPResponse {
@@ -101,7 +119,8 @@ public struct RouterResponder: HTTPResponder {
         }
     }
 
-    private func end(_ exchange: Exchange, _ request: HTTPRequest, _ response: HTTPResponse) -> HTTPResponse {
+    /// `keyName`: the API key the request was authorised by, named in its log line (the key itself never is).
+    private func end(_ exchange: Exchange, _ request: HTTPRequest, _ response: HTTPResponse, keyName: String?) -> HTTPResponse {
         var response = response
         response.headers.replaceOrAdd(name: "X-Request-Id", value: exchange.requestID)
         // API answers (vectors, probes, metrics) are of the moment and often private: no cache, shared or not,
@@ -116,11 +135,13 @@ public struct RouterResponder: HTTPResponder {
             .recordNanoseconds(Int64(duration.seconds * 1e9))
         metrics.inFlight.decrement()
         let level: Logger.Level = response.status.code >= 500 ? .error : .info
-        logger.log(level: level, "request", metadata: [
+        var metadata: Logger.Metadata = [
             "request_id": "\(exchange.requestID)",
             "method": "\(request.method)", "path": "\(request.path)", "status": "\(response.status.code)",
             "duration_ms": "\((duration.seconds * 1e6).rounded() / 1e3)", "bytes": "\(response.body.count)",
-        ])
+        ]
+        if let keyName { metadata["key"] = "\(keyName)" }
+        logger.log(level: level, "request", metadata: metadata)
         return response
     }
 

@@ -112,9 +112,10 @@ struct EmbedRoute: Sendable {
         case embedding, modalities, features, semanticID = "semantic_id"
     }
 
-    func handle(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func handle(_ request: HTTPRequest, quota: ItemQuota = ItemQuota()) async throws -> HTTPResponse {
         let body = try request.decodeJSON(Request.self)
         try limits.checkCount(body.items.count, of: "items", maximum: limits.maxItems)
+        try quota.admit(body.items.count)
         let size = try dimensions.resolve(body.dimensions)
         let format = try EncodedVector.format(body.encodingFormat)
         var returned: Set<Returned> = [.embedding]

@@ -95,6 +95,9 @@ struct ItemsRoute: Sendable {
         let id = try id(context)
         let deleted: Bool
         do { deleted = try store.delete(id) } catch { throw HTTPError(error) }
+        // The audit trail: who deleted what, or tried to (the key's name, never the key).
+        context.logger.notice("audit: delete", metadata: ["id": "\(id)", "key": "\(context.keyName ?? "-")",
+                                                          "result": deleted ? "deleted" : "not_found"])
         guard deleted else { throw HTTPError(.notFound, code: "item_not_found", message: "no item '\(id)' in the store") }
         return HTTPResponse(status: .noContent)
     }

@@ -15,6 +15,8 @@ import Logging
 /// The port is bound first, then the towers load: meanwhile `/healthz` answers 200, `/readyz` 503 and the API 503
 /// `starting`, so an orchestrator can tell a slow start from a dead process.
 public final class OmniEmbedService: Sendable {
+    /// The scopes an API key may hold (`omniembed keys new` checks against them).
+    public static let apiKeyScopes = Routes.Scope.all
     public let configuration: ServiceConfiguration
     public let readiness = Readiness()
     public let metrics: ServiceMetrics
@@ -22,16 +24,30 @@ public final class OmniEmbedService: Sendable {
     private let responder: SwappableResponder
     private let logger: Logger
     private let loaded = Locked<(pipeline: EmbeddingPipeline, reloader: CodebookReloader)?>(nil)
+    /// The API keys in force; `nil` without `auth.keysFile`.
+    private let authenticator: Authenticator?
+    /// The listener's certificate; `nil` without TLS.
+    private let certificates: TLSCertificates?
 
     public init(configuration: ServiceConfiguration, logger: Logger, metrics: ServiceMetrics = ServiceMetrics()) throws {
         self.configuration = configuration
         self.logger = logger
         self.metrics = metrics
+        authenticator = configuration.auth.keysFile.isEmpty
+            ? nil : Authenticator(try Self.readKeys(configuration.auth.keysFile),
+                                  requestsPerSecond: configuration.auth.requestsPerSecond > 0
+                                      ? configuration.auth.requestsPerSecond : nil,
+                                  itemsPerSecond: configuration.auth.itemsPerSecond > 0
+                                      ? configuration.auth.itemsPerSecond : nil,
+                                  metricsFactory: metrics.factory)
+        certificates = configuration.tls.enabled ? TLSCertificates(try Self.tlsContext(configuration.tls)) : nil
         responder = SwappableResponder(RouterResponder(
-            router: Routes.starting(readiness: readiness, metrics: metrics), logger: logger,
-            metricsFactory: metrics.factory, compression: configuration.compression))
+            router: Routes.starting(readiness: readiness, metrics: metrics,
+                                    protectMetrics: configuration.auth.protectMetrics),
+            logger: logger, metricsFactory: metrics.factory, compression: configuration.compression,
+            authenticator: authenticator))
         server = try HTTPServer(configuration: configuration.http, responder: responder, logger: logger,
-                                metricsFactory: metrics.factory)
+                                metricsFactory: metrics.factory, tls: certificates)
     }
 
     /// Binds the port, loads the towers and the store, and turns `/readyz` ready once a warm-up batch has run
@@ -52,8 +68,11 @@ public final class OmniEmbedService: Sendable {
             loaded.withLock { $0 = (pipeline, reloader) }
             responder.replace(RouterResponder(
                 router: Routes.router(readiness: readiness, metrics: metrics, pipeline: pipeline, reloader: reloader,
-                                      configuration: configuration),
-                logger: logger, metricsFactory: metrics.factory, compression: configuration.compression))
+                                      configuration: configuration,
+                                      reloadSecurity: { [weak self] in self?.reloadSecurity() },
+                                      authenticator: authenticator),
+                logger: logger, metricsFactory: metrics.factory, compression: configuration.compression,
+                authenticator: authenticator))
             try await pipeline.warmUp()
             readiness.markReady()
             logger.info("ready", metadata: ["model": "\(pipeline.model.id)", "revision": "\(pipeline.model.revision)",
@@ -73,9 +92,47 @@ public final class OmniEmbedService: Sendable {
         loaded.withLock { $0 }?.pipeline.shutdown()
     }
 
-    /// Loads the codebook file again (SIGHUP); ignored while the towers load.
-    private func reloadCodebook() {
+    /// SIGHUP: the codebook (ignored while the towers load), the certificate and the keys, each read again.
+    private func reloadOnHangUp() {
         _ = try? loaded.withLock { $0 }?.reloader.reload()
+        reloadSecurity()
+    }
+
+    /// Reads the certificate and the keys file again; a file that cannot be used keeps the one in force.
+    private func reloadSecurity() {
+        if let certificates {
+            do {
+                certificates.replace(try Self.tlsContext(configuration.tls))
+                logger.info("tls certificate loaded", metadata: ["file": "\(configuration.tls.certificateFile)"])
+            } catch {
+                logger.error("tls certificate reload failed; keeping the loaded one", metadata: ["error": "\(error)"])
+            }
+        }
+        guard let authenticator else { return }
+        do {
+            authenticator.replace(try Self.readKeys(configuration.auth.keysFile))
+            logger.info("api keys loaded", metadata: ["keys": "\(authenticator.keys.keys.count)"])
+        } catch {
+            logger.error("api keys reload failed; keeping the loaded ones", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func tlsContext(_ settings: ServiceConfiguration.TLSSettings) throws -> TLSContext {
+        try TLSContext(certificateFile: settings.certificateFile, privateKeyFile: settings.privateKeyFile,
+                       clientCAFile: settings.clientCAFile.isEmpty ? nil : settings.clientCAFile)
+    }
+
+    /// The keys at `path`: a regular file of at most `APIKeys.maxFileBytes` (a FIFO or a device is refused, not
+    /// waited on), read once through the descriptor it was checked on.
+    static func readKeys(_ path: String) throws -> APIKeys {
+        do {
+            let bytes = try RegularFile.read(path, maxBytes: APIKeys.maxFileBytes)
+            return try APIKeys(parsing: String(decoding: bytes, as: UTF8.self), scopes: Routes.Scope.all)
+        } catch let error as APIKeys.FileError {
+            throw ConfigurationError.invalid(key: "auth.keysFile", reason: "\(path): \(error)")
+        } catch {
+            throw ConfigurationError.invalid(key: "auth.keysFile", reason: "\(error)")
+        }
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads the codebook.
@@ -84,7 +141,7 @@ public final class OmniEmbedService: Sendable {
         let signals = TerminationSignals()
         signal(SIGHUP, SIG_IGN)
         let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "omniembed.sighup"))
-        hangup.setEventHandler { [weak self] in self?.reloadCodebook() }
+        hangup.setEventHandler { [weak self] in self?.reloadOnHangUp() }
         hangup.resume()
         defer { hangup.cancel() }
         try await start()

@@ -63,7 +63,7 @@ struct OpenAIEmbeddingsRoute: Sendable {
         var usage: Usage
     }
 
-    func handle(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func handle(_ request: HTTPRequest, quota: ItemQuota = ItemQuota()) async throws -> HTTPResponse {
         let body = try request.decodeJSON(Request.self)
         if let model = body.model, !modelNames.contains(model) {
             throw HTTPError(.notFound, code: "model_not_found",
@@ -75,6 +75,7 @@ struct OpenAIEmbeddingsRoute: Sendable {
         case .many(let many): texts = many
         }
         try embed.limits.checkCount(texts.count, of: "input", maximum: embed.limits.maxTexts)
+        try quota.admit(texts.count)
         for (index, text) in texts.enumerated() {
             try embed.limits.checkText(text, at: "input[\(index)]")
             guard !text.isEmpty else {

@@ -111,6 +111,26 @@ extension ServiceConfiguration {
         try config.int("store.cacheItems", &store.cacheItems)
         try config.string("codebook.path", &codebook.path)
         try config.bool("codebook.rotateEmbeddings", &codebook.rotateEmbeddings)
+        try config.string("auth.keysFile", &auth.keysFile)
+        try config.bool("auth.protectMetrics", &auth.protectMetrics)
+        if let rate = try config.double("auth.limits.requestsPerSecond") {
+            guard rate >= 0, rate.isFinite else {
+                throw ConfigurationError.invalid(key: "auth.limits.requestsPerSecond", reason: "must be 0 (no limit) or more")
+            }
+            auth.requestsPerSecond = rate
+        }
+        if let rate = try config.double("auth.limits.itemsPerSecond") {
+            guard rate >= 0, rate.isFinite else {
+                throw ConfigurationError.invalid(key: "auth.limits.itemsPerSecond", reason: "must be 0 (no limit) or more")
+            }
+            auth.itemsPerSecond = rate
+        }
+        try config.string("tls.certificateFile", &tls.certificateFile)
+        try config.string("tls.privateKeyFile", &tls.privateKeyFile)
+        try config.string("tls.clientCAFile", &tls.clientCAFile)
+        // The environment spells the key above OMNIEMBED_TLS_CLIENT_CAFILE; this one is OMNIEMBED_TLS_CLIENT_CA_FILE.
+        try config.string("tls.clientCaFile", &tls.clientCAFile)
+        try config.bool("security.allowInsecure", &allowInsecure)
         try config.bool("codebook.allowUnstamped", &embedding.pipeline.allowUnstampedCodebook)
         try config.int("match.maxHistory", &match.maxHistory)
         try config.int("match.maxCandidates", &match.maxCandidates)
@@ -175,6 +195,18 @@ extension ServiceConfiguration {
         try Self.validate(encoder, processors: ProcessInfo.processInfo.activeProcessorCount)
         guard logBufferBytes >= 0 else {
             throw ConfigurationError.invalid(key: "log.bufferBytes", reason: "must be 0 (unbuffered) or more")
+        }
+        guard tls.certificateFile.isEmpty == tls.privateKeyFile.isEmpty else {
+            throw ConfigurationError.invalid(key: "tls.privateKeyFile", reason: "TLS needs both tls.certificateFile and tls.privateKeyFile")
+        }
+        guard tls.clientCAFile.isEmpty || tls.enabled else {
+            throw ConfigurationError.invalid(key: "tls.clientCAFile", reason: "mutual TLS needs TLS: set tls.certificateFile and tls.privateKeyFile")
+        }
+        let loopback = ["127.0.0.1", "::1", "localhost"].contains(http.host) || http.host.hasPrefix("127.")
+        guard loopback || allowInsecure || (tls.enabled && !auth.keysFile.isEmpty) else {
+            throw ConfigurationError.invalid(
+                key: "host",
+                reason: "\(http.host) is not a loopback address: configure TLS (tls.certificateFile, tls.privateKeyFile) and API keys (auth.keysFile), or set security.allowInsecure: true")
         }
         guard (1...9).contains(compression.level) else {
             throw ConfigurationError.invalid(key: "compression.level", reason: "must be 1...9, got \(compression.level)")

@@ -54,6 +54,30 @@ public struct ServiceConfiguration: Sendable {
     public var store = StoreSettings()
     public var codebook = CodebookSettings()
     public var match = MatchLimits()
+    public var auth = AuthSettings()
+    public var tls = TLSSettings()
+    /// Serve on a non-loopback address without TLS and API keys (refused by default).
+    public var allowInsecure = false
+
+    /// TLS on the listener: PEM files (a chain is fine); with `clientCAFile`, mutual TLS. Read again on SIGHUP.
+    public struct TLSSettings: Sendable {
+        public var certificateFile = ""
+        public var privateKeyFile = ""
+        public var clientCAFile = ""
+        public var enabled: Bool { !certificateFile.isEmpty || !privateKeyFile.isEmpty }
+    }
+
+    /// API keys. Without a keys file every route is open.
+    public struct AuthSettings: Sendable {
+        /// `NAME SCOPES sha256:HEX` per line (`omniembed keys new` makes them); read again on SIGHUP and reload.
+        public var keysFile = ""
+        /// `/metrics` needs a key with the `admin` scope too.
+        public var protectMetrics = false
+        /// Requests a second each key may make (0: no limit); over it, 429 with `Retry-After`.
+        public var requestsPerSecond = 0.0
+        /// Items (or OpenAI inputs) a second each key may embed (0: no limit).
+        public var itemsPerSecond = 0.0
+    }
 
     /// The semantic-ID codebook (`omniembed fit` writes it): loaded at start when the file exists, and again on
     /// `POST /admin/reload` or SIGHUP.

@@ -10,7 +10,7 @@ struct OmniEmbedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "omniembed",
         abstract: "Multimodal embedding service for recommender systems.",
-        subcommands: [ServeCommand.self, EmbedCommand.self, FitCommand.self, BenchmarkCommand.self],
+        subcommands: [ServeCommand.self, EmbedCommand.self, FitCommand.self, BenchmarkCommand.self, KeysCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 

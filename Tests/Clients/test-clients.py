@@ -11,6 +11,7 @@ import gzip
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,7 +34,8 @@ def free_port():
 class Service:
     """One `omniembed serve` process with its stderr captured."""
 
-    def __init__(self, env=None, args=(), unset=(), store=None):
+    def __init__(self, env=None, args=(), unset=(), store=None, tls=None):
+        self.tls = tls  # an ssl.SSLContext when the service speaks TLS
         self.port = free_port()
         self.log = tempfile.TemporaryFile(mode="w+")
         # Each service gets its own item store unless told which: tests never share (or touch the repository's) data.
@@ -56,7 +58,8 @@ class Service:
         raise RuntimeError("service did not become ready")
 
     def request(self, method, path, body=None, headers=None, timeout=5):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        connection = (http.client.HTTPSConnection("localhost", self.port, timeout=timeout, context=self.tls)
+                      if self.tls else http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout))
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -75,6 +78,23 @@ class Service:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout=timeout)
+
+
+def make_certificate(directory, name, cn="localhost"):
+    """A self-signed certificate for `cn` (also its own CA) made by the openssl CLI: (certificate, key) paths."""
+    certificate, key = os.path.join(directory, name + ".pem"), os.path.join(directory, name + "-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return certificate, key
+
+
+def new_key(name, scopes):
+    """`omniembed keys new`: (key, keys-file line)."""
+    out = subprocess.run([BINARY, "keys", "new", name, "--scopes", scopes], check=True, capture_output=True,
+                         text=True).stdout
+    fields = dict(line.split(":  ", 1) if line.startswith("key:") else line.split(": ", 1) for line in out.splitlines())
+    return fields["key"].strip(), fields["line"].strip()
 
 
 def curl(*args):
@@ -598,6 +618,209 @@ def the_kernel_set_is_chosen_by_the_environment():
     service = Service(env={"OMNIEMBED_KERNELS": "portable"})
     try:
         assert "c_kernels=portable" in service.logs(), service.logs()
+    finally:
+        service.stop()
+
+
+@test
+def tls_and_api_keys_with_real_clients():
+    """TLS on the listener and Bearer keys with scopes: http.client + ssl, curl, the openai client, a stalled handshake,
+    TLS 1.1, plain HTTP on the TLS port, and a certificate reload under an open keep-alive connection."""
+    import ssl
+    directory = tempfile.mkdtemp(prefix="omniembed-tls-")
+    certificate, key = make_certificate(directory, "server")
+    embed_key, embed_line = new_key("ranker", "embed")
+    read_key, read_line = new_key("auditor", "read")
+    keys_file = os.path.join(directory, "keys")
+    with open(keys_file, "w") as f:
+        f.write(f"# test keys\n{embed_line}\n{read_line}\n")
+    context = ssl.create_default_context(cafile=certificate)
+    service = Service(env={"OMNIEMBED_TLS_CERTIFICATE_FILE": certificate, "OMNIEMBED_TLS_PRIVATE_KEY_FILE": key,
+                           "OMNIEMBED_AUTH_KEYS_FILE": keys_file, "OMNIEMBED_HTTP_REQUEST_HEAD_TIMEOUT_MS": "1500"},
+                      tls=context)
+    try:
+        body = json.dumps({"texts": ["a cat"]})
+        status, headers, _ = service.request("POST", "/tokenize", body, {"Content-Type": "application/json"})
+        assert status == 401 and headers.get("WWW-Authenticate") == "Bearer", (status, headers)
+        status, _, answer = service.request("POST", "/tokenize", body, {"Content-Type": "application/json",
+                                                                        "Authorization": f"Bearer {read_key}"})
+        assert status == 403 and b"embed" in answer, (status, answer)
+        status, _, answer = service.request("POST", "/tokenize", body, {"Content-Type": "application/json",
+                                                                        "Authorization": f"Bearer {embed_key}"})
+        assert status == 200 and b"cat" in answer, (status, answer)
+        assert service.request("GET", "/healthz")[0] == 200
+        # Pipelined requests in many TLS records written at once: the server reads records ahead of the one it
+        # decrypts, and must answer the ones it holds even while an async handler (tokenize) has the connection.
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as s:
+            with context.wrap_socket(s, server_hostname="localhost") as tls:
+                tokenize = (f"POST /tokenize HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {embed_key}\r\n"
+                            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode()
+                for index in range(40):
+                    tls.write(tokenize if index % 4 == 0 else b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+                received = b""
+                while received.count(b"HTTP/1.1 200 OK\r\n") < 40:
+                    chunk = tls.recv(65536)
+                    assert chunk, f"closed after {received.count(b'HTTP/1.1 200')} of 40 answers"
+                    received += chunk
+        code, out, err = curl("--cacert", certificate, f"https://localhost:{service.port}/healthz")
+        assert code == 0 and b"ok" in out, err
+        # The openai client with an api_key and an https base URL.
+        python = os.environ["OMNIEMBED_TEST_PYTHON"]
+        script = f"""
+import openai
+client = openai.OpenAI(base_url="https://localhost:{service.port}/v1", api_key="{embed_key}",
+                       http_client=openai.DefaultHttpxClient(verify="{certificate}"))
+print(len(client.embeddings.create(model="all-MiniLM-L6-v2", input="a cat").data[0].embedding))
+"""
+        result = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and result.stdout.strip() == "384", result.stderr[-2000:]
+        # TLS 1.1 is refused.
+        old = ssl.create_default_context(cafile=certificate)
+        old.minimum_version = old.maximum_version = ssl.TLSVersion.TLSv1_1
+        try:
+            old.set_ciphers("ALL:@SECLEVEL=0")
+            with socket.create_connection(("127.0.0.1", service.port), timeout=5) as s:
+                with old.wrap_socket(s, server_hostname="localhost"):
+                    raise AssertionError("a TLS 1.1 handshake succeeded")
+        except (ssl.SSLError, ConnectionResetError):
+            pass
+        # A handshake that stalls is cut at the head deadline.
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as s:
+            s.sendall(b"\x16\x03\x01")
+            started = time.monotonic()
+            assert s.recv(100) == b"" and time.monotonic() - started < 8
+        # Plain HTTP on the TLS port: a 400 that says so.
+        received, closed = raw(service.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert received.startswith(b"HTTP/1.1 400") and b"plain_http_on_tls_port" in received and closed, received
+        # A new certificate on SIGHUP; an open keep-alive connection goes on.
+        keep = http.client.HTTPSConnection("localhost", service.port, timeout=5, context=context)
+        keep.request("GET", "/healthz")
+        assert keep.getresponse().read() and True
+        new_certificate, new_key_file = make_certificate(directory, "server2")
+        os.replace(new_certificate, certificate)
+        os.replace(new_key_file, key)
+        service.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        fresh = ssl.create_default_context(cafile=certificate)
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", service.port), timeout=5) as s:
+                    with fresh.wrap_socket(s, server_hostname="localhost"):
+                        break
+            except ssl.SSLError:
+                assert time.monotonic() < deadline, "the new certificate was not served"
+                time.sleep(0.1)
+        keep.request("GET", "/healthz")
+        assert keep.getresponse().status == 200
+        keep.close()
+        # Metrics by the key's name (never the key), and the listener's TLS counters.
+        connection = http.client.HTTPSConnection("localhost", service.port, timeout=5, context=fresh)
+        connection.request("GET", "/metrics")
+        metrics = connection.getresponse().read().decode()
+        connection.close()
+        for line in ('api_key_refusals_total{key="",reason="unauthorized"} 1',
+                     'api_key_refusals_total{key="auditor",reason="forbidden"} 1',
+                     'api_key_items_total{key="ranker"} 1', 'tls_failures_total{reason="plain_http"} 1'):
+            assert line in metrics, (line, [l for l in metrics.splitlines() if "api_key" in l or "tls_" in l])
+        assert re.search(r'^api_key_requests_total\{key="ranker"\} (\d+)$', metrics, re.M), metrics
+        assert re.search(r'^tls_handshakes_total\{version="TLSv1\.3"\} \d+$', metrics, re.M), metrics
+        assert embed_key not in metrics and read_key not in metrics
+    finally:
+        service.stop()
+
+
+@test
+def keys_and_certificate_reload_and_audit_lines():
+    """The keys file is read again on SIGHUP and POST /admin/reload; a bad keys file or certificate keeps the ones in
+    force and says why; DELETE and reload leave audit lines with the key's name; no key ever reaches the log; a
+    missing or mismatched certificate stops the start."""
+    import ssl
+    directory = tempfile.mkdtemp(prefix="omniembed-reload-")
+    certificate, key = make_certificate(directory, "server")
+    other_certificate, other_key = make_certificate(directory, "other")
+    for env, expected in (({"OMNIEMBED_TLS_CERTIFICATE_FILE": certificate, "OMNIEMBED_TLS_PRIVATE_KEY_FILE": other_key},
+                           "key values mismatch"),
+                          ({"OMNIEMBED_TLS_CERTIFICATE_FILE": certificate + ".missing",
+                            "OMNIEMBED_TLS_PRIVATE_KEY_FILE": key}, ".missing")):
+        result = subprocess.run([BINARY, "serve", "--config", CONFIG], capture_output=True, text=True, timeout=20,
+                                env=dict(os.environ, OMNIEMBED_PORT="0", **env))
+        assert result.returncode != 0 and expected in result.stderr, result.stderr[-2000:]
+    admin_key, admin_line = new_key("operator", "admin,write")
+    old_key, old_line = new_key("old-ranker", "embed")
+    new_key_, new_line = new_key("new-ranker", "embed")
+    keys_file = os.path.join(directory, "keys")
+    with open(keys_file, "w") as f:
+        f.write(f"{admin_line}\n{old_line}\n")
+    context = ssl.create_default_context(cafile=certificate)
+    service = Service(env={"OMNIEMBED_TLS_CERTIFICATE_FILE": certificate, "OMNIEMBED_TLS_PRIVATE_KEY_FILE": key,
+                           "OMNIEMBED_AUTH_KEYS_FILE": keys_file}, tls=context)
+    body = json.dumps({"texts": ["a cat"]})
+
+    def tokenize(key):
+        return service.request("POST", "/tokenize", body, {"Content-Type": "application/json",
+                                                          "Authorization": f"Bearer {key}"})[0]
+
+    try:
+        assert tokenize(old_key) == 200 and tokenize(new_key_) == 401
+        with open(keys_file, "w") as f:
+            f.write(f"{admin_line}\n{new_line}\n")
+        service.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while tokenize(new_key_) != 200:
+            assert time.monotonic() < deadline, "the keys file was not read again on SIGHUP"
+            time.sleep(0.1)
+        assert tokenize(old_key) == 401
+        # A bad keys file and a bad certificate: the reload keeps both in force.
+        with open(keys_file, "w") as f:
+            f.write("garbage\n")
+        with open(certificate, "w") as f:
+            f.write("not a certificate\n")
+        admin = {"Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"}
+        service.request("POST", "/admin/reload", "{}", admin)
+        assert tokenize(new_key_) == 200 and tokenize(old_key) == 401
+        assert service.request("GET", "/healthz")[0] == 200  # a fresh handshake with the certificate in force
+        assert service.request("DELETE", "/items/gone", None, admin)[0] == 404
+        time.sleep(0.5)  # info lines are buffered for a moment
+        logs = service.logs()
+        assert "api keys reload failed; keeping the loaded ones" in logs and "line 1" in logs, logs[-3000:]
+        assert "tls certificate reload failed; keeping the loaded one" in logs, logs[-3000:]
+        assert re.search(r"audit: reload .*key=operator", logs) and re.search(r"audit: delete id=gone key=operator .*result=not_found", logs), logs[-3000:]
+        assert re.search(r" request .*key=new-ranker", logs), logs[-3000:]
+        for secret in (admin_key, old_key, new_key_):
+            assert secret not in logs
+    finally:
+        service.stop()
+
+
+@test
+def mutual_tls_refuses_clients_without_a_certificate():
+    import ssl
+    directory = tempfile.mkdtemp(prefix="omniembed-mtls-")
+    certificate, key = make_certificate(directory, "server")
+    client_certificate, client_key = make_certificate(directory, "client", cn="ranker")
+    context = ssl.create_default_context(cafile=certificate)
+    context.load_cert_chain(client_certificate, client_key)
+    service = Service(env={"OMNIEMBED_TLS_CERTIFICATE_FILE": certificate, "OMNIEMBED_TLS_PRIVATE_KEY_FILE": key,
+                           "OMNIEMBED_TLS_CLIENT_CA_FILE": client_certificate}, tls=context)
+    try:
+        assert service.request("GET", "/healthz")[0] == 200
+        # Session tickets: a second connection resumes the first one's session (client certificate included).
+        session = None
+        for attempt in range(2):
+            with socket.create_connection(("127.0.0.1", service.port), timeout=5) as s:
+                with context.wrap_socket(s, server_hostname="localhost", session=session) as tls:
+                    tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+                    assert tls.recv(65536).startswith(b"HTTP/1.1 200")
+                    assert tls.session_reused == (attempt == 1), (attempt, tls.version())
+                    session = tls.session
+        anonymous = ssl.create_default_context(cafile=certificate)
+        try:
+            connection = http.client.HTTPSConnection("localhost", service.port, timeout=5, context=anonymous)
+            connection.request("GET", "/healthz")
+            connection.getresponse()
+            raise AssertionError("a client without a certificate was served")
+        except (ssl.SSLError, ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError):
+            pass
     finally:
         service.stop()
 

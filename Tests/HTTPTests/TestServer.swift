@@ -23,7 +23,8 @@ struct TestServer {
         }
     }
 
-    static func start(_ customize: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> TestServer {
+    static func start(tls: TLSCertificates? = nil,
+                      _ customize: (inout HTTPServerConfiguration) -> Void = { _ in }) throws -> TestServer {
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
         configuration.lingerTimeout = .milliseconds(500)
@@ -57,7 +58,7 @@ struct TestServer {
         logger.logLevel = .critical
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: NOOPMetricsHandler.instance)
         let server = try HTTPServer(configuration: configuration, responder: responder, logger: logger,
-                                metricsFactory: NOOPMetricsHandler.instance)
+                                    metricsFactory: NOOPMetricsHandler.instance, tls: tls)
         let port = try server.start()
         return TestServer(server: server, port: port, slowStarted: slowStarted, slowCancelled: slowCancelled)
     }

@@ -1,6 +1,7 @@
 import Embedding
 import Foundation
 import HTTP
+import Locking
 import Logging
 import Testing
 @testable import Service
@@ -23,7 +24,50 @@ import TestSupport
                                    configuration: configuration)
         let responder = RouterResponder(router: router, logger: logger, metricsFactory: metrics.factory,
                                         compression: configuration.compression)
+        let keys = try APIKeys(parsing: Self.keys.map(\.line).joined(separator: "\n"), scopes: Routes.Scope.all)
+        var secured = configuration
+        secured.auth.protectMetrics = true
+        let securedRouter = Routes.router(readiness: readiness, metrics: metrics, pipeline: pipeline, reloader: reloader,
+                                          configuration: secured)
+        Self.secured.withLock {
+            $0 = InProcessClient(RouterResponder(router: securedRouter, logger: logger, metricsFactory: metrics.factory,
+                                                 authenticator: Authenticator(keys)))
+        }
         return (InProcessClient(responder), readiness)
+    }
+
+    /// One key per scope, named after it.
+    static let keys = Routes.Scope.all.sorted().map { try! APIKeys.generate(name: $0, scopes: [$0], allowed: Routes.Scope.all) }
+    /// The same routes behind those keys (`auth.protectMetrics` on).
+    static let secured = Locked<InProcessClient?>(nil)
+
+    @Test func everyRouteNeedsItsScope() async throws {
+        _ = try await Self.routes.value
+        let client = try #require(Self.secured.withLock { $0 })
+        let routes: [(HTTPMethod, String, String?, String)] = [
+            (.post, "/embed", #"{"items": [{"id": "a", "text": "x"}], "store": false}"#, "embed"),
+            (.post, "/v1/embeddings", #"{"input": "x"}"#, "embed"), (.post, "/tokenize", #"{"texts": ["x"]}"#, "embed"),
+            (.post, "/match", #"{"user": {}, "candidates": []}"#, "embed"),
+            (.post, "/user_embedding", #"{"user": {"history": []}}"#, "embed"),
+            (.get, "/items/a", nil, "read"), (.delete, "/items/a", nil, "write"), (.post, "/admin/reload", "{}", "admin"),
+            (.get, "/metrics", nil, "admin"),
+        ]
+        for (method, path, body, scope) in routes {
+            #expect(await client.execute(method, path, body: body).status.code == 401, "\(path) without a key")
+            #expect(await client.execute(method, path, headers: [("Authorization", "Bearer oe_wrong")], body: body)
+                .status.code == 401, "\(path) with a wrong key")
+            for (name, (key, _)) in zip(Routes.Scope.all.sorted(), Self.keys) {
+                let status = await client.execute(method, path, headers: [("Authorization", "Bearer \(key)")], body: body)
+                    .status.code
+                if name == scope {
+                    #expect(status != 401 && status != 403, "\(path) with the \(name) key: \(status)")
+                } else {
+                    #expect(status == 403, "\(path) with the \(name) key: \(status)")
+                }
+            }
+        }
+        #expect(await client.execute(.get, "/healthz").status.code == 200)
+        #expect(await client.execute(.get, "/openapi.json").status.code == 200)
     }
 
     func json(_ response: HTTPResponse) throws -> [String: Any] {

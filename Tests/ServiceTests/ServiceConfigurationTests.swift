@@ -1,5 +1,6 @@
 import Embedding
 import Foundation
+import HTTP
 import Testing
 @testable import Service
 
@@ -34,10 +35,49 @@ import Testing
         }
     }
 
+    @Test func aNonLoopbackHostNeedsTLSAndKeysOrAnExplicitAllowInsecure() async throws {
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: ["OMNIEMBED_HOST": "0.0.0.0"])
+        }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: [
+                "OMNIEMBED_HOST": "10.0.0.5", "OMNIEMBED_AUTH_KEYS_FILE": "/etc/omniembed/keys",
+            ])
+        }
+        let secured = try await ServiceConfiguration.load(file: Self.defaultFile, environment: [
+            "OMNIEMBED_HOST": "10.0.0.5", "OMNIEMBED_AUTH_KEYS_FILE": "/etc/omniembed/keys",
+            "OMNIEMBED_TLS_CERTIFICATE_FILE": "/etc/omniembed/cert.pem", "OMNIEMBED_TLS_PRIVATE_KEY_FILE": "/etc/omniembed/key.pem",
+        ])
+        #expect(secured.tls.enabled && secured.auth.keysFile == "/etc/omniembed/keys")
+        // A client CA without a server certificate would silently serve without TLS: refused.
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: ["OMNIEMBED_TLS_CLIENT_CA_FILE": "/ca.pem"])
+        }
+    }
+
+    /// The keys file is read only if it is a regular file of bounded size: a FIFO at the path is refused at once
+    /// (the reload would otherwise wait on it forever), and so is a file past the limit.
+    @Test func theKeysFileIsARegularFileOfBoundedSize() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let fifo = directory + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: ConfigurationError.self) { try OmniEmbedService.readKeys(fifo) }
+        let big = directory + "/big"
+        #expect(FileManager.default.createFile(atPath: big, contents: Data(repeating: 0x23, count: (1 << 20) + 1)))
+        #expect(throws: ConfigurationError.self) { try OmniEmbedService.readKeys(big) }
+        let good = directory + "/keys"
+        let line = try APIKeys.generate(name: "ranker", scopes: ["embed"], allowed: OmniEmbedService.apiKeyScopes).line
+        try (line + "\n").write(toFile: good, atomically: true, encoding: .utf8)
+        #expect(try OmniEmbedService.readKeys(good).keys.map(\.name) == ["ranker"])
+    }
+
     @Test func environmentOverridesTheFile() async throws {
         let loaded = try await ServiceConfiguration.load(file: Self.defaultFile, environment: [
             "OMNIEMBED_PORT": "9191",
             "OMNIEMBED_HOST": "0.0.0.0",
+            "OMNIEMBED_SECURITY_ALLOW_INSECURE": "true",
             "OMNIEMBED_HTTP_MAX_BODY_BYTES": "1048576",
             "OMNIEMBED_HTTP_KEEP_ALIVE_TIMEOUT_MS": "1500",
             "OMNIEMBED_COMPRESSION_ENABLED": "false",

@@ -11,16 +11,14 @@ import argparse
 import base64
 import json
 import os
-import random
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
-from bench_common import WRK_DONE_LUA, free_port, wrk_summary
+from bench_common import WRK_DONE_LUA, free_port, run_wrk, stop_servers, titles, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = os.path.join(ROOT, "models", "all-MiniLM-L6-v2")
@@ -39,28 +37,6 @@ end
 """ + WRK_DONE_LUA
 
 
-def wait_until(url, process, seconds=300):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: server exited ({process.returncode})")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)  # polling interval
-    raise RuntimeError(f"{url} never became ready")
-
-
-def titles(count, seed=7):
-    """Titles of whole-word vocabulary entries: about 14 words, 16 tokens with [CLS] and [SEP]."""
-    words = [w.strip() for w in open(os.path.join(MODEL, "vocab.txt"))
-             if w.strip().isalpha() and w.strip().isascii() and len(w.strip()) >= 3]
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(words) for _ in range(14)) for _ in range(count)]
-
-
 def export_onnx():
     """Infinity's ONNX engine wants an optimum feature-extraction export (`last_hidden_state`) named model.onnx."""
     if os.path.exists(os.path.join(ONNX_MODEL, "model.onnx")):
@@ -71,13 +47,7 @@ def export_onnx():
 
 
 def wrk(port, path, bodies_file, connections, seconds, work):
-    script = os.path.join(work, "bench.lua")
-    with open(script, "w") as f:
-        f.write(LUA)
-    result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
-                             f"http://127.0.0.1:{port}"], capture_output=True, text=True,
-                            env=dict(os.environ, BENCH_PATH=path, BENCH_BODIES=bodies_file))
-    return wrk_summary(result.stderr)
+    return run_wrk(LUA, port, connections, seconds, work, BENCH_PATH=path, BENCH_BODIES=bodies_file)
 
 
 def main():
@@ -117,14 +87,7 @@ def main():
             wait_until(f"http://127.0.0.1:{ports[name]}/health", servers[name])
         run(args, work, texts, ports, binary, servers)
     finally:
-        for process in servers.values():
-            process.send_signal(signal.SIGCONT)
-            process.send_signal(signal.SIGTERM)
-        for process in servers.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_servers(servers.values())
 
 
 def only(servers, running):

@@ -6,10 +6,15 @@ machine state.
 """
 import json
 import os
+import random
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def time_runs(run, seconds, minimum=3):
@@ -75,3 +80,48 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until(url, process, seconds=300):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited ({process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)  # polling interval
+    raise RuntimeError(f"{url} never became ready")
+
+
+def titles(count, seed=7):
+    """Titles of whole-word vocabulary entries: about 14 words, 16 tokens with [CLS] and [SEP]."""
+    words = [w.strip() for w in open(os.path.join(ROOT, "models", "all-MiniLM-L6-v2", "vocab.txt"))
+             if w.strip().isalpha() and w.strip().isascii() and len(w.strip()) >= 3]
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(14)) for _ in range(count)]
+
+
+def run_wrk(lua, port, connections, seconds, work, **environment):
+    """wrk -t1 with the Lua script `lua` (ending in WRK_DONE_LUA) against 127.0.0.1:`port`: its summary."""
+    script = os.path.join(work, "bench.lua")
+    with open(script, "w") as f:
+        f.write(lua)
+    result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
+                             f"http://127.0.0.1:{port}"], capture_output=True, text=True,
+                            env=dict(os.environ, **environment))
+    return wrk_summary(result.stderr)
+
+
+def stop_servers(processes):
+    """SIGTERM (after SIGCONT, for one stopped meanwhile) to each, then waits; a server that hangs is killed."""
+    for process in processes:
+        process.send_signal(signal.SIGCONT)
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
