@@ -27,13 +27,23 @@ public typealias ImmediateRouteHandler = @Sendable (HTTPRequest, RequestContext)
 /// Routes by method and path pattern; `{name}` segments capture parameters.
 /// `HEAD` falls back to the `GET` route; a known path with the wrong method is a 405 with `Allow`.
 public struct Router: Sendable {
-    struct Route: Sendable {
-        var method: HTTPMethod
-        var pattern: String
-        var segments: [Segment]
-        var handler: Handler
+    /// A class: matching hands one around per request, and a reference is one retain where a struct of
+    /// strings, an array and a closure was several.
+    final class Route: Sendable {
+        let method: HTTPMethod
+        let pattern: String
+        let segments: [Segment]
+        let handler: Handler
         /// The API-key scope a caller needs; `nil`: open to all.
-        var scope: String?
+        let scope: String?
+
+        init(method: HTTPMethod, pattern: String, segments: [Segment], handler: Handler, scope: String?) {
+            self.method = method
+            self.pattern = pattern
+            self.segments = segments
+            self.handler = handler
+            self.scope = scope
+        }
     }
 
     enum Handler: Sendable {

@@ -40,7 +40,7 @@ public struct ServiceLogHandler: LogHandler {
         switch format {
         case .json:
             line += #"{"ts":""#.utf8
-            Self.clock.appendTimestamp(to: &line)
+            LogClock.appendTimestamp(to: &line)
             line += #"","level":""#.utf8
             line += event.level.rawValue.utf8
             line += #"","logger":"#.utf8
@@ -55,7 +55,7 @@ public struct ServiceLogHandler: LogHandler {
             }
             line.append(UInt8(ascii: "}"))
         case .text:
-            Self.clock.appendTimestamp(to: &line)
+            LogClock.appendTimestamp(to: &line)
             line.append(UInt8(ascii: " "))
             line += event.level.rawValue.utf8
             line.append(UInt8(ascii: " "))
@@ -73,39 +73,52 @@ public struct ServiceLogHandler: LogHandler {
         output.write(line, urgent: event.level >= .error)
     }
 
-    private static let clock = LogClock()
 }
 
-/// UTC ISO 8601 timestamps with milliseconds; the part up to the seconds is formatted once per second.
-final class LogClock: Sendable {
-    private let cache = Locked<(second: Int, prefix: [UInt8])>((-1, []))
-
-    func appendTimestamp(to line: inout [UInt8]) {
+/// UTC ISO 8601 timestamps with milliseconds (`2026-12-06T22:39:28.123Z`), by arithmetic: no time-zone look-up,
+/// no lock, no allocation beyond the line's own.
+enum LogClock {
+    static func appendTimestamp(to line: inout [UInt8]) {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
-        let prefix = cache.withLock { cache in
-            if cache.second != spec.tv_sec {
-                cache = (spec.tv_sec, Array(Self.formatSeconds(spec.tv_sec).utf8))
-            }
-            return cache.prefix
-        }
-        line += prefix
-        let millis = spec.tv_nsec / 1_000_000
-        line += [UInt8(ascii: "0") + UInt8(millis / 100), UInt8(ascii: "0") + UInt8(millis / 10 % 10),
-                 UInt8(ascii: "0") + UInt8(millis % 10), UInt8(ascii: "Z")]
+        append(seconds: Int(spec.tv_sec), milliseconds: Int(spec.tv_nsec / 1_000_000), to: &line)
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS.`
-    static func formatSeconds(_ seconds: Int) -> String {
-        var parts = tm()
-        var time = time_t(seconds)
-        gmtime_r(&time, &parts)
-        func pad(_ n: Int32, _ width: Int) -> String {
-            let s = String(n)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
+    static func append(seconds: Int, milliseconds: Int, to line: inout [UInt8]) {
+        let (days, secondOfDay) = seconds.floorDivided(by: 86_400)
+        let (year, month, day) = civil(fromDays: days)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                line.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
+            }
         }
-        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+        digits(year, 4); line.append(UInt8(ascii: "-")); digits(month, 2); line.append(UInt8(ascii: "-")); digits(day, 2)
+        line.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2); line.append(UInt8(ascii: ":")); digits(secondOfDay / 60 % 60, 2)
+        line.append(UInt8(ascii: ":")); digits(secondOfDay % 60, 2); line.append(UInt8(ascii: "."))
+        digits(milliseconds, 3); line.append(UInt8(ascii: "Z"))
+    }
+
+    /// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    static func civil(fromDays days: Int) -> (year: Int, month: Int, day: Int) {
+        let (era, dayOfEra) = (days + 719_468).floorDivided(by: 146_097)
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153  // March = 0
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+}
+
+private extension Int {
+    /// Quotient rounded towards negative infinity, and the non-negative remainder.
+    func floorDivided(by divisor: Int) -> (quotient: Int, remainder: Int) {
+        let remainder = self % divisor
+        return remainder < 0 ? (self / divisor - 1, remainder + divisor) : (self / divisor, remainder)
     }
 }
 
