@@ -61,6 +61,10 @@ let package = Package(
         .target(name: "Media", dependencies: ["CImageCodecs", "CMediaKernels", "CFFTW"]),
         // Model files and model code: safetensors, tokenizer, the towers, the Fusion-Q-Former.
         .target(name: "Models", dependencies: ["Locking", "Tensor", "CKernels"]),
+        // PostgreSQL's own client library, libpq: the item store when several replicas share it. Chosen over
+        // postgres-nio: blocking calls on the store's own threads, as SQLite's are, and no second event loop
+        // framework (NIO's threads and minutes of build) beside the server's.
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // SHA-256 from OpenSSL's libcrypto: items' content hashes and the model revision.
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // The work: the pipeline (towers behind dynamic batchers, fusion, Matryoshka sizes), the item store, semantic
@@ -73,6 +77,7 @@ let package = Package(
                 "Media",
                 "Tensor",
                 "CCrypto",
+                "CPostgres",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -129,7 +134,10 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(
             name: "EmbeddingTests",
-            dependencies: ["Embedding", "Tensor", .product(name: "CoreMetrics", package: "swift-metrics")],
+            dependencies: [
+                "Embedding", "Tensor", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "MediaTests", dependencies: ["Media", "Tensor"], resources: [.copy("Fixtures")]),

@@ -9,9 +9,7 @@ extension EmbeddingPipeline {
     /// there), checked against each other. Sets OpenBLAS to `blasThreads` (a process-wide setting).
     public static func load(_ configuration: PipelineConfiguration, logger: Logger,
                             metricsFactory: any MetricsFactory) throws -> EmbeddingPipeline {
-        let store = try configuration.store.map {
-            try ItemStore(path: $0.path, durability: $0.durability, cacheItems: $0.cacheItems)
-        }
+        let store = try configuration.store.map { try ItemStore($0.backend, cacheItems: $0.cacheItems) }
         let towers = try loadTowers(configuration)
         let dimensions = configuration.dimensions
         guard dimensions.first == towers.dimensions, dimensions.allSatisfy({ $0 <= towers.dimensions }) else {

@@ -9,6 +9,8 @@ public enum MatchFeatures {
         case topkMeanCos = "topk_mean_cos"
         case simTop = "sim_top"
         case sidMatch = "sid_match"
+        /// The candidate's own semantic ID (QARM's code features), beside the features that compare it.
+        case sid
     }
 
     /// The features of a run of consecutive candidate rows, row-major; arrays of features not asked for are empty.

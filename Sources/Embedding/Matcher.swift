@@ -70,9 +70,10 @@ public struct Matcher: Sendable {
 
     public func prepare(_ request: Request) async throws(EmbeddingError) -> Prepared {
         let (codebook, size) = (request.codebook, request.dimensions)
-        let codes = request.features.contains(.sidMatch)
-        let history = try await resolve(request.history, codebook: codebook, codes: codes)
-        let candidates = try await resolveCandidates(request.candidates, codebook: codebook, codes: codes,
+        let historyCodes = request.features.contains(.sidMatch)
+        let candidateCodes = historyCodes || request.features.contains(.sid)
+        let history = try await resolve(request.history, codebook: codebook, codes: historyCodes)
+        let candidates = try await resolveCandidates(request.candidates, codebook: codebook, codes: candidateCodes,
                                                      options: request.options)
         let historyRows = history.foundRows
         let weights = request.history.weights
@@ -88,10 +89,12 @@ public struct Matcher: Sendable {
             candidateCount: candidateRows.count, dimensions: size, features: request.features,
             weights: weights.map { w in historyRows.map { w[$0] } }, recent: request.recent, topK: request.topK,
             simTop: request.simTop)
-        if codes, let codebook {
-            query.historyCodes = historyRows.map { history.codes[$0] }
+        if candidateCodes, let codebook {
             query.candidateCodes = candidateRows.map { candidates.codes[$0] }
-            query.codeCounts = codebook.codeCounts
+            if historyCodes {
+                query.historyCodes = historyRows.map { history.codes[$0] }
+                query.codeCounts = codebook.codeCounts
+            }
         }
         return Prepared(query: query, historyRows: historyRows, historyIDs: history.ids, candidateRows: candidateRows,
                         missing: history.missingIDs + candidates.missingIDs)
@@ -232,7 +235,7 @@ public struct Matcher: Sendable {
 
     /// Stored items' vectors, copied straight from the store's cache into their rows, and their codes when the
     /// store has them for `codebook` (else they are listed in `needCodes`).
-    private func readStored(_ sources: [VectorSource<ItemInput>], field: String, codebook: SemanticCodebook?, codes: Bool,
+    func readStored(_ sources: [VectorSource<ItemInput>], field: String, codebook: SemanticCodebook?, codes: Bool,
                             into resolved: inout ResolvedVectors, needCodes: inout [Int],
                             storedEmbeddings: inout [Int: [Float]]) throws(EmbeddingError) {
         var idPositions: [Int] = [], ids: [String] = []
@@ -298,7 +301,7 @@ public struct Matcher: Sendable {
         return out
     }
 
-    private func gather(_ vectors: [Float], rows: [Int], d: Int) -> [Float] {
+    func gather(_ vectors: [Float], rows: [Int], d: Int) -> [Float] {
         // Every row, in order (all found): the vectors as they are.
         if rows.count * d == vectors.count, rows.last.map({ $0 == rows.count - 1 }) ?? true { return vectors }
         var out = [Float](repeating: 0, count: rows.count * d)

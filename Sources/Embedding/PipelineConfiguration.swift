@@ -40,14 +40,12 @@ public struct PipelineConfiguration: Sendable {
 
     /// The SQLite item store.
     public struct Store: Sendable {
-        public var path: String
-        public var durability: ItemStore.Durability
+        public var backend: ItemStore.Backend
         /// Item vectors kept in memory in front of the store for `/match` (0: none).
         public var cacheItems: Int
 
-        public init(path: String, durability: ItemStore.Durability, cacheItems: Int) {
-            self.path = path
-            self.durability = durability
+        public init(backend: ItemStore.Backend, cacheItems: Int) {
+            self.backend = backend
             self.cacheItems = cacheItems
         }
     }

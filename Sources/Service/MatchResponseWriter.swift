@@ -13,9 +13,9 @@ struct MatchResponseWriter: Sendable {
     /// One block's candidates as JSON array elements.
     func write(_ block: MatchFeatures.Block) -> [UInt8] {
         let features = prepared.query.features
-        let (wantUser, wantMax, wantMean, wantSim, wantSid) = (
+        let (wantUser, wantMax, wantMean, wantSim, wantSid, wantCode) = (
             features.contains(.userCos), features.contains(.maxCos), features.contains(.topkMeanCos),
-            features.contains(.simTop), features.contains(.sidMatch))
+            features.contains(.simTop), features.contains(.sidMatch), features.contains(.sid))
         let (historyRows, candidateRows, historyIDs) = (prepared.historyRows, prepared.candidateRows, prepared.historyIDs)
         var json = JSONWriter(capacity: (block.rows.count + 1) * (96 + (wantSim ? prepared.query.simTop * 48 : 0)))
         var position = block.rows.lowerBound == 0 ? 0 : candidateRows[block.rows.lowerBound - 1] + 1
@@ -62,6 +62,12 @@ struct MatchResponseWriter: Sendable {
                 json.key("sid_match")
                 json.beginArray()
                 for count in block.sidMatch[r * block.levels..<(r + 1) * block.levels] { json.int(count) }
+                json.endArray()
+            }
+            if wantCode {
+                json.key("semantic_id")
+                json.beginArray()
+                for code in prepared.query.candidateCodes[row] { json.int(code) }
                 json.endArray()
             }
             json.endObject()

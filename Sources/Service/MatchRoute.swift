@@ -89,9 +89,11 @@ struct MatchRoute: Sendable {
 
     // MARK: - Helpers
 
-    /// The features asked for; by default all, `sid_match` only with a codebook.
+    /// The features asked for; by default all but `sid` (the candidate's code, on request), `sid_match` only with
+    /// a codebook.
     private func features(_ names: [String]?, codebook: SemanticCodebook?) throws(HTTPError) -> Set<MatchFeatures.Feature> {
         var features = Set(MatchFeatures.Feature.allCases)
+        features.remove(.sid)
         if codebook == nil { features.remove(.sidMatch) }
         if let names {
             features = []
@@ -106,9 +108,9 @@ struct MatchRoute: Sendable {
                 throw HTTPError(.unprocessableContent, code: "invalid_features", message: "'features' must not be empty")
             }
         }
-        if features.contains(.sidMatch), codebook == nil {
+        if !features.isDisjoint(with: [.sidMatch, .sid]), codebook == nil {
             throw HTTPError(.conflict, code: "no_codebook",
-                            message: "sid_match needs semantic IDs, and no codebook is loaded (run omniembed fit, then POST /admin/reload)")
+                            message: "sid_match and sid need semantic IDs, and no codebook is loaded (run omniembed fit, then POST /admin/reload)")
         }
         return features
     }

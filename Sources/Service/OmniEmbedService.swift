@@ -74,9 +74,12 @@ public final class OmniEmbedService: Sendable {
                 logger: logger, metricsFactory: metrics.factory, compression: configuration.compression,
                 authenticator: authenticator))
             try await pipeline.warmUp()
+            if let store = pipeline.store {
+                readiness.watch { store.isAvailable ? nil : "the item store (\(store.location)) does not answer" }
+            }
             readiness.markReady()
             logger.info("ready", metadata: ["model": "\(pipeline.model.id)", "revision": "\(pipeline.model.revision)",
-                                            "store": "\(pipeline.store?.path ?? "disabled")",
+                                            "store": "\(pipeline.store?.location ?? "disabled")",
                                             "codebook": "\(pipeline.codebooks.current?.version ?? "none")"])
         } catch {
             await shutdown()

@@ -11,8 +11,18 @@ public final class Readiness: Sendable {
     }
 
     private let current = Locked(State.starting)
+    /// Whether what the service depends on answers (a shared item store): `nil` when it does, else why not.
+    private let dependencies = Locked<(@Sendable () -> String?)?>(nil)
 
     public init() {}
+
+    /// Sets the check `/readyz` runs while ready; it must not block (it reads a flag a monitor keeps).
+    public func watch(_ check: @escaping @Sendable () -> String?) {
+        dependencies.withLock { $0 = check }
+    }
+
+    /// Why a dependency is down, or `nil`.
+    public var unavailableDependency: String? { dependencies.withLock { $0 }?() }
 
     public var state: State { current.withLock { $0 } }
 

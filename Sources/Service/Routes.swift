@@ -12,7 +12,8 @@ enum Routes {
     /// The routes of the API besides the probes: while the towers load, each answers 503 `starting`.
     static let apiRoutes: [(HTTPMethod, String)] = [
         (.post, "/embed"), (.post, "/v1/embeddings"), (.post, "/match"), (.post, "/user_embedding"),
-        (.post, "/admin/reload"), (.get, "/items/{id}"), (.delete, "/items/{id}"), (.post, "/tokenize"),
+        (.post, "/admin/reload"), (.get, "/items/{id}"), (.delete, "/items/{id}"), (.post, "/items/batch_get"),
+        (.post, "/tokenize"),
     ]
 
     /// What is served from the moment the port is bound: the probes and metrics, and 503 for the rest.
@@ -62,6 +63,8 @@ enum Routes {
         let items = ItemsRoute(store: pipeline.store, codebooks: pipeline.codebooks,
                                rotate: configuration.codebook.rotateEmbeddings, maxIdBytes: limits.maxIdBytes)
         router.get("/items/{id}", scope: Scope.read) { _, context in try items.get(context) }
+        let batchGet = BatchGetRoute(matcher: matcher, dimensions: embed.dimensions, maxIDs: limits.maxItems)
+        router.post("/items/batch_get", scope: Scope.read) { request, _ in try batchGet.handle(request) }
         router.delete("/items/{id}", scope: Scope.write) { _, context in try items.delete(context) }
 
         let tokenize = TokenizeRoute(pipeline: pipeline, limits: limits)
@@ -84,6 +87,10 @@ enum Routes {
         router.get("/readyz", immediate: { _, _ in
             switch readiness.state {
             case .ready:
+                if let reason = readiness.unavailableDependency {
+                    throw HTTPError(.serviceUnavailable, code: "store_unavailable", message: reason,
+                                    headers: HTTPHeaders([("Retry-After", "1")]))
+                }
                 return ready
             case .starting:
                 throw HTTPError(.serviceUnavailable, code: "starting", message: "the service is still loading",

@@ -5,6 +5,7 @@ import Logging
 extension ServiceConfiguration {
     /// The settings the embedding pipeline is built from.
     public var pipeline: PipelineConfiguration {
+        get throws(ConfigurationError) {
         let fusion: PipelineConfiguration.Fusion = switch embedding.fusionMethod {
         case .late: .late(weights: embedding.fusionWeights)
         case .qformer: .qformer(directory: embedding.qformerDirectory)
@@ -15,9 +16,9 @@ extension ServiceConfiguration {
             audio: .init(directory: audio.directory, labels: audio.labels, topK: audio.topK),
             maxImagePixels: image.maxPixels, maxAudioSeconds: audio.maxSeconds, compute: encoder,
             fusion: fusion, dimensions: embedding.dimensions, settings: embedding.pipeline,
-            store: store.enabled
-                ? .init(path: store.path, durability: store.durability, cacheItems: store.cacheItems) : nil,
+            store: store.enabled ? .init(backend: try store.itemStoreBackend(), cacheItems: store.cacheItems) : nil,
             codebookPath: codebook.path)
+        }
     }
 
     /// The towers behind their batchers, with the store when it is enabled: what `serve` and `embed` run. A

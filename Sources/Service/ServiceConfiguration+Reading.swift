@@ -106,8 +106,15 @@ extension ServiceConfiguration {
         try batching("audio", &embedding.pipeline.audio)
 
         try config.bool("store.enabled", &store.enabled)
+        try config.choice("store.backend", &store.backend)
         try config.string("store.path", &store.path)
         try config.choice("store.durability", &store.durability)
+        try config.string("store.url", &store.url)
+        try config.string("store.password", &store.password)
+        try config.string("store.passwordFile", &store.passwordFile)
+        try config.int("store.poolSize", &store.poolSize)
+        try config.milliseconds("store.statementTimeoutMs", &store.statementTimeout)
+        try config.milliseconds("store.connectTimeoutMs", &store.connectTimeout)
         try config.int("store.cacheItems", &store.cacheItems)
         try config.string("codebook.path", &codebook.path)
         try config.bool("codebook.rotateEmbeddings", &codebook.rotateEmbeddings)
@@ -179,6 +186,17 @@ extension ServiceConfiguration {
         try positive("match.maxCandidates", match.maxCandidates)
         try positive("match.maxTop", match.maxTop)
         try positive("match.defaultRecent", match.defaultRecent)
+        if store.backend == .postgres {
+            guard store.url.hasPrefix("postgresql://") || store.url.hasPrefix("postgres://") else {
+                throw ConfigurationError.invalid(key: "store.url", reason: "store.backend postgres needs postgresql://user@host:port/db")
+            }
+            guard (1...256).contains(store.poolSize) else {
+                throw ConfigurationError.invalid(key: "store.poolSize", reason: "must be 1...256, got \(store.poolSize)")
+            }
+            guard store.password.isEmpty || store.passwordFile.isEmpty else {
+                throw ConfigurationError.invalid(key: "store.passwordFile", reason: "give the password or its file, not both")
+            }
+        }
         guard store.cacheItems >= 0 else {
             throw ConfigurationError.invalid(key: "store.cacheItems", reason: "must be 0 (no cache) or more")
         }

@@ -113,13 +113,44 @@ public struct ServiceConfiguration: Sendable {
         public var maxTimeout: Duration = .seconds(600)
     }
 
-    /// The item store (SQLite).
+    /// The item store: SQLite in one file (the default), or PostgreSQL shared by replicas.
     public struct StoreSettings: Sendable {
+        public enum BackendName: String, Sendable, CaseIterable {
+            case sqlite, postgres
+        }
+
         public var enabled = true
+        public var backend = BackendName.sqlite
         public var path = "data/items.sqlite"
         public var durability = ItemStore.Durability.full
+        /// `postgresql://user@host:port/db`; the password comes from `password` (`OMNIEMBED_STORE_PASSWORD`) or
+        /// `passwordFile`, so that the URL can be logged.
+        public var url = ""
+        public var password = ""
+        public var passwordFile = ""
+        public var poolSize = 8
+        public var statementTimeout: Duration = .seconds(5)
+        public var connectTimeout: Duration = .seconds(2)
         /// Item vectors kept in memory in front of the store for `/match` (0: none).
         public var cacheItems = 200_000
+
+        /// Where the bank is: the password read from its file now (a missing file is a configuration error).
+        public func itemStoreBackend() throws(ConfigurationError) -> ItemStore.Backend {
+            switch backend {
+            case .sqlite:
+                return .sqlite(path: path, durability: durability)
+            case .postgres:
+                var password = password.isEmpty ? nil : password
+                if !passwordFile.isEmpty {
+                    guard let bytes = try? RegularFile.read(passwordFile, maxBytes: 4096) else {
+                        throw ConfigurationError.invalid(key: "store.passwordFile", reason: "cannot read \(passwordFile) (a regular file of at most 4 KiB)")
+                    }
+                    password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                return .postgres(ItemStore.PostgresSettings(url: url, password: password, poolSize: poolSize,
+                                                            statementTimeout: statementTimeout, connectTimeout: connectTimeout))
+            }
+        }
     }
 
     /// Per-request limits, each refused with 413 and a message naming the item.

@@ -92,7 +92,7 @@ struct FitCommand: AsyncParsableCommand {
             guard !unstamped else { throw ValidationError("--unstamped goes with --vectors") }
             guard settings.store.enabled else { throw ValidationError("store.enabled is false: give --vectors") }
             let identity = try ModelIdentity(of: settings.pipeline)
-            let store = try ItemStore(path: settings.store.path, durability: settings.store.durability)
+            let store = try ItemStore(try settings.store.itemStoreBackend())
             let read = try store.embeddings(modelID: identity.id, revision: identity.revision)
             let others = try store.revisions().filter { $0.modelID != identity.id || $0.revision != identity.revision }
             if !others.isEmpty {
@@ -100,7 +100,7 @@ struct FitCommand: AsyncParsableCommand {
                      + others.map { "\($0.modelID)@\($0.revision): \($0.items)" }.joined(separator: ", "))
             }
             (data, count, dimensions, model) = (read.vectors, read.ids.count, read.dimensions, identity)
-            note("read \(count) items of \(identity.id)@\(identity.revision) from \(settings.store.path)")
+            note("read \(count) items of \(identity.id)@\(identity.revision) from \(store.location)")
         }
         guard count >= clusters else {
             throw ValidationError("\(count) vectors: at least --clusters (\(clusters)) are needed")

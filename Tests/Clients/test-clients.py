@@ -729,6 +729,74 @@ print(len(client.embeddings.create(model="all-MiniLM-L6-v2", input="a cat").data
         service.stop()
 
 
+def postgres_database():
+    """A new database on the test cluster scripts/test starts: (url, password)."""
+    url, password = os.environ["OMNIEMBED_TEST_POSTGRES_URL"], os.environ["OMNIEMBED_TEST_POSTGRES_PASSWORD"]
+    name = "clients_" + os.urandom(6).hex()
+    subprocess.run(["psql", "-q", url, "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True,
+                   env=dict(os.environ, PGPASSWORD=password))
+    return url.rsplit("/", 1)[0] + "/" + name, password
+
+
+def postgres_service(url, password, env=None):
+    directory = tempfile.mkdtemp(prefix="omniembed-pg-")
+    password_file = os.path.join(directory, "password")
+    with open(password_file, "w") as f:
+        f.write(password + "\n")
+    return Service(env={"OMNIEMBED_STORE_BACKEND": "postgres", "OMNIEMBED_STORE_URL": url,
+                        "OMNIEMBED_STORE_PASSWORD_FILE": password_file, **(env or {})})
+
+
+@test
+def postgres_bank_rides_out_a_database_restart():
+    """The bank on PostgreSQL: what is embedded is stored there; with the database stopped, requests that need it
+    get 503 store_unavailable and /readyz says so while cached vectors still answer /match; once it is back the
+    service serves again by itself, without a restart. The password never reaches the log."""
+    url, password = postgres_database()
+    service = postgres_service(url, password)
+    control = os.environ["OMNIEMBED_TEST_POSTGRES_CTL"]
+    json_headers = {"Content-Type": "application/json"}
+
+    def embed(item_id, text):
+        return service.request("POST", "/embed", json.dumps({"items": [{"id": item_id, "text": text}]}), json_headers)
+
+    def wait_for_readiness(expected, seconds=15):
+        deadline = time.monotonic() + seconds
+        while True:
+            status, _, body = service.request("GET", "/readyz")
+            if status == expected:
+                return body
+            assert time.monotonic() < deadline, (status, body)
+            time.sleep(0.2)
+
+    try:
+        assert embed("a", "a cat on a mat")[0] == 200 and embed("b", "a dog in the fog")[0] == 200
+        rows = subprocess.run(["psql", "-Atq", url, "-c", "SELECT id, length(embedding) FROM items ORDER BY id"],
+                              check=True, capture_output=True, text=True, env=dict(os.environ, PGPASSWORD=password))
+        assert rows.stdout.split() == ["a|1536", "b|1536"], rows.stdout
+        match = json.dumps({"user": {"history": ["a"]}, "candidates": ["b"]})
+        assert service.request("POST", "/match", match, json_headers)[0] == 200
+        subprocess.run([control, "stop"], check=True)
+        try:
+            status, _, body = embed("c", "a bird in the word")
+            assert status == 503 and json.loads(body)["error"]["code"] == "store_unavailable", (status, body)
+            body = wait_for_readiness(503)
+            assert json.loads(body)["error"]["code"] == "store_unavailable", body
+            status, _, body = service.request("POST", "/match", match, json_headers)
+            assert status == 200, (status, body)  # from the cache
+            status, _, body = service.request("GET", "/items/zz")
+            assert status == 503, (status, body)  # not cached: needs the database
+        finally:
+            subprocess.run([control, "start"], check=True)
+        wait_for_readiness(200)
+        assert embed("c", "a bird in the word")[0] == 200
+        assert service.request("GET", "/items/c")[0] == 200
+        assert service.process.poll() is None
+        assert password not in service.logs()
+    finally:
+        service.stop()
+
+
 @test
 def keys_and_certificate_reload_and_audit_lines():
     """The keys file is read again on SIGHUP and POST /admin/reload; a bad keys file or certificate keeps the ones in

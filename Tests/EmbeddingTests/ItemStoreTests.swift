@@ -1,12 +1,9 @@
 import Foundation
+import GRDB
 @testable import Embedding
 import Testing
 
 @Suite struct ItemStoreTests {
-    func temporaryPath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("omniembed-store-\(UUID().uuidString)/items.sqlite").path
-    }
-
     func record(_ id: String, _ seed: Float, at time: Double = 1000) -> ItemStore.Record {
         let vector = (0..<384).map { Float($0) * seed }
         return ItemStore.Record(id: id, contentHash: "hash-\(id)-\(seed)", modelID: "model", revision: "r1", embedding: vector,
@@ -14,13 +11,14 @@ import Testing
                                 truncated: seed > 1, images: 0, audioSeconds: 2.5, createdAt: time, updatedAt: time)
     }
 
-    @Test func recordsRoundTripAndSurviveReopening() async throws {
-        let path = temporaryPath()
+    @Test(arguments: TestBank.allCases)
+    func recordsRoundTripAndSurviveReopening(_ bank: TestBank) async throws {
+        let backend = try bank.fresh()
         do {
-            let store = try ItemStore(path: path)
+            let store = try ItemStore(backend)
             try await store.put([record("a", 0.5), record("b", 2)])
         }
-        let reopened = try ItemStore(path: path)
+        let reopened = try ItemStore(backend)
         let found = try reopened.records(["a", "b", "missing"])
         #expect(found["a"] == record("a", 0.5))
         #expect(found["b"] == record("b", 2))
@@ -30,10 +28,16 @@ import Testing
 
     /// Ids are bound with their length: one that differs from another only after a NUL is another item (the
     /// service refuses such ids at every entry; the store stays right whatever it is given).
-    @Test func idsAreBoundWithTheirLength() async throws {
-        let store = try ItemStore(path: temporaryPath())
+    @Test(arguments: TestBank.allCases)
+    func idsAreBoundWithTheirLength(_ bank: TestBank) async throws {
+        let store = try ItemStore(try bank.fresh())
         try await store.put([record("victim", 0.5)])
-        try await store.put([record("victim\u{0}x", 0.7)])
+        // SQLite stores the longer id as another item; PostgreSQL's text cannot hold it and refuses the write.
+        if bank == .sqlite {
+            try await store.put([record("victim\u{0}x", 0.7)])
+        } else {
+            await #expect(throws: EmbeddingError.self) { try await store.put([record("victim\u{0}x", 0.7)]) }
+        }
         #expect(try store.record("victim")?.contentHash == "hash-victim-0.5")
         #expect(try store.delete("victim\u{0}junk") == false)
         #expect(try store.record("victim")?.contentHash == "hash-victim-0.5")
@@ -51,8 +55,9 @@ import Testing
         #expect(throws: Never.self) { try ItemID.check(String(repeating: "x", count: 300), field: "id", maxBytes: 300) }
     }
 
-    @Test func replacingAnItemKeepsItsCreationTime() async throws {
-        let store = try ItemStore(path: temporaryPath())
+    @Test(arguments: TestBank.allCases)
+    func replacingAnItemKeepsItsCreationTime(_ bank: TestBank) async throws {
+        let store = try ItemStore(try bank.fresh())
         try await store.put([record("a", 0.5, at: 1000)])
         try await store.put([record("a", 0.7, at: 2000)])
         let stored = try #require(try store.record("a"))
@@ -60,9 +65,10 @@ import Testing
     }
 
     /// The vector cache in front of the store never serves what a later write or delete replaced.
-    @Test func cachedVectorsFollowWritesAndDeletes() async throws {
-        let path = temporaryPath()
-        let store = try ItemStore(path: path, cacheItems: 10)
+    @Test(arguments: TestBank.allCases)
+    func cachedVectorsFollowWritesAndDeletes(_ bank: TestBank) async throws {
+        let backend = try bank.fresh()
+        let store = try ItemStore(backend, cacheItems: 10)
         try await store.put([record("a", 0.5), record("b", 2)])
         #expect(try store.vectors(["a", "b", "zz", "a"]).map { $0?.embedding }
                 == [record("a", 0.5).embedding, record("b", 2).embedding, nil, record("a", 0.5).embedding])
@@ -74,7 +80,7 @@ import Testing
         #expect(try store.delete("a"))
         #expect(try store.vectors(["a"]) == [nil])
         // What another process wrote is read from the database on a miss.
-        let other = try ItemStore(path: path)
+        let other = try ItemStore(backend)
         try await other.put([record("c", 3)])
         #expect(try store.vectors(["c"])[0]?.embedding == record("c", 3).embedding)
         let revisions = try store.revisions()
@@ -83,8 +89,9 @@ import Testing
         #expect(all.ids == ["b", "c"] && all.dimensions == 384 && all.vectors.count == 2 * 384)
     }
 
-    @Test func deleteSaysWhetherTheItemExisted() async throws {
-        let store = try ItemStore(path: temporaryPath())
+    @Test(arguments: TestBank.allCases)
+    func deleteSaysWhetherTheItemExisted(_ bank: TestBank) async throws {
+        let store = try ItemStore(try bank.fresh())
         try await store.put([record("a", 1)])
         #expect(try store.delete("a"))
         #expect(try !store.delete("a"))
@@ -92,8 +99,9 @@ import Testing
     }
 
     /// Concurrent writers are group-committed; every acknowledged item is there.
-    @Test func concurrentPutsAreAllCommitted() async throws {
-        let store = try ItemStore(path: temporaryPath())
+    @Test(arguments: TestBank.allCases)
+    func concurrentPutsAreAllCommitted(_ bank: TestBank) async throws {
+        let store = try ItemStore(try bank.fresh())
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<32 {
                 group.addTask { try await store.put((0..<10).map { self.record("w\(writer)-\($0)", 1) }) }
@@ -105,5 +113,55 @@ import Testing
 
     @Test func anUnwritableLocationIsAClearError() {
         #expect(throws: (any Error).self) { try ItemStore(path: "/proc/omniembed/items.sqlite") }
+    }
+
+    /// A bank written by a newer release (a schema version or migration this one does not know) is refused.
+    @Test(arguments: TestBank.allCases)
+    func aNewerSchemaIsRefused(_ bank: TestBank) async throws {
+        let backend = try bank.fresh()
+        do {
+            let store = try ItemStore(backend)
+            try await store.put([record("a", 1)])
+        }
+        switch backend {
+        case .sqlite(let path, _):
+            let connection = try DatabaseQueue(path: path)
+            try await connection.write { try $0.execute(sql: "INSERT INTO grdb_migrations VALUES ('v9: from the future')") }
+        case .postgres(let settings):
+            let connection = try PostgresConnection(parameters: [("dbname", settings.url), ("password", settings.password ?? "")])
+            try connection.execute("UPDATE omniembed_schema SET version = 99")
+        }
+        #expect(throws: (any Error).self) { try ItemStore(backend) }
+    }
+
+    /// Replicas starting together migrate one at a time: every one opens the new database.
+    @Test func replicasMigrateAFreshDatabaseTogether() async throws {
+        let backend = try TestBank.postgres.fresh()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<6 {
+                group.addTask { try await ItemStore(backend).put([self.record("r\(index)", 1)]) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try ItemStore(backend).count() == 6)
+    }
+
+    /// With PostgreSQL out of reach the store opens anyway, says it is unavailable, and every call that needs the
+    /// database is a 503 `store_unavailable` (never a crash, never a hang past the timeouts).
+    @Test func anUnreachableDatabaseIsUnavailableNotFatal() async throws {
+        let settings = ItemStore.PostgresSettings(url: "postgresql://omniembed@127.0.0.1:1/omniembed", password: "secret",
+                                                  poolSize: 2, statementTimeout: .seconds(2), connectTimeout: .seconds(1))
+        let store = try ItemStore(.postgres(settings))
+        #expect(!store.isAvailable && store.location == "postgresql://omniembed@127.0.0.1:1/omniembed")
+        let error = await #expect(throws: EmbeddingError.self) { try await store.put([self.record("a", 1)]) }
+        #expect(error?.status == 503 && error?.code == "store_unavailable")
+        #expect(throws: EmbeddingError.self) { try store.vectors(["a"]) }
+        #expect(throws: EmbeddingError.self) { try store.delete("a") }
+    }
+
+    @Test func passwordsNeverShowInTheLocation() {
+        let settings = ItemStore.PostgresSettings(url: "postgresql://ranker:hunter2@db.internal:5432/bank", password: nil,
+                                                  poolSize: 1, statementTimeout: .seconds(1), connectTimeout: .seconds(1))
+        #expect(settings.redactedURL == "postgresql://ranker:***@db.internal:5432/bank")
     }
 }

@@ -197,7 +197,7 @@ extension ServiceLiveTests {
         let history = Array(0..<20)
         let json = """
         {"user": {"history": [\(history.map { "\"i\($0)\"" }.joined(separator: ", "))]}, "candidates": ["i21", "i30", "i39"],
-         "features": ["sid_match", "max_cos"], "codebook_version": "\(codebook.version)", "dimensions": 64}
+         "features": ["sid_match", "max_cos", "sid"], "codebook_version": "\(codebook.version)", "dimensions": 64}
         """
         let (status, body) = try post("/match", port: port, json: json)
         #expect(status == 200 && body["codebook_version"] as? String == codebook.version && body["dimensions"] as? Int == 64)
@@ -205,6 +205,8 @@ extension ServiceLiveTests {
         for (row, candidate) in [21, 30, 39].enumerated() {
             let expected = (1...2).map { level in history.filter { Array(allCodes[$0].prefix(level)) == Array(allCodes[candidate].prefix(level)) }.count }
             #expect(data[row]["sid_match"] as? [Int] == expected)
+            // The candidate's own code, for rankers' SID features, in the same call.
+            #expect(data[row]["semantic_id"] as? [Int] == allCodes[candidate])
             // At 64 dims the cosines are over the leading 64 principal components, renormalised.
             let prefix = { (v: [Float]) in self.normalized(Array(codebook.rotate(v, count: 1).prefix(64))) }
             let best = history.map { dot(prefix(vectors[candidate]), prefix(vectors[$0])) }.max()!

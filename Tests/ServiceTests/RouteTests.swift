@@ -49,7 +49,8 @@ import TestSupport
             (.post, "/v1/embeddings", #"{"input": "x"}"#, "embed"), (.post, "/tokenize", #"{"texts": ["x"]}"#, "embed"),
             (.post, "/match", #"{"user": {}, "candidates": []}"#, "embed"),
             (.post, "/user_embedding", #"{"user": {"history": []}}"#, "embed"),
-            (.get, "/items/a", nil, "read"), (.delete, "/items/a", nil, "write"), (.post, "/admin/reload", "{}", "admin"),
+            (.get, "/items/a", nil, "read"), (.post, "/items/batch_get", #"{"ids": ["a"]}"#, "read"),
+            (.delete, "/items/a", nil, "write"), (.post, "/admin/reload", "{}", "admin"),
             (.get, "/metrics", nil, "admin"),
         ]
         for (method, path, body, scope) in routes {

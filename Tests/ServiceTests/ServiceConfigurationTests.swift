@@ -73,6 +73,39 @@ import Testing
         #expect(try OmniEmbedService.readKeys(good).keys.map(\.name) == ["ranker"])
     }
 
+    /// The PostgreSQL bank's settings: a postgresql:// URL, the password from the environment or a file (never
+    /// both), and the pool's bounds.
+    @Test func postgresStoreSettings() async throws {
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: ["OMNIEMBED_STORE_BACKEND": "postgres"])
+        }
+        let base = ["OMNIEMBED_STORE_BACKEND": "postgres", "OMNIEMBED_STORE_URL": "postgresql://ranker@db:5432/bank"]
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: base.merging(["OMNIEMBED_STORE_POOL_SIZE": "0"]) { $1 })
+        }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: base.merging(
+                ["OMNIEMBED_STORE_PASSWORD": "a", "OMNIEMBED_STORE_PASSWORD_FILE": "/run/secrets/pw"]) { $1 })
+        }
+        let fromEnvironment = try await ServiceConfiguration.load(file: Self.defaultFile, environment: base.merging(
+            ["OMNIEMBED_STORE_PASSWORD": "s3cret", "OMNIEMBED_STORE_STATEMENT_TIMEOUT_MS": "750"]) { $1 })
+        guard case .postgres(let settings) = try fromEnvironment.store.itemStoreBackend() else {
+            Issue.record("not a postgres backend")
+            return
+        }
+        #expect(settings.password == "s3cret" && settings.statementTimeout == .milliseconds(750) && settings.poolSize == 8)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pw-\(UUID().uuidString)").path
+        try "from-file\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let fromFile = try await ServiceConfiguration.load(file: Self.defaultFile, environment: base.merging(
+            ["OMNIEMBED_STORE_PASSWORD_FILE": file]) { $1 })
+        guard case .postgres(let filed) = try fromFile.store.itemStoreBackend() else { return }
+        #expect(filed.password == "from-file")
+        var missing = fromFile
+        missing.store.passwordFile = file + ".missing"
+        #expect(throws: ConfigurationError.self) { try missing.store.itemStoreBackend() }
+    }
+
     @Test func environmentOverridesTheFile() async throws {
         let loaded = try await ServiceConfiguration.load(file: Self.defaultFile, environment: [
             "OMNIEMBED_PORT": "9191",

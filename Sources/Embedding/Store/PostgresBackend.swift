@@ -1,0 +1,251 @@
+import Foundation
+import Locking
+import Synchronization
+
+/// The memory bank in PostgreSQL, shared by every replica: the same rows as SQLite's, vectors as `bytea`.
+///
+/// The schema is created and migrated by the service under an advisory lock (replicas starting together take
+/// turns); `omniembed_schema` holds its version, and a database of a newer version than this release knows is
+/// refused. Statements run under `statementTimeout`; a connection found broken is replaced on the next use.
+///
+/// The database may be down when the service starts or at any time after: calls then fail as unavailable (503),
+/// and a monitor thread tries it every second on a connection of its own, migrating the schema once it
+/// answers, so that `isAvailable` (what `/readyz` reports) turns true again without a restart.
+final class PostgresBackend: StoreBackend {
+    let location: String
+    private let pool: PostgresPool
+    private let parameters: [(String, String)]
+    private let available = Atomic<Bool>(false)
+    private let migrated = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+
+    /// The schema this release writes, one migration per version.
+    static let migrations = [
+        """
+        CREATE TABLE items (
+            id text PRIMARY KEY,
+            content_hash text NOT NULL,
+            model_id text NOT NULL,
+            revision text NOT NULL,
+            embedding bytea NOT NULL,
+            text_vector bytea,
+            image_vector bytea,
+            audio_vector bytea,
+            semantic_id text,
+            codebook_version text,
+            truncated boolean NOT NULL,
+            images integer NOT NULL,
+            audio_seconds double precision NOT NULL,
+            created_at double precision NOT NULL,
+            updated_at double precision NOT NULL
+        );
+        CREATE INDEX items_model_revision ON items (model_id, revision);
+        """,
+    ]
+
+    init(_ settings: ItemStore.PostgresSettings) throws(StoreError) {
+        location = settings.redactedURL
+        var parameters = [("dbname", settings.url), ("application_name", "omniembed"),
+                          ("connect_timeout", String(max(1, Int(settings.connectTimeout.components.seconds)))),
+                          ("options", "-c statement_timeout=\(settings.statementTimeout.milliseconds)")]
+        if let password = settings.password { parameters.append(("password", password)) }
+        self.parameters = parameters
+        pool = PostgresPool(parameters: parameters, size: settings.poolSize, acquireTimeout: settings.statementTimeout)
+        do {
+            try migrate()
+        } catch .unavailable {
+            // Down for now: the monitor migrates once it answers.
+        }
+        startMonitor()
+    }
+
+    deinit { stopped.store(true, ordering: .relaxed) }
+
+    var isAvailable: Bool { available.load(ordering: .relaxed) && migrated.load(ordering: .relaxed) }
+
+    private func startMonitor() {
+        let thread = Thread { [weak self, parameters] in
+            var connection: PostgresConnection?
+            while let backend = self, !backend.stopped.load(ordering: .relaxed) {
+                do throws(StoreError) {
+                    if connection == nil { connection = try PostgresConnection(parameters: parameters) }
+                    _ = try connection?.query("ping", "SELECT 1")
+                    if !backend.migrated.load(ordering: .relaxed) { try backend.migrate() }
+                    backend.available.store(true, ordering: .relaxed)
+                } catch {
+                    if connection?.isHealthy != true { connection = nil }
+                    backend.available.store(false, ordering: .relaxed)
+                }
+                _ = consume backend
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+        thread.name = "omniembed.postgres-monitor"
+        thread.start()
+    }
+
+    /// Runs `body` on a pooled connection once the schema is in place, and keeps `isAvailable` current.
+    private func withConnection<R>(_ body: (PostgresConnection) throws(StoreError) -> R) throws(StoreError) -> R {
+        do {
+            if !migrated.load(ordering: .relaxed) { try migrate() }
+            let result = try pool.withConnection(body)
+            available.store(true, ordering: .relaxed)
+            return result
+        } catch .unavailable(let message) {
+            available.store(false, ordering: .relaxed)
+            throw .unavailable(message)
+        }
+    }
+
+    /// Creates or updates the schema; refuses a newer one.
+    func migrate() throws(StoreError) {
+        try pool.withConnection { connection throws(StoreError) in
+            try connection.transaction { () throws(StoreError) in
+                // One replica at a time; released at commit.
+                try connection.execute("SELECT pg_advisory_xact_lock(7402596314), 1; CREATE TABLE IF NOT EXISTS omniembed_schema (version integer NOT NULL)")
+                let rows = try connection.query(nil, "SELECT max(version) FROM omniembed_schema")
+                let version = rows.int(0, 0) ?? 0
+                guard version <= Self.migrations.count else {
+                    throw .failed("the database's schema is version \(version); this release knows up to \(Self.migrations.count)")
+                }
+                for migration in Self.migrations[version...] { try connection.execute(migration) }
+                if version < Self.migrations.count {
+                    try connection.execute("DELETE FROM omniembed_schema; INSERT INTO omniembed_schema VALUES (\(Self.migrations.count))")
+                }
+            }
+        }
+        migrated.store(true, ordering: .relaxed)
+        available.store(true, ordering: .relaxed)
+    }
+
+    func vectors(_ ids: [String]) throws(StoreError) -> [(id: String, vector: ItemStore.StoredVector)] {
+        var found: [(id: String, vector: ItemStore.StoredVector)] = []
+        for chunk in Self.chunks(ids) {
+            let rows = try withConnection { connection throws(StoreError) in
+                try connection.query("vectors", "SELECT id, model_id, revision, embedding, semantic_id, codebook_version FROM items WHERE id = ANY($1::text[])",
+                                     [.text(Self.arrayLiteral(chunk))])
+            }
+            for row in 0..<rows.count {
+                found.append((rows.text(row, 0) ?? "", ItemStore.StoredVector(
+                    modelID: ItemStore.shared(rows.text(row, 1) ?? ""), revision: ItemStore.shared(rows.text(row, 2) ?? ""),
+                    embedding: try StoreCoding.floats(rows.bytes(row, 3) ?? [], column: "embedding"),
+                    semanticID: rows.text(row, 4).map(StoreCoding.codes), codebookVersion: rows.text(row, 5).map(ItemStore.shared))))
+            }
+        }
+        return found
+    }
+
+    func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record] {
+        var found: [ItemStore.Record] = []
+        for chunk in Self.chunks(ids) {
+            let rows = try withConnection { connection throws(StoreError) in
+                try connection.query("records", """
+                    SELECT id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector, semantic_id,
+                           codebook_version, truncated, images, audio_seconds, created_at, updated_at
+                    FROM items WHERE id = ANY($1::text[])
+                    """, [.text(Self.arrayLiteral(chunk))])
+            }
+            for row in 0..<rows.count {
+                func vector(_ column: Int, _ name: String) throws(StoreError) -> [Float]? {
+                    guard let bytes = rows.bytes(row, column) else { return nil }
+                    return try StoreCoding.floats(bytes, column: name)
+                }
+                found.append(ItemStore.Record(
+                    id: rows.text(row, 0) ?? "", contentHash: rows.text(row, 1) ?? "", modelID: rows.text(row, 2) ?? "",
+                    revision: rows.text(row, 3) ?? "", embedding: try vector(4, "embedding") ?? [],
+                    modalities: Modalities(text: try vector(5, "text_vector"), image: try vector(6, "image_vector"),
+                                           audio: try vector(7, "audio_vector")),
+                    semanticID: rows.text(row, 8).map(StoreCoding.codes), codebookVersion: rows.text(row, 9),
+                    truncated: rows.bool(row, 10) ?? false, images: rows.int(row, 11) ?? 0,
+                    audioSeconds: rows.double(row, 12) ?? 0, createdAt: rows.double(row, 13) ?? 0,
+                    updatedAt: rows.double(row, 14) ?? 0))
+            }
+        }
+        return found
+    }
+
+    func embeddings(modelID: String, revision: String) throws(StoreError) -> (ids: [String], vectors: [Float], dimensions: Int) {
+        try withConnection { connection throws(StoreError) in
+            try connection.transaction { () throws(StoreError) in
+                // A cursor, so that a bank of millions never sits in one result in memory twice.
+                _ = try connection.query(nil, "DECLARE bank NO SCROLL CURSOR FOR SELECT id, embedding FROM items WHERE model_id = $1 AND revision = $2 ORDER BY id",
+                                         [.text(modelID), .text(revision)])
+                var ids: [String] = [], vectors: [Float] = [], dimensions = 0
+                while true {
+                    let rows = try connection.query(nil, "FETCH 10000 FROM bank")
+                    if rows.count == 0 { break }
+                    for row in 0..<rows.count {
+                        let vector = try StoreCoding.floats(rows.bytes(row, 1) ?? [], column: "embedding")
+                        if dimensions == 0 { dimensions = vector.count }
+                        guard vector.count == dimensions else {
+                            throw .failed("item \(rows.text(row, 0) ?? ""): \(vector.count) dimensions, others \(dimensions)")
+                        }
+                        ids.append(rows.text(row, 0) ?? "")
+                        vectors.append(contentsOf: vector)
+                    }
+                }
+                return (ids, vectors, dimensions)
+            }
+        }
+    }
+
+    func revisions() throws(StoreError) -> [(modelID: String, revision: String, items: Int)] {
+        let rows = try withConnection { connection throws(StoreError) in
+            try connection.query("revisions", "SELECT model_id, revision, count(*) AS n FROM items GROUP BY model_id, revision ORDER BY n DESC")
+        }
+        return (0..<rows.count).map { (rows.text($0, 0) ?? "", rows.text($0, 1) ?? "", rows.int($0, 2) ?? 0) }
+    }
+
+    func delete(_ id: String) throws(StoreError) -> Bool {
+        guard !id.utf8.contains(0) else { return false }
+        let rows = try withConnection { connection throws(StoreError) in
+            try connection.query("delete", "DELETE FROM items WHERE id = $1 RETURNING 1", [.text(id)])
+        }
+        return rows.count > 0
+    }
+
+    func count() throws(StoreError) -> Int {
+        try withConnection { connection throws(StoreError) in
+            try connection.query("count", "SELECT count(*) FROM items").int(0, 0) ?? 0
+        }
+    }
+
+    func upsert(_ records: [ItemStore.Record]) throws(StoreError) {
+        for record in records where record.id.utf8.contains(0) {
+            throw .failed("item id \(record.id.debugDescription): PostgreSQL text cannot hold a NUL")
+        }
+        try withConnection { connection throws(StoreError) in
+            try connection.transaction { () throws(StoreError) in
+                for record in records {
+                    func vector(_ vector: [Float]?) -> PostgresConnection.Value { vector.map { .bytes(StoreCoding.bytes($0)) } ?? .null }
+                    _ = try connection.query("upsert", Self.upsert, [
+                        .text(record.id), .text(record.contentHash), .text(record.modelID), .text(record.revision),
+                        vector(record.embedding), vector(record.modalities.text), vector(record.modalities.image),
+                        vector(record.modalities.audio), record.semanticID.map { .text(StoreCoding.codes($0)) } ?? .null,
+                        record.codebookVersion.map { .text($0) } ?? .null, .text(record.truncated ? "true" : "false"),
+                        .text(String(record.images)), .text("\(record.audioSeconds)"), .text("\(record.createdAt)"),
+                        .text("\(record.updatedAt)"),
+                    ])
+                }
+            }
+        }
+    }
+
+    private static let upsert = StoreCoding.upsert((1...15).map { "$\($0)" })
+
+    /// `ids` a thousand at a time, without those PostgreSQL text cannot hold (a NUL): such an id is not stored.
+    private static func chunks(_ ids: [String]) -> [ArraySlice<String>] {
+        let storable = ids.filter { !$0.utf8.contains(0) }
+        return stride(from: 0, to: storable.count, by: 1000).map { storable[$0..<min($0 + 1000, storable.count)] }
+    }
+
+    /// A `text[]` literal: each element quoted, with `\` and `"` escaped.
+    static func arrayLiteral(_ items: ArraySlice<String>) -> String {
+        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            .joined(separator: ",") + "}"
+    }
+}
+
+extension Duration {
+    var milliseconds: Int { Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000) }
+}

@@ -1,0 +1,164 @@
+import Foundation
+import GRDB
+
+/// The memory bank in one SQLite file (WAL) through GRDB: the embedded default, nothing to run.
+final class SQLiteBackend: StoreBackend {
+    let location: String
+    private let pool: DatabasePool
+
+    init(path: String, durability: ItemStore.Durability) throws {
+        location = path
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(durability.rawValue.uppercased())")
+        }
+        configuration.busyMode = .timeout(5)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE items (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    content_hash TEXT NOT NULL,
+                    model_id TEXT NOT NULL,
+                    revision TEXT NOT NULL,
+                    embedding BLOB NOT NULL,
+                    text_vector BLOB,
+                    image_vector BLOB,
+                    audio_vector BLOB,
+                    semantic_id TEXT,
+                    truncated INTEGER NOT NULL,
+                    images INTEGER NOT NULL,
+                    audio_seconds REAL NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                )
+                """)
+        }
+        migrator.registerMigration("v2: codebook version of the semantic ID") { db in
+            try db.execute(sql: "ALTER TABLE items ADD COLUMN codebook_version TEXT")
+        }
+        // A file written by a newer release has migrations this one does not know: refuse it rather than guess.
+        if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
+            throw StoreError.failed("\(path) has a newer schema than this release knows; run the newer release")
+        }
+        try migrator.migrate(pool)
+    }
+
+    func vectors(_ ids: [String]) throws(StoreError) -> [(id: String, vector: ItemStore.StoredVector)] {
+        try read { db in
+            var read: [(id: String, vector: ItemStore.StoredVector)] = []
+            try Self.inChunks(ids, db, "SELECT id, model_id, revision, embedding, semantic_id, codebook_version FROM items") { row in
+                read.append((row["id"], ItemStore.StoredVector(
+                    modelID: ItemStore.shared(row["model_id"]), revision: ItemStore.shared(row["revision"]),
+                    embedding: try Self.floats(row, "embedding") ?? [], semanticID: Self.codes(row),
+                    codebookVersion: (row["codebook_version"] as String?).map(ItemStore.shared))))
+            }
+            return read
+        }
+    }
+
+    func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record] {
+        try read { db in
+            var found: [ItemStore.Record] = []
+            try Self.inChunks(ids, db, "SELECT * FROM items") { row in
+                found.append(ItemStore.Record(
+                    id: row["id"], contentHash: row["content_hash"], modelID: row["model_id"], revision: row["revision"],
+                    embedding: try Self.floats(row, "embedding") ?? [],
+                    modalities: Modalities(text: try Self.floats(row, "text_vector"), image: try Self.floats(row, "image_vector"),
+                                           audio: try Self.floats(row, "audio_vector")),
+                    semanticID: Self.codes(row), codebookVersion: row["codebook_version"],
+                    truncated: row["truncated"], images: row["images"], audioSeconds: row["audio_seconds"],
+                    createdAt: row["created_at"], updatedAt: row["updated_at"]))
+            }
+            return found
+        }
+    }
+
+    func embeddings(modelID: String, revision: String) throws(StoreError) -> (ids: [String], vectors: [Float], dimensions: Int) {
+        try read { db in
+            var ids: [String] = [], vectors: [Float] = [], dimensions = 0
+            let rows = try Row.fetchCursor(db, sql: "SELECT id, embedding FROM items WHERE model_id = ? AND revision = ? ORDER BY id",
+                                           arguments: [modelID, revision])
+            while let row = try rows.next() {
+                let vector = try Self.floats(row, "embedding") ?? []
+                if dimensions == 0 { dimensions = vector.count }
+                guard vector.count == dimensions else {
+                    throw StoreError.failed("item \(row["id"] as String): \(vector.count) dimensions, others \(dimensions)")
+                }
+                ids.append(row["id"])
+                vectors.append(contentsOf: vector)
+            }
+            return (ids, vectors, dimensions)
+        }
+    }
+
+    func revisions() throws(StoreError) -> [(modelID: String, revision: String, items: Int)] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT model_id, revision, COUNT(*) AS n FROM items GROUP BY model_id, revision ORDER BY n DESC")
+                .map { ($0["model_id"], $0["revision"], $0["n"]) }
+        }
+    }
+
+    func delete(_ id: String) throws(StoreError) -> Bool {
+        try write { db in
+            try db.execute(sql: "DELETE FROM items WHERE id = CAST(? AS TEXT)", arguments: [Self.text(id)])
+            return db.changesCount > 0
+        }
+    }
+
+    func count() throws(StoreError) -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items") ?? 0 }
+    }
+
+    func upsert(_ records: [ItemStore.Record]) throws(StoreError) {
+        try write { db in
+            for record in records {
+                try db.execute(sql: Self.upsert, arguments: [
+                    Self.text(record.id), record.contentHash, record.modelID, record.revision, Self.blob(record.embedding),
+                    record.modalities.text.map(Self.blob), record.modalities.image.map(Self.blob),
+                    record.modalities.audio.map(Self.blob), record.semanticID.map(StoreCoding.codes),
+                    record.codebookVersion, record.truncated, record.images, record.audioSeconds, record.createdAt,
+                    record.updatedAt,
+                ])
+            }
+        }
+    }
+
+    /// The id bound with its length (see `text`).
+    private static let upsert = StoreCoding.upsert(["CAST(? AS TEXT)"] + Array(repeating: "?", count: 14))
+
+    private func read<R>(_ body: (Database) throws -> R) throws(StoreError) -> R {
+        do { return try pool.read(body) } catch let error as StoreError { throw error } catch { throw .failed("\(error)") }
+    }
+
+    private func write<R>(_ body: (Database) throws -> R) throws(StoreError) -> R {
+        do { return try pool.write(body) } catch let error as StoreError { throw error } catch { throw .failed("\(error)") }
+    }
+
+    /// `select` with `WHERE id IN (...)` over `ids` a thousand at a time (SQLite binds at most 32766 parameters).
+    private static func inChunks(_ ids: [String], _ db: Database, _ select: String, _ each: (Row) throws -> Void) throws {
+        for start in stride(from: 0, to: ids.count, by: 1000) {
+            let chunk = Array(ids[start..<min(start + 1000, ids.count)])
+            let marks = Array(repeating: "CAST(? AS TEXT)", count: chunk.count).joined(separator: ",")
+            for row in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk.map(text))) {
+                try each(row)
+            }
+        }
+    }
+
+    private static func floats(_ row: Row, _ column: String) throws -> [Float]? {
+        guard let data = row[column] as Data? else { return nil }
+        return try StoreCoding.floats(Array(data), column: column)
+    }
+
+    private static func codes(_ row: Row) -> [Int]? { (row["semantic_id"] as String?).map(StoreCoding.codes) }
+
+    /// An id bound with its length: GRDB binds a `String` as a C string, which would end it at a NUL (ids are
+    /// checked before they get here; this keeps the store right whatever a caller passes).
+    static func text(_ string: String) -> Data { Data(string.utf8) }
+
+    static func blob(_ vector: [Float]) -> Data { Data(StoreCoding.bytes(vector)) }
+}

@@ -1,0 +1,69 @@
+/// Where the memory bank's rows live: SQLite in one process's file, or PostgreSQL shared by replicas. Both keep
+/// the same rows (id, content hash, model revision, vectors as little-endian float32, codes with their codebook
+/// version) with the same semantics; `ItemStore` puts the cache and the group commit in front.
+protocol StoreBackend: Sendable {
+    /// The vectors `/match` needs of those of `ids` (distinct) that are stored.
+    func vectors(_ ids: [String]) throws(StoreError) -> [(id: String, vector: ItemStore.StoredVector)]
+    /// The records of those of `ids` that are stored.
+    func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record]
+    /// Every fused vector of one model revision, in id order.
+    func embeddings(modelID: String, revision: String) throws(StoreError) -> (ids: [String], vectors: [Float], dimensions: Int)
+    func revisions() throws(StoreError) -> [(modelID: String, revision: String, items: Int)]
+    /// Whether `id` existed; committed when it returns.
+    func delete(_ id: String) throws(StoreError) -> Bool
+    func count() throws(StoreError) -> Int
+    /// Inserts or replaces `records` in one transaction (an existing id keeps its creation time); durable when it
+    /// returns.
+    func upsert(_ records: [ItemStore.Record]) throws(StoreError)
+    /// What logs may show of where the store is (never a password).
+    var location: String { get }
+    /// Whether the database answers (as far as the last call or check knows): what `/readyz` reports.
+    var isAvailable: Bool { get }
+}
+
+extension StoreBackend {
+    var isAvailable: Bool { true }
+}
+
+/// The row encodings both backends share.
+enum StoreCoding {
+    /// Little-endian float32 bytes.
+    static func bytes(_ vector: [Float]) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: vector.count * 4)
+        bytes.withUnsafeMutableBytes { raw in
+            for (index, value) in vector.enumerated() {
+                raw.storeBytes(of: value.bitPattern.littleEndian, toByteOffset: index * 4, as: UInt32.self)
+            }
+        }
+        return bytes
+    }
+
+    static func floats(_ bytes: [UInt8], column: String) throws(StoreError) -> [Float] {
+        guard bytes.count % 4 == 0 else { throw .failed("\(column) has \(bytes.count) bytes, not float32s") }
+        return bytes.withUnsafeBytes { raw in
+            (0..<bytes.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        }
+    }
+
+    /// The upsert both backends run, with their placeholders for the 15 columns: a replaced item keeps its
+    /// `created_at`.
+    static func upsert(_ placeholders: [String]) -> String {
+        """
+        INSERT INTO items (id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector,
+                           semantic_id, codebook_version, truncated, images, audio_seconds, created_at, updated_at)
+        VALUES (\(placeholders.joined(separator: ", ")))
+        ON CONFLICT (id) DO UPDATE SET
+            content_hash = excluded.content_hash, model_id = excluded.model_id, revision = excluded.revision,
+            embedding = excluded.embedding, text_vector = excluded.text_vector,
+            image_vector = excluded.image_vector, audio_vector = excluded.audio_vector,
+            semantic_id = excluded.semantic_id, codebook_version = excluded.codebook_version,
+            truncated = excluded.truncated, images = excluded.images,
+            audio_seconds = excluded.audio_seconds, updated_at = excluded.updated_at
+        """
+    }
+
+    /// Semantic IDs as `3,1,4`.
+    static func codes(_ codes: [Int]) -> String { codes.map(String.init).joined(separator: ",") }
+
+    static func codes(_ text: String) -> [Int] { text.split(separator: ",").compactMap { Int($0) } }
+}

@@ -1,0 +1,90 @@
+import Embedding
+import HTTP
+
+/// `POST /items/batch_get`: stored items as a ranker fetches them on every request, by id, in the request's
+/// order: each one's embedding (in the space `/embed` serves, at a Matryoshka size) and semantic ID, and the ids
+/// the bank does not hold.
+struct BatchGetRoute: Sendable {
+    let matcher: Matcher
+    let dimensions: Dimensions
+    let maxIDs: Int
+
+    struct Request: Decodable {
+        var ids: [String]
+        var `return`: [String]?
+        var dimensions: Int?
+        var codebookVersion: String?
+        var encodingFormat: String?
+
+        enum CodingKeys: String, CodingKey {
+            case ids, `return`, dimensions, codebookVersion = "codebook_version", encodingFormat = "encoding_format"
+        }
+    }
+
+    func handle(_ request: HTTPRequest) throws -> HTTPResponse {
+        let body = try request.decodeJSON(Request.self)
+        guard !body.ids.isEmpty else {
+            throw HTTPError(.unprocessableContent, code: "no_ids", message: "'ids' must not be empty")
+        }
+        guard body.ids.count <= maxIDs else {
+            throw HTTPError(.payloadTooLarge, code: "too_many_ids", message: "\(body.ids.count) ids; at most \(maxIDs) per request")
+        }
+        let pipeline = matcher.pipeline
+        let codebook = pipeline.codebooks.current
+        try HTTPError.catching { () throws(EmbeddingError) in try Matcher.checkVersion(body.codebookVersion, codebook) }
+        let size = try dimensions.resolve(body.dimensions)
+        let format = try EncodedVector.format(body.encodingFormat)
+        // By default what /embed returns of an item: its embedding, and its semantic ID when a codebook is loaded.
+        let fields = body.return ?? (codebook == nil ? ["embedding"] : ["embedding", "semantic_id"])
+        for field in fields where field != "embedding" && field != "semantic_id" {
+            throw HTTPError(.unprocessableContent, code: "invalid_return",
+                            message: "'return' may list \"embedding\" and \"semantic_id\", got '\(field)'")
+        }
+        let (embeddings, codes) = (fields.contains("embedding"), fields.contains("semantic_id"))
+        let fetched = try HTTPError.catching { () throws(EmbeddingError) in
+            try matcher.fetch(body.ids, size: size, embeddings: embeddings, codes: codes, codebook: codebook)
+        }
+
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("data")
+        json.beginArray()
+        for (row, id) in fetched.ids.enumerated() {
+            json.beginObject()
+            json.key("id")
+            json.string(id)
+            if embeddings {
+                json.key("embedding")
+                switch EncodedVector(Array(fetched.embeddings[row * size..<(row + 1) * size]), format: format) {
+                case .float(let values): json.floats(values)
+                case .base64(let text): json.string(text)
+                }
+            }
+            if codes {
+                json.key("semantic_id")
+                json.beginArray()
+                for code in fetched.semanticIDs[row] { json.int(code) }
+                json.endArray()
+            }
+            json.endObject()
+        }
+        json.endArray()
+        json.key("missing")
+        json.beginArray()
+        for id in fetched.missing { json.string(id) }
+        json.endArray()
+        json.key("dimensions")
+        json.int(size)
+        json.key("model")
+        json.beginObject()
+        json.key("id")
+        json.string(pipeline.model.id)
+        json.key("revision")
+        json.string(pipeline.model.revision)
+        json.endObject()
+        json.key("codebook_version")
+        if let codebook { json.string(codebook.version) } else { json.null() }
+        json.endObject()
+        return .json(json)
+    }
+}
