@@ -40,6 +40,31 @@ struct EmbedCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Write the items to the item store.")
     var store = true
 
+    @Option(name: .long, help: ArgumentHelp(
+        "I/N: embed only the lines whose number (from 0) is I modulo N, for N jobs over one file against a shared bank.",
+        valueName: "I/N"))
+    var shard: Shard = Shard(index: 0, count: 1)
+
+    /// Every `count`-th line of the input, starting at line `index` (0-based).
+    struct Shard: ExpressibleByArgument, CustomStringConvertible {
+        var index: Int
+        var count: Int
+
+        init(index: Int, count: Int) {
+            self.index = index
+            self.count = count
+        }
+
+        init?(argument: String) {
+            let parts = argument.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]),
+                  count >= 1, count <= 1_000_000, (0..<count).contains(index) else { return nil }
+            self.init(index: index, count: count)
+        }
+
+        var description: String { "\(index)/\(count)" }
+    }
+
     struct Line: Encodable {
         var id: String
         var embedding: [Float]
@@ -115,6 +140,7 @@ struct EmbedCommand: AsyncParsableCommand {
             if length < 0 { break }
             lineNumber += 1
             bytesRead += length
+            guard (lineNumber - 1) % shard.count == shard.index else { continue }
             let bytes = UnsafeRawBufferPointer(start: buffer, count: length)
             guard bytes.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }) else {
                 continue  // blank line
@@ -136,6 +162,7 @@ struct EmbedCommand: AsyncParsableCommand {
         while !inFlight.isEmpty { try await writeOldest() }
         progress.finish()
         var summary = "embedded \(written) items into \(output)"
+        if shard.count > 1 { summary += " (shard \(shard.index)/\(shard.count))" }
         if cached > 0 { summary += " (\(cached) unchanged, from the store)" }
         if truncated > 0 { summary += " (\(truncated) truncated to \(settings.maxTokens) tokens)" }
         FileHandle.standardError.write(Data((summary + "\n").utf8))

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -795,6 +796,119 @@ def postgres_bank_rides_out_a_database_restart():
         assert password not in service.logs()
     finally:
         service.stop()
+
+
+def start_nginx(upstreams):
+    """nginx (one worker) on a free loopback port, round robin over `upstreams` (ports): (port, stop)."""
+    directory = tempfile.mkdtemp(prefix="omniembed-nginx-")
+    port = free_port()
+    servers = "".join(f"server 127.0.0.1:{p} max_fails=0;\n" for p in upstreams)
+    with open(os.path.join(directory, "nginx.conf"), "w") as f:
+        f.write(f"""worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {directory}; proxy_temp_path {directory}; fastcgi_temp_path {directory};
+    uwsgi_temp_path {directory}; scgi_temp_path {directory};
+    upstream replicas {{ {servers} }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://replicas; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+}}
+""")
+    subprocess.run(["nginx", "-c", os.path.join(directory, "nginx.conf")], check=True)
+
+    def stop():
+        subprocess.run(["nginx", "-c", os.path.join(directory, "nginx.conf"), "-s", "stop"], capture_output=True)
+    return port, stop
+
+
+@test
+def two_replicas_share_one_bank_behind_nginx():
+    """Two replicas on one PostgreSQL bank behind nginx (round robin): items embedded through the balancer are found
+    by /match and /items/batch_get on each replica directly; a replica killed with SIGKILL during writes loses no
+    acknowledged item (the other reads every one back); two sharded backfill jobs cover a file between them."""
+    url, password = postgres_database()
+    a, b = postgres_service(url, password), postgres_service(url, password)
+    balancer, stop_balancer = start_nginx([a.port, b.port])
+    json_headers = {"Content-Type": "application/json"}
+    try:
+        texts = catalogue(40)
+        served_by = set()
+        for index, text in enumerate(texts):
+            connection = http.client.HTTPConnection("127.0.0.1", balancer, timeout=30)
+            connection.request("POST", "/embed", json.dumps({"items": [{"id": f"c{index}", "text": text}]}), json_headers)
+            response = connection.getresponse()
+            assert response.status == 200, response.read()
+            served_by.add(response.getheader("X-Request-Id").rsplit("-", 1)[0])
+            response.read()
+            connection.close()
+        assert len(served_by) == 2, served_by  # both replicas took writes
+        ids = [f"c{i}" for i in range(len(texts))]
+        for replica in (a, b):
+            status, _, body = replica.request("POST", "/match", json.dumps(
+                {"user": {"history": ids[:10]}, "candidates": ids[10:]}), json_headers)
+            answer = json.loads(body)
+            assert status == 200 and answer["missing"] == [] and answer["history_used"] == 10, (status, body[:300])
+            status, _, body = replica.request("POST", "/items/batch_get", json.dumps({"ids": ids}), json_headers)
+            assert status == 200 and json.loads(body)["missing"] == [], body[:300]
+
+        # SIGKILL during writes: every acknowledged item is on the bank.
+        acknowledged, stop_writing = [], threading.Event()
+
+        def write():
+            index = 0
+            while not stop_writing.is_set():
+                try:
+                    status, _, _ = a.request("POST", "/embed", json.dumps(
+                        {"items": [{"id": f"k{index}", "text": f"{texts[index % 40]} {index}"}]}), json_headers, timeout=10)
+                    if status == 200:
+                        acknowledged.append(f"k{index}")
+                except OSError:
+                    return
+                index += 1
+        writer = threading.Thread(target=write)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 20:
+            assert time.monotonic() < deadline, "too few writes were acknowledged"
+            time.sleep(0.05)
+        a.process.kill()
+        a.process.wait(timeout=10)
+        stop_writing.set()
+        writer.join(timeout=20)
+        status, _, body = b.request("POST", "/items/batch_get", json.dumps({"ids": acknowledged[:256], "return": ["embedding"]}),
+                                    json_headers)
+        assert status == 200 and json.loads(body)["missing"] == [], (len(acknowledged), body[:300])
+
+        # Two backfill jobs on one file, each taking every other line, against the shared bank.
+        directory = tempfile.mkdtemp(prefix="omniembed-shards-")
+        source = os.path.join(directory, "items.jsonl")
+        with open(source, "w") as f:
+            for index in range(30):
+                f.write(json.dumps({"id": f"s{index}", "text": f"backfilled item {index} {texts[index]}"}) + "\n")
+        environment = dict(os.environ, OMNIEMBED_STORE_BACKEND="postgres", OMNIEMBED_STORE_URL=url,
+                           OMNIEMBED_STORE_PASSWORD=password)
+        jobs = [subprocess.Popen([BINARY, "embed", "--config", CONFIG, "--input", source, "--output",
+                                  os.path.join(directory, f"out{shard}.jsonl"), "--shard", f"{shard}/2"],
+                                 env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for shard in range(2)]
+        for job in jobs:
+            _, err = job.communicate(timeout=300)
+            assert job.returncode == 0, err[-2000:]
+        outputs = [[json.loads(line)["id"] for line in open(os.path.join(directory, f"out{shard}.jsonl"))]
+                   for shard in range(2)]
+        assert outputs[0] == [f"s{i}" for i in range(0, 30, 2)] and outputs[1] == [f"s{i}" for i in range(1, 30, 2)], outputs
+        status, _, body = b.request("POST", "/items/batch_get", json.dumps({"ids": [f"s{i}" for i in range(30)]}), json_headers)
+        assert status == 200 and json.loads(body)["missing"] == [], body[:300]
+    finally:
+        stop_balancer()
+        for replica in (a, b):
+            if replica.process.poll() is None:
+                replica.stop()
 
 
 @test
