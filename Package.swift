@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(
             name: "EmbeddingTests",
             dependencies: [
-                "Embedding", "Tensor", .product(name: "CoreMetrics", package: "swift-metrics"),
+                "Embedding", "Tensor", "Locking", .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             resources: [.copy("Fixtures")]

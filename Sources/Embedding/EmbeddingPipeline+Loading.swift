@@ -35,7 +35,10 @@ extension EmbeddingPipeline {
         let pipeline = EmbeddingPipeline(towers: towers, model: try ModelIdentity(of: configuration), store: store,
                                          fusion: fusion, settings: configuration.settings, logger: logger,
                                          metricsFactory: metricsFactory)
-        if let codebook = try loadCodebook(at: configuration.codebookPath) {
+        if let store, store.sharesCodebooks {
+            // The bank's newest versions (a database that is down for now: none until the monitor finds them).
+            pipeline.followSharedCodebooks()
+        } else if let codebook = try loadCodebook(at: configuration.codebookPath) {
             do throws(EmbeddingError) { try pipeline.install(codebook) } catch {
                 throw PipelineConfigurationError(setting: .codebookPath,
                                                  reason: "\(codebook.version) at \(configuration.codebookPath): \(error.message)")

@@ -24,6 +24,8 @@ public final class EmbeddingPipeline: Sendable {
         public var decodeQueueCapacity = 4096
         /// Serve a codebook that names no model (see `SemanticCodebook.mismatch`).
         public var allowUnstampedCodebook = false
+        /// Codebook versions kept loaded, the newest and those before it, for requests pinned to an older one.
+        public var keepCodebooks = 2
         public init() {}
     }
 
@@ -64,8 +66,8 @@ public final class EmbeddingPipeline: Sendable {
     public let model: ModelIdentity
     public let store: ItemStore?
     let fusion: FusionMethod
-    /// The codebook semantic IDs come from; replaced by `install`.
-    public let codebooks = CodebookSlot()
+    /// The codebooks semantic IDs come from (the newest by default); a new one by `install`.
+    public let codebooks: CodebookSlot
     let text: BatchScheduler<[Int32], BertEncoder.Encoding>
     let image: BatchScheduler<[Float], ImageOutput>
     let audio: BatchScheduler<[[Float]], AudioOutput>
@@ -78,6 +80,7 @@ public final class EmbeddingPipeline: Sendable {
     init(towers: Towers, model: ModelIdentity, store: ItemStore?, fusion: FusionMethod, settings: Settings,
          logger: Logger, metricsFactory: any MetricsFactory) {
         self.towers = towers
+        codebooks = CodebookSlot(keep: settings.keepCodebooks)
         self.model = model
         self.store = store
         self.logger = logger
@@ -136,12 +139,13 @@ public final class EmbeddingPipeline: Sendable {
         codebooks.replace(codebook)
     }
 
-    /// Stops the batchers; queued work fails with 503.
+    /// Stops the batchers (queued work fails with 503), then the store's own threads.
     public func shutdown() {
         decoders.shutdown()
         text.shutdown()
         image.shutdown()
         audio.shutdown()
+        store?.close()
     }
 
     /// One text, one image and one audio patch through every tower, so that the first request does not pay for

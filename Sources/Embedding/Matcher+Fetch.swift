@@ -32,8 +32,11 @@ extension Matcher {
                 resolved.codes[index] = code
                 if let embedding = storedEmbeddings[index] { fresh.append((ids[index], embedding, code)) }
             }
-            // Computed once per codebook, not on every fetch that names them.
-            pipeline.store?.cacheCodes(fresh, codebookVersion: codebook.version)
+            // Computed once per codebook, not on every fetch that names them (a pinned older version's codes
+            // would displace the newest's).
+            if codebook.version == pipeline.codebooks.current?.version {
+                pipeline.store?.cacheCodes(fresh, codebookVersion: codebook.version)
+            }
         }
         return served(resolved, size: size, embeddings: embeddings, codes: codes, codebook: codebook)
     }

@@ -130,13 +130,6 @@ public struct Matcher: Sendable {
         return UserVector(vector: user, missing: resolved.missingIDs, historyUsed: min(rows.count, recent))
     }
 
-    /// A request that names the codebook its vectors came from must name the one loaded.
-    public static func checkVersion(_ version: String?, _ codebook: SemanticCodebook?) throws(EmbeddingError) {
-        guard let version, version != codebook?.version else { return }
-        throw EmbeddingError(status: 409, code: "codebook_version_mismatch",
-                             message: "the request's vectors are from codebook \(version); the service has \(codebook?.version ?? "none") loaded")
-    }
-
     // MARK: - Resolving
 
     private func resolve(_ history: History, codebook: SemanticCodebook?, codes: Bool) async throws(EmbeddingError) -> ResolvedVectors {
@@ -228,7 +221,9 @@ public struct Matcher: Sendable {
             for (index, code) in zip(needCodes, computed) {
                 if case .id(let id) = sources[index], let embedding = storedEmbeddings[index] { fresh.append((id, embedding, code)) }
             }
-            if !fresh.isEmpty { pipeline.store?.cacheCodes(fresh, codebookVersion: codebook.version) }
+            if !fresh.isEmpty, codebook.version == pipeline.codebooks.current?.version {
+                pipeline.store?.cacheCodes(fresh, codebookVersion: codebook.version)
+            }
         }
         return resolved
     }

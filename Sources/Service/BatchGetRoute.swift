@@ -30,8 +30,7 @@ struct BatchGetRoute: Sendable {
             throw HTTPError(.payloadTooLarge, code: "too_many_ids", message: "\(body.ids.count) ids; at most \(maxIDs) per request")
         }
         let pipeline = matcher.pipeline
-        let codebook = pipeline.codebooks.current
-        try HTTPError.catching { () throws(EmbeddingError) in try Matcher.checkVersion(body.codebookVersion, codebook) }
+        let codebook = try HTTPError.catching { () throws(EmbeddingError) in try pipeline.codebooks.resolve(body.codebookVersion) }
         let size = try dimensions.resolve(body.dimensions)
         let format = try EncodedVector.format(body.encodingFormat)
         // By default what /embed returns of an item: its embedding, and its semantic ID when a codebook is loaded.

@@ -22,8 +22,7 @@ struct MatchRoute: Sendable {
         pipeline.wakeComputeThreads()
         let body = try request.decodeJSON(Request.self, fastPath: Request.idsOnly)
         marks.append(.now)
-        let codebook = pipeline.codebooks.current
-        try HTTPError.catching { () throws(EmbeddingError) in try Matcher.checkVersion(body.codebookVersion, codebook) }
+        let codebook = try HTTPError.catching { () throws(EmbeddingError) in try pipeline.codebooks.resolve(body.codebookVersion) }
         let size = try embed.dimensions.resolve(body.dimensions)
 
         let candidates = body.candidates ?? []
@@ -65,8 +64,7 @@ struct MatchRoute: Sendable {
 
     func userEmbedding(_ request: HTTPRequest) async throws -> HTTPResponse {
         let body = try request.decodeJSON(Request.self, fastPath: Request.idsOnly)
-        let codebook = pipeline.codebooks.current
-        try HTTPError.catching { () throws(EmbeddingError) in try Matcher.checkVersion(body.codebookVersion, codebook) }
+        let codebook = try HTTPError.catching { () throws(EmbeddingError) in try pipeline.codebooks.resolve(body.codebookVersion) }
         let size = try embed.dimensions.resolve(body.dimensions)
         let format = try EncodedVector.format(body.encodingFormat)
         let history = try history(body.user)

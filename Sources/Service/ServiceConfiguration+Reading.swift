@@ -139,6 +139,10 @@ extension ServiceConfiguration {
         try config.string("tls.clientCaFile", &tls.clientCAFile)
         try config.bool("security.allowInsecure", &allowInsecure)
         try config.bool("codebook.allowUnstamped", &embedding.pipeline.allowUnstampedCodebook)
+        try config.int("codebook.keep", &embedding.pipeline.keepCodebooks)
+        guard (1...16).contains(embedding.pipeline.keepCodebooks) else {
+            throw ConfigurationError.invalid(key: "codebook.keep", reason: "must be 1...16, got \(embedding.pipeline.keepCodebooks)")
+        }
         try config.int("match.maxHistory", &match.maxHistory)
         try config.int("match.maxCandidates", &match.maxCandidates)
         try config.int("match.maxTop", &match.maxTop)

@@ -68,6 +68,14 @@ struct FitCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Also write the report here, as JSON.")
     var report: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "The codebook version the new one replaces: also work out, per level, each old code's majority new code and each new code's majority old code (to warm-start rankers' SID embedding tables); kept with the codebook in a shared bank.",
+        valueName: "VERSION"))
+    var previous: String?
+
+    @Option(name: .long, help: "With --previous: also write the code mapping here, as JSON.")
+    var mapping: String?
+
     func run() async throws {
         guard levels >= 1, clusters >= 2, iterations >= 0, threads >= 0, seedingSample >= 1, refinementPasses >= 0 else {
             throw ValidationError("--levels must be ≥ 1, --clusters ≥ 2, --seeding-sample ≥ 1, --iterations, --refinement-passes and --threads ≥ 0")
@@ -79,6 +87,7 @@ struct FitCommand: AsyncParsableCommand {
             }
             return values.map { $0! }
         } ?? []
+        guard mapping == nil || previous != nil else { throw ValidationError("--mapping goes with --previous") }
         let settings = try await settingsOptions.load()
         let destination = output ?? settings.codebook.path
         guard !destination.isEmpty else { throw ValidationError("no --output and codebook.path is empty") }
@@ -93,6 +102,7 @@ struct FitCommand: AsyncParsableCommand {
             guard settings.store.enabled else { throw ValidationError("store.enabled is false: give --vectors") }
             let identity = try ModelIdentity(of: settings.pipeline)
             let store = try ItemStore(try settings.store.itemStoreBackend())
+            defer { store.close() }
             let read = try store.embeddings(modelID: identity.id, revision: identity.revision)
             let others = try store.revisions().filter { $0.modelID != identity.id || $0.revision != identity.revision }
             if !others.isEmpty {
@@ -133,6 +143,28 @@ struct FitCommand: AsyncParsableCommand {
         let written = try SemanticCodebook(path: destination)
         let length = written.codeLength
         if let codes { try NPY.writeInt32(itemCodes, rows: count, columns: length, to: codes) }
+        let bank = vectors == nil && settings.store.enabled ? try ItemStore(try settings.store.itemStoreBackend()) : nil
+        defer { bank?.close() }
+        var codeMapping: String?
+        if let previous {
+            let old = try Self.previousCodebook(previous, bank: bank, path: settings.codebook.path)
+            guard old.dimensions == dimensions else {
+                throw ValidationError("codebook \(previous) is of \(old.dimensions) dimensions, these vectors of \(dimensions)")
+            }
+            let oldCodes = old.codes(data, count: count).flatMap { $0 }
+            let json = CodeMapping.between(old: oldCodes, oldLength: old.codeLength, new: itemCodes.map(Int.init), newLength: length,
+                                           count: count, from: previous, to: written.version)
+            codeMapping = String(decoding: json, as: UTF8.self)
+            if let mapping { try json.write(to: URL(fileURLWithPath: mapping), options: .atomic) }
+        }
+        // A shared bank keeps the codebook, and every replica loads it (NOTIFY, else within a second).
+        if let bank, bank.sharesCodebooks {
+            try bank.saveCodebook(StoredCodebook(
+                version: written.version, bytes: try Array(Data(contentsOf: URL(fileURLWithPath: destination))),
+                createdAt: Date().timeIntervalSince1970, modelID: written.model?.id, modelRevision: written.model?.revision,
+                previousVersion: previous, mapping: codeMapping))
+            note("saved codebook \(written.version) to \(bank.location)")
+        }
 
         var lines = ["fitted \(count) vectors of \(dimensions) dimensions in \(String(format: "%.2f", fitted.seconds)) s "
                      + "→ \(destination) (codebook_version \(written.version))",
@@ -162,6 +194,15 @@ struct FitCommand: AsyncParsableCommand {
             try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])
                 .write(to: URL(fileURLWithPath: report), options: .atomic)
         }
+    }
+
+    /// The codebook `version`: from the shared bank, or the one at `codebook.path`.
+    static func previousCodebook(_ version: String, bank: ItemStore?, path: String) throws -> SemanticCodebook {
+        if let bank, bank.sharesCodebooks, let stored = try bank.codebook(version: version) {
+            return try SemanticCodebook(bytes: stored.bytes, path: "the bank's codebook \(version)")
+        }
+        if let codebook = try EmbeddingPipeline.loadCodebook(at: path), codebook.version == version { return codebook }
+        throw ValidationError("--previous \(version): no such codebook in the bank or at \(path)")
     }
 
     private func note(_ message: String) {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// NumPy's `.npy` format (version 1–3): 2-D little-endian float32/float64 arrays in, int32 arrays out.
+/// NumPy's `.npy` format (version 1–3): 2-D little-endian float32/float64 arrays in, int32 and float32 arrays out.
 enum NPY {
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -58,14 +58,28 @@ enum NPY {
 
     /// Writes a 2-D `<i4` array.
     static func writeInt32(_ values: [Int32], rows: Int, columns: Int, to path: String) throws {
-        var header = "{'descr': '<i4', 'fortran_order': False, 'shape': (\(rows), \(columns)), }"
+        var data: [UInt8] = []
+        data.reserveCapacity(values.count * 4)
+        for value in values { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        try write(descr: "<i4", rows: rows, columns: columns, data: data, to: path)
+    }
+
+    /// Writes a 2-D `<f4` array.
+    static func writeFloat32(_ values: [Float], rows: Int, columns: Int, to path: String) throws {
+        var data: [UInt8] = []
+        data.reserveCapacity(values.count * 4)
+        for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+        try write(descr: "<f4", rows: rows, columns: columns, data: data, to: path)
+    }
+
+    private static func write(descr: String, rows: Int, columns: Int, data: [UInt8], to path: String) throws {
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (\(rows), \(columns)), }"
         // The data starts at a multiple of 64 bytes; the header ends with a newline.
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
         var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
         bytes += Array(header.utf8)
-        bytes.reserveCapacity(bytes.count + values.count * 4)
-        for value in values { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+        bytes += data
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }

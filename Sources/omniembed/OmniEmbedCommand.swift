@@ -10,7 +10,8 @@ struct OmniEmbedCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "omniembed",
         abstract: "Multimodal embedding service for recommender systems.",
-        subcommands: [ServeCommand.self, EmbedCommand.self, FitCommand.self, BenchmarkCommand.self, KeysCommand.self],
+        subcommands: [ServeCommand.self, EmbedCommand.self, FitCommand.self, ExportCommand.self, ImportCommand.self,
+                      BenchmarkCommand.self, KeysCommand.self],
         defaultSubcommand: ServeCommand.self
     )
 

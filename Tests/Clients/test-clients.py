@@ -912,6 +912,114 @@ def two_replicas_share_one_bank_behind_nginx():
 
 
 @test
+def codebooks_roll_out_through_the_shared_bank():
+    """`omniembed fit` on the shared bank stores its codebook there, and every replica loads it by itself; with the
+    next fit (`--previous`, which also writes the code mapping) both versions stay loaded (codebook.keep: 2), a
+    request pinned to the previous version still gets that version's codes, and a third fit retires the first."""
+    url, password = postgres_database()
+    directory = tempfile.mkdtemp(prefix="omniembed-rollout-")
+    a, b = postgres_service(url, password), postgres_service(url, password)
+    json_headers = {"Content-Type": "application/json"}
+    environment = dict(os.environ, OMNIEMBED_STORE_BACKEND="postgres", OMNIEMBED_STORE_URL=url,
+                       OMNIEMBED_STORE_PASSWORD=password, OMNIEMBED_CODEBOOK_PATH=os.path.join(directory, "codebook.safetensors"))
+
+    def fit(seed, *extra):
+        result = subprocess.run([BINARY, "fit", "--config", CONFIG, "--clusters", "8", "--levels", "2", "--seed", str(seed),
+                                 *extra], capture_output=True, text=True, timeout=300, env=environment)
+        assert result.returncode == 0 and "saved codebook" in result.stderr, result.stderr[-2000:]
+        return re.search(r"codebook_version (\w+)", result.stdout).group(1)
+
+    def fetch(replica, **extra):
+        status, _, body = replica.request("POST", "/items/batch_get", json.dumps(
+            {"ids": ["t1", "t2", "t3"], "return": ["semantic_id"], **extra}), json_headers)
+        return status, json.loads(body)
+
+    def wait_for(version):
+        deadline = time.monotonic() + 15
+        for replica in (a, b):
+            while fetch(replica)[1].get("codebook_version") != version:
+                assert time.monotonic() < deadline, f"{version} did not reach the replica on port {replica.port}"
+                time.sleep(0.1)
+
+    try:
+        texts = catalogue(120)
+        for start in range(0, 120, 40):
+            items = [{"id": f"t{i}", "text": texts[i]} for i in range(start, start + 40)]
+            assert a.request("POST", "/embed", json.dumps({"items": items}), json_headers)[0] == 200
+        first = fit(1)
+        wait_for(first)
+        pinned = fetch(b)[1]["data"]
+        mapping = os.path.join(directory, "mapping.json")
+        second = fit(2, "--previous", first, "--mapping", mapping)
+        assert second != first
+        wait_for(second)
+        for replica in (a, b):
+            status, answer = fetch(replica, codebook_version=first)
+            assert status == 200 and answer["codebook_version"] == first and answer["data"] == pinned, answer
+        levels = json.load(open(mapping))["levels"]
+        assert len(levels) == 2 and all(entry["new"] in range(8) for entry in levels[0]["old_to_new"]), levels
+        row = subprocess.run(["psql", "-Atq", url, "-c", f"SELECT previous_version, mapping IS NOT NULL FROM codebooks WHERE version = '{second}'"],
+                             check=True, capture_output=True, text=True, env=dict(os.environ, PGPASSWORD=password))
+        assert row.stdout.strip() == f"{first}|t", row.stdout
+        third = fit(3)
+        wait_for(third)
+        status, answer = fetch(a, codebook_version=first)
+        assert status == 409 and answer["error"]["code"] == "codebook_version_mismatch", answer
+        assert fetch(a, codebook_version=second)[0] == 200
+    finally:
+        for replica in (a, b):
+            replica.stop()
+
+
+@test
+def a_bank_moves_between_backends_by_export_and_import():
+    """`omniembed export` / `import`: SQLite's bank to JSONL, into PostgreSQL, and out again unchanged (every field of
+    every record); the vectors as .npy + ids agree with /items, and come back into a new bank by import."""
+    import numpy as np
+    directory = tempfile.mkdtemp(prefix="omniembed-export-")
+    sqlite = os.path.join(directory, "items.sqlite")
+    service = Service(store=sqlite)
+    try:
+        texts = catalogue(30)
+        items = [{"id": f"x{i}", "text": t} for i, t in enumerate(texts)] + [{"id": "ünï cødé", "fields": {"title": "a", "tags": ["b"]}}]
+        assert service.request("POST", "/embed", json.dumps({"items": items}), {"Content-Type": "application/json"})[0] == 200
+        reference = json.loads(service.request("GET", "/items/x7")[2])
+    finally:
+        service.stop()
+    url, password = postgres_database()
+    to_postgres = dict(os.environ, OMNIEMBED_STORE_BACKEND="postgres", OMNIEMBED_STORE_URL=url, OMNIEMBED_STORE_PASSWORD=password)
+    from_sqlite = dict(os.environ, OMNIEMBED_STORE_PATH=sqlite)
+
+    def run(env, *arguments):
+        result = subprocess.run([BINARY, *arguments, "--config", CONFIG], capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stderr
+
+    first, second = os.path.join(directory, "first.jsonl"), os.path.join(directory, "second.jsonl")
+    assert "exported 31 items" in run(from_sqlite, "export", "--output", first)
+    assert "imported 31 items" in run(to_postgres, "import", "--input", first)
+    run(to_postgres, "export", "--output", second)
+    assert sorted(open(first)) == sorted(open(second))
+    record = next(json.loads(line) for line in open(second) if json.loads(line)["id"] == "x7")
+    assert record["embedding"] == reference["embedding"] and record["content_hash"] == reference["content_hash"]
+    vectors = os.path.join(directory, "vectors.npy")
+    run(to_postgres, "export", "--output", vectors)
+    ids = open(vectors + ".ids").read().split("\n")[:-1]
+    matrix = np.load(vectors)
+    assert matrix.shape == (31, 384) and sorted(ids) == sorted(json.loads(line)["id"] for line in open(first))
+    assert np.array_equal(matrix[ids.index("x7")], np.array(reference["embedding"], dtype=np.float32))
+    fresh = dict(os.environ, OMNIEMBED_STORE_PATH=os.path.join(directory, "fresh.sqlite"))
+    assert "imported 31 items" in run(fresh, "import", "--input", vectors)
+    back = Service(store=os.path.join(directory, "fresh.sqlite"))
+    try:
+        status, _, body = back.request("POST", "/items/batch_get", json.dumps({"ids": ["x7", "ünï cødé"]}), {"Content-Type": "application/json"})
+        answer = json.loads(body)
+        assert status == 200 and answer["missing"] == [] and answer["data"][0]["embedding"] == reference["embedding"], body[:300]
+    finally:
+        back.stop()
+
+
+@test
 def keys_and_certificate_reload_and_audit_lines():
     """The keys file is read again on SIGHUP and POST /admin/reload; a bad keys file or certificate keeps the ones in
     force and says why; DELETE and reload leave audit lines with the key's name; no key ever reaches the log; a

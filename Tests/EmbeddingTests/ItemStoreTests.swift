@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Locking
 @testable import Embedding
 import Testing
 
@@ -163,5 +164,47 @@ import Testing
         let settings = ItemStore.PostgresSettings(url: "postgresql://ranker:hunter2@db.internal:5432/bank", password: nil,
                                                   poolSize: 1, statementTimeout: .seconds(1), connectTimeout: .seconds(1))
         #expect(settings.redactedURL == "postgresql://ranker:***@db.internal:5432/bank")
+    }
+
+    /// A codebook saved to the shared bank is announced to every other store on it (NOTIFY), kept with its
+    /// mapping, and listed newest first; SQLite's bank leaves codebooks to codebook.path.
+    @Test func codebooksAreSharedThroughThePostgresBank() async throws {
+        let backend = try TestBank.postgres.fresh()
+        let (writer, reader) = (try ItemStore(backend), try ItemStore(backend))
+        defer { writer.close(); reader.close() }
+        let heard = Locked<[String]>([])
+        reader.watchCodebooks { version in heard.withLock { $0.append(version) } }
+        #expect(writer.sharesCodebooks && reader.sharesCodebooks)
+        let first = StoredCodebook(version: "v1", bytes: [1, 2, 3], createdAt: 100, modelID: "m", modelRevision: "r")
+        let second = StoredCodebook(version: "v2", bytes: [4, 5], createdAt: 200, modelID: "m", modelRevision: "r",
+                                    previousVersion: "v1", mapping: #"{"levels": []}"#)
+        try writer.saveCodebook(first)
+        try writer.saveCodebook(second)
+        try writer.saveCodebook(first)  // kept already: left as it is
+        #expect(try reader.codebooks(newest: 5) == [second, first])
+        #expect(try reader.codebook(version: "v2") == second && reader.codebook(version: "v9") == nil)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while heard.withLock({ $0.last }) != "v2" && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(heard.withLock { $0.last } == "v2")
+
+        let sqlite = try ItemStore(try TestBank.sqlite.fresh())
+        #expect(!sqlite.sharesCodebooks)
+        #expect(throws: EmbeddingError.self) { try sqlite.saveCodebook(first) }
+    }
+
+    /// The whole bank a page at a time, every record once, in the bank's id order.
+    @Test(arguments: TestBank.allCases)
+    func pagesCoverTheBankOnce(_ bank: TestBank) async throws {
+        let store = try ItemStore(try bank.fresh())
+        defer { store.close() }
+        let ids = (0..<25).map { "p\($0)" } + ["ünï", "a b"]
+        try await store.put(ids.map { record($0, 0.25) })
+        var seen: [String] = []
+        try store.forEachPage(pageSize: 4) { page in
+            #expect(page.count <= 4)
+            seen += page.map(\.id)
+        }
+        #expect(seen.sorted() == ids.sorted() && Set(seen).count == seen.count)
+        #expect(try store.records(["p3"])["p3"] == record("p3", 0.25))
     }
 }

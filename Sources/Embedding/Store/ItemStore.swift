@@ -29,6 +29,24 @@ public final class ItemStore: Sendable {
         /// Seconds since 1970.
         public var createdAt: Double
         public var updatedAt: Double
+
+        public init(id: String, contentHash: String, modelID: String, revision: String, embedding: [Float],
+                    modalities: Modalities, semanticID: [Int]?, codebookVersion: String? = nil, truncated: Bool,
+                    images: Int, audioSeconds: Double, createdAt: Double, updatedAt: Double) {
+            self.id = id
+            self.contentHash = contentHash
+            self.modelID = modelID
+            self.revision = revision
+            self.embedding = embedding
+            self.modalities = modalities
+            self.semanticID = semanticID
+            self.codebookVersion = codebookVersion
+            self.truncated = truncated
+            self.images = images
+            self.audioSeconds = audioSeconds
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
     }
 
     /// How hard SQLite syncs: `normal` survives process crashes, `full` also power loss.
@@ -168,6 +186,19 @@ public final class ItemStore: Sendable {
         try records([id])[id]
     }
 
+    /// Calls `body` with every stored record, a page of `pageSize` at a time, in the bank's id order: the whole
+    /// bank without holding it in memory.
+    public func forEachPage(pageSize: Int = 1000, _ body: ([Record]) throws -> Void) throws {
+        var after: String?
+        while true {
+            // An empty id is never stored, so "after the empty id" is from the first.
+            let page = try Self.mapped(try backend.records(after: after, limit: pageSize))
+            if page.isEmpty { return }
+            try body(page)
+            after = page.last?.id
+        }
+    }
+
     /// Deletes `id`; whether it existed. Committed when it returns.
     public func delete(_ id: String) throws(EmbeddingError) -> Bool {
         let deleted = try Self.mapped(try backend.delete(id))
@@ -219,6 +250,35 @@ public final class ItemStore: Sendable {
             }
             for write in writes { write.continuation.resume(returning: result) }
         }
+    }
+
+    /// Ends the backend's threads and connections (a shared bank's monitor); the store is not used after.
+    public func close() {
+        backend.close()
+    }
+
+    // MARK: Codebooks in the bank
+
+    /// Whether codebooks live in the bank (PostgreSQL: shared by replicas) rather than in `codebook.path`.
+    public var sharesCodebooks: Bool { backend.sharesCodebooks }
+
+    /// Keeps `codebook` in the bank and tells every replica.
+    public func saveCodebook(_ codebook: StoredCodebook) throws(EmbeddingError) {
+        try Self.mapped(try backend.saveCodebook(codebook))
+    }
+
+    /// The newest `limit` codebooks, newest first.
+    public func codebooks(newest limit: Int) throws(EmbeddingError) -> [StoredCodebook] {
+        try Self.mapped(try backend.codebooks(newest: limit))
+    }
+
+    public func codebook(version: String) throws(EmbeddingError) -> StoredCodebook? {
+        try Self.mapped(try backend.codebook(version: version))
+    }
+
+    /// Calls `handler` (on a thread of the store's) with each newer codebook version saved to the bank.
+    public func watchCodebooks(_ handler: @escaping @Sendable (String) -> Void) {
+        backend.watchCodebooks(handler)
     }
 
     /// Runs a backend call, its failure as the error requests are answered with (503 `store_unavailable`).

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Locking
 import Synchronization
@@ -18,6 +19,10 @@ final class PostgresBackend: StoreBackend {
     private let available = Atomic<Bool>(false)
     private let migrated = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
+    /// Signalled when the monitor thread has ended.
+    private let monitorEnded = DispatchSemaphore(value: 0)
+    /// A pipe whose write end `close` writes to, to wake the monitor from its wait at once.
+    private let wake: (read: Int32, write: Int32)
 
     /// The schema this release writes, one migration per version.
     static let migrations = [
@@ -41,7 +46,27 @@ final class PostgresBackend: StoreBackend {
         );
         CREATE INDEX items_model_revision ON items (model_id, revision);
         """,
+        """
+        CREATE TABLE codebooks (
+            version text PRIMARY KEY,
+            bytes bytea NOT NULL,
+            created_at double precision NOT NULL,
+            model_id text,
+            model_revision text,
+            previous_version text,
+            mapping text
+        );
+        CREATE INDEX codebooks_created_at ON codebooks (created_at);
+        """,
     ]
+
+    private let monitorThread = Atomic<pthread_t>(0)
+    private let monitorStarted = Atomic<Bool>(false)
+
+    /// The channel a saved codebook is announced on.
+    static let codebookChannel = "omniembed_codebooks"
+    private let codebookHandler = Locked<(@Sendable (String) -> Void)?>(nil)
+    private let newestCodebook = Locked<String?>(nil)
 
     init(_ settings: ItemStore.PostgresSettings) throws(StoreError) {
         location = settings.redactedURL
@@ -50,6 +75,10 @@ final class PostgresBackend: StoreBackend {
                           ("options", "-c statement_timeout=\(settings.statementTimeout.milliseconds)")]
         if let password = settings.password { parameters.append(("password", password)) }
         self.parameters = parameters
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))") }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        wake = (ends[0], ends[1])
         pool = PostgresPool(parameters: parameters, size: settings.poolSize, acquireTimeout: settings.statementTimeout)
         do {
             try migrate()
@@ -59,29 +88,120 @@ final class PostgresBackend: StoreBackend {
         startMonitor()
     }
 
-    deinit { stopped.store(true, ordering: .relaxed) }
+    deinit {
+        close()
+        Glibc.close(wake.read)
+        Glibc.close(wake.write)
+    }
+
+    /// Stops the monitor and waits for it (a thread still opening a connection when the process exits would use
+    /// OpenSSL while it is being torn down), then closes the idle connections. Idempotent.
+    func close() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        var byte: UInt8 = 1
+        _ = write(wake.write, &byte, 1)
+        // The last reference may go on the monitor's own thread, which then ends by itself.
+        if monitorStarted.load(ordering: .relaxed), pthread_self() != monitorThread.load(ordering: .relaxed) {
+            _ = monitorEnded.wait(timeout: .now() + .seconds(10))
+        }
+        pool.closeIdle()
+    }
 
     var isAvailable: Bool { available.load(ordering: .relaxed) && migrated.load(ordering: .relaxed) }
 
+    /// The monitor: every second (or at once on a NOTIFY of a saved codebook) it checks the database on a
+    /// connection of its own, migrates the schema once it answers, and looks for a newer codebook.
     private func startMonitor() {
-        let thread = Thread { [weak self, parameters] in
+        let thread = Thread { [weak self, parameters, monitorEnded, wake] in
+            self?.monitorThread.store(pthread_self(), ordering: .relaxed)
+            defer { monitorEnded.signal() }
             var connection: PostgresConnection?
             while let backend = self, !backend.stopped.load(ordering: .relaxed) {
                 do throws(StoreError) {
-                    if connection == nil { connection = try PostgresConnection(parameters: parameters) }
+                    if connection == nil {
+                        let opened = try PostgresConnection(parameters: parameters)
+                        try opened.execute("LISTEN \(Self.codebookChannel)")
+                        connection = opened
+                    }
                     _ = try connection?.query("ping", "SELECT 1")
                     if !backend.migrated.load(ordering: .relaxed) { try backend.migrate() }
                     backend.available.store(true, ordering: .relaxed)
+                    if backend.codebookHandler.withLock({ $0 }) != nil,
+                       let newest = try connection?.query("newest", "SELECT version FROM codebooks ORDER BY created_at DESC, version LIMIT 1").text(0, 0) {
+                        backend.saw(codebook: newest)
+                    }
                 } catch {
                     if connection?.isHealthy != true { connection = nil }
                     backend.available.store(false, ordering: .relaxed)
                 }
                 _ = consume backend
-                Thread.sleep(forTimeInterval: 1)
+                if let connection, connection.isHealthy {
+                    _ = connection.waitForNotification(timeout: .seconds(1), interrupt: wake.read)
+                } else {
+                    var descriptor = pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&descriptor, 1, 1000)
+                }
             }
         }
         thread.name = "omniembed.postgres-monitor"
+        monitorStarted.store(true, ordering: .relaxed)
         thread.start()
+    }
+
+    private func saw(codebook version: String) {
+        let handler = codebookHandler.withLock { $0 }
+        let isNew = newestCodebook.withLock { newest in
+            defer { newest = version }
+            return newest != version
+        }
+        if isNew { handler?(version) }
+    }
+
+    var sharesCodebooks: Bool { true }
+
+    func watchCodebooks(_ handler: @escaping @Sendable (String) -> Void) {
+        codebookHandler.withLock { $0 = handler }
+    }
+
+    func saveCodebook(_ codebook: StoredCodebook) throws(StoreError) {
+        try withConnection { connection throws(StoreError) in
+            try connection.transaction { () throws(StoreError) in
+                _ = try connection.query("save_codebook", """
+                    INSERT INTO codebooks (version, bytes, created_at, model_id, model_revision, previous_version, mapping)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (version) DO NOTHING
+                    """, [.text(codebook.version), .bytes(codebook.bytes), .text("\(codebook.createdAt)"),
+                          codebook.modelID.map { .text($0) } ?? .null, codebook.modelRevision.map { .text($0) } ?? .null,
+                          codebook.previousVersion.map { .text($0) } ?? .null, codebook.mapping.map { .text($0) } ?? .null])
+                // Delivered at commit, to every replica's monitor.
+                _ = try connection.query("notify_codebook", "SELECT pg_notify('\(Self.codebookChannel)', $1)", [.text(codebook.version)])
+            }
+        }
+    }
+
+    func codebooks(newest limit: Int) throws(StoreError) -> [StoredCodebook] {
+        let rows = try withConnection { connection throws(StoreError) in
+            try connection.query("codebooks", """
+                SELECT version, bytes, created_at, model_id, model_revision, previous_version, mapping FROM codebooks
+                ORDER BY created_at DESC, version LIMIT $1
+                """, [.text(String(limit))])
+        }
+        return (0..<rows.count).map { Self.codebook(rows, $0) }
+    }
+
+    func codebook(version: String) throws(StoreError) -> StoredCodebook? {
+        let rows = try withConnection { connection throws(StoreError) in
+            try connection.query("codebook", """
+                SELECT version, bytes, created_at, model_id, model_revision, previous_version, mapping FROM codebooks
+                WHERE version = $1
+                """, [.text(version)])
+        }
+        return rows.count == 0 ? nil : Self.codebook(rows, 0)
+    }
+
+    private static func codebook(_ rows: PostgresRows, _ row: Int) -> StoredCodebook {
+        StoredCodebook(version: rows.text(row, 0) ?? "", bytes: rows.bytes(row, 1) ?? [], createdAt: rows.double(row, 2) ?? 0,
+                       modelID: rows.text(row, 3), modelRevision: rows.text(row, 4), previousVersion: rows.text(row, 5),
+                       mapping: rows.text(row, 6))
     }
 
     /// Runs `body` on a pooled connection once the schema is in place, and keeps `isAvailable` current.
@@ -135,33 +255,46 @@ final class PostgresBackend: StoreBackend {
         return found
     }
 
+    private static let recordColumns = """
+        id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector, semantic_id,
+        codebook_version, truncated, images, audio_seconds, created_at, updated_at
+        """
+
     func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record] {
         var found: [ItemStore.Record] = []
         for chunk in Self.chunks(ids) {
             let rows = try withConnection { connection throws(StoreError) in
-                try connection.query("records", """
-                    SELECT id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector, semantic_id,
-                           codebook_version, truncated, images, audio_seconds, created_at, updated_at
-                    FROM items WHERE id = ANY($1::text[])
-                    """, [.text(Self.arrayLiteral(chunk))])
+                try connection.query("records", "SELECT \(Self.recordColumns) FROM items WHERE id = ANY($1::text[])",
+                                     [.text(Self.arrayLiteral(chunk))])
             }
-            for row in 0..<rows.count {
-                func vector(_ column: Int, _ name: String) throws(StoreError) -> [Float]? {
-                    guard let bytes = rows.bytes(row, column) else { return nil }
-                    return try StoreCoding.floats(bytes, column: name)
-                }
-                found.append(ItemStore.Record(
-                    id: rows.text(row, 0) ?? "", contentHash: rows.text(row, 1) ?? "", modelID: rows.text(row, 2) ?? "",
-                    revision: rows.text(row, 3) ?? "", embedding: try vector(4, "embedding") ?? [],
-                    modalities: Modalities(text: try vector(5, "text_vector"), image: try vector(6, "image_vector"),
-                                           audio: try vector(7, "audio_vector")),
-                    semanticID: rows.text(row, 8).map(StoreCoding.codes), codebookVersion: rows.text(row, 9),
-                    truncated: rows.bool(row, 10) ?? false, images: rows.int(row, 11) ?? 0,
-                    audioSeconds: rows.double(row, 12) ?? 0, createdAt: rows.double(row, 13) ?? 0,
-                    updatedAt: rows.double(row, 14) ?? 0))
-            }
+            for row in 0..<rows.count { found.append(try Self.record(rows, row)) }
         }
         return found
+    }
+
+    func records(after id: String?, limit: Int) throws(StoreError) -> [ItemStore.Record] {
+        let rows = try withConnection { connection throws(StoreError) in
+            // In the primary key's order (the database's collation), so that each page is an index range.
+            try connection.query("records_after", "SELECT \(Self.recordColumns) FROM items WHERE id > $1 ORDER BY id LIMIT $2",
+                                 [.text(id ?? ""), .text(String(limit))])
+        }
+        return try (0..<rows.count).map { row throws(StoreError) in try Self.record(rows, row) }
+    }
+
+    private static func record(_ rows: PostgresRows, _ row: Int) throws(StoreError) -> ItemStore.Record {
+        func vector(_ column: Int, _ name: String) throws(StoreError) -> [Float]? {
+            guard let bytes = rows.bytes(row, column) else { return nil }
+            return try StoreCoding.floats(bytes, column: name)
+        }
+        return ItemStore.Record(
+            id: rows.text(row, 0) ?? "", contentHash: rows.text(row, 1) ?? "", modelID: rows.text(row, 2) ?? "",
+            revision: rows.text(row, 3) ?? "", embedding: try vector(4, "embedding") ?? [],
+            modalities: Modalities(text: try vector(5, "text_vector"), image: try vector(6, "image_vector"),
+                                   audio: try vector(7, "audio_vector")),
+            semanticID: rows.text(row, 8).map(StoreCoding.codes), codebookVersion: rows.text(row, 9),
+            truncated: rows.bool(row, 10) ?? false, images: rows.int(row, 11) ?? 0,
+            audioSeconds: rows.double(row, 12) ?? 0, createdAt: rows.double(row, 13) ?? 0,
+            updatedAt: rows.double(row, 14) ?? 0)
     }
 
     func embeddings(modelID: String, revision: String) throws(StoreError) -> (ids: [String], vectors: [Float], dimensions: Int) {

@@ -29,6 +29,8 @@ final class PostgresConnection {
         guard PQstatus(connection) == CONNECTION_OK else {
             throw .unavailable("cannot connect to PostgreSQL: \(Self.message(connection))")
         }
+        // The server's notices ("relation ... already exists, skipping") are not errors: not printed to stderr.
+        PQsetNoticeProcessor(connection, { _, _ in }, nil)
     }
 
     deinit { PQfinish(connection) }
@@ -103,6 +105,22 @@ final class PostgresConnection {
             }
             throw .failed(text)
         }
+    }
+
+    /// Waits up to `timeout` for the server to send something (a NOTIFY of a channel this connection LISTENs to)
+    /// or for `interrupt` to become readable, then takes in what came; whether a notification did.
+    func waitForNotification(timeout: Duration, interrupt: Int32) -> Bool {
+        var descriptors = [pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: interrupt, events: Int16(POLLIN), revents: 0)]
+        guard descriptors[0].fd >= 0 else { return false }
+        _ = poll(&descriptors, 2, Int32(timeout.milliseconds))
+        guard PQconsumeInput(connection) == 1 else { return false }
+        var notified = false
+        while let notification = PQnotifies(connection) {
+            notified = true
+            PQfreemem(notification)
+        }
+        return notified
     }
 
     private static func message(_ connection: OpaquePointer) -> String {

@@ -63,18 +63,29 @@ final class SQLiteBackend: StoreBackend {
     func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record] {
         try read { db in
             var found: [ItemStore.Record] = []
-            try Self.inChunks(ids, db, "SELECT * FROM items") { row in
-                found.append(ItemStore.Record(
-                    id: row["id"], contentHash: row["content_hash"], modelID: row["model_id"], revision: row["revision"],
-                    embedding: try Self.floats(row, "embedding") ?? [],
-                    modalities: Modalities(text: try Self.floats(row, "text_vector"), image: try Self.floats(row, "image_vector"),
-                                           audio: try Self.floats(row, "audio_vector")),
-                    semanticID: Self.codes(row), codebookVersion: row["codebook_version"],
-                    truncated: row["truncated"], images: row["images"], audioSeconds: row["audio_seconds"],
-                    createdAt: row["created_at"], updatedAt: row["updated_at"]))
-            }
+            try Self.inChunks(ids, db, "SELECT * FROM items") { row in found.append(try Self.record(row)) }
             return found
         }
+    }
+
+    func records(after id: String?, limit: Int) throws(StoreError) -> [ItemStore.Record] {
+        try read { db in
+            // Ids compared as bytes (ids are stored as text of their UTF-8 bytes; SQLite's BINARY collation).
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM items WHERE id > CAST(? AS TEXT) ORDER BY id LIMIT ?",
+                                        arguments: [Self.text(id ?? ""), limit])
+            return try rows.map(Self.record)
+        }
+    }
+
+    private static func record(_ row: Row) throws -> ItemStore.Record {
+        ItemStore.Record(
+            id: row["id"], contentHash: row["content_hash"], modelID: row["model_id"], revision: row["revision"],
+            embedding: try floats(row, "embedding") ?? [],
+            modalities: Modalities(text: try floats(row, "text_vector"), image: try floats(row, "image_vector"),
+                                   audio: try floats(row, "audio_vector")),
+            semanticID: codes(row), codebookVersion: row["codebook_version"],
+            truncated: row["truncated"], images: row["images"], audioSeconds: row["audio_seconds"],
+            createdAt: row["created_at"], updatedAt: row["updated_at"])
     }
 
     func embeddings(modelID: String, revision: String) throws(StoreError) -> (ids: [String], vectors: [Float], dimensions: Int) {

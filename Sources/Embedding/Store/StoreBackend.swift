@@ -6,6 +6,9 @@ protocol StoreBackend: Sendable {
     func vectors(_ ids: [String]) throws(StoreError) -> [(id: String, vector: ItemStore.StoredVector)]
     /// The records of those of `ids` that are stored.
     func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record]
+    /// Up to `limit` records in the bank's id order, those after `id` (`nil`: from the first): the whole bank, a
+    /// page at a time, for `omniembed export`.
+    func records(after id: String?, limit: Int) throws(StoreError) -> [ItemStore.Record]
     /// Every fused vector of one model revision, in id order.
     func embeddings(modelID: String, revision: String) throws(StoreError) -> (ids: [String], vectors: [Float], dimensions: Int)
     func revisions() throws(StoreError) -> [(modelID: String, revision: String, items: Int)]
@@ -19,10 +22,35 @@ protocol StoreBackend: Sendable {
     var location: String { get }
     /// Whether the database answers (as far as the last call or check knows): what `/readyz` reports.
     var isAvailable: Bool { get }
+
+    /// Whether codebooks live in the bank (shared by replicas) rather than in `codebook.path`.
+    var sharesCodebooks: Bool { get }
+    /// Keeps `codebook` and tells every replica (a version kept already is left as it is).
+    func saveCodebook(_ codebook: StoredCodebook) throws(StoreError)
+    /// The newest `limit` codebooks, newest first.
+    func codebooks(newest limit: Int) throws(StoreError) -> [StoredCodebook]
+    func codebook(version: String) throws(StoreError) -> StoredCodebook?
+    /// Calls `handler` with a version whenever a newer codebook than the last seen is saved (by any replica or fit).
+    func watchCodebooks(_ handler: @escaping @Sendable (String) -> Void)
+    /// Ends the backend's own threads and connections; called once nothing uses it any more.
+    func close()
 }
 
 extension StoreBackend {
     var isAvailable: Bool { true }
+    var sharesCodebooks: Bool { false }
+
+    func saveCodebook(_ codebook: StoredCodebook) throws(StoreError) {
+        throw .failed("codebooks live in codebook.path with the \(location) bank; the shared (postgres) bank keeps them itself")
+    }
+
+    func codebooks(newest limit: Int) throws(StoreError) -> [StoredCodebook] { [] }
+
+    func codebook(version: String) throws(StoreError) -> StoredCodebook? { nil }
+
+    func watchCodebooks(_ handler: @escaping @Sendable (String) -> Void) {}
+
+    func close() {}
 }
 
 /// The row encodings both backends share.
