@@ -36,6 +36,7 @@ public struct Router: Sendable {
         let handler: Handler
         /// The API-key scope a caller needs; `nil`: open to all.
         let scope: String?
+        let literalCount: Int
 
         init(method: HTTPMethod, pattern: String, segments: [Segment], handler: Handler, scope: String?) {
             self.method = method
@@ -43,6 +44,7 @@ public struct Router: Sendable {
             self.segments = segments
             self.handler = handler
             self.scope = scope
+            literalCount = segments.filter { if case .literal = $0 { true } else { false } }.count
         }
     }
 
@@ -97,18 +99,30 @@ public struct Router: Sendable {
         add(.delete, pattern, scope: scope, handler)
     }
 
+    /// The route for `method` on `path`. Where a pattern with literal segments and one with parameters both fit a
+    /// path (`/items/batch_get` and `/items/{id}`), only the more literal ones count: their methods alone are allowed.
     func match(method: HTTPMethod, path: String) -> Match {
         let parts = Self.split(path)
-        var allowed: [HTTPMethod] = []
-        var getFallback: (Route, [String: String])?
+        var bound: [(route: Route, parameters: [String: String])] = []
+        var mostLiteral = -1
         for route in routes {
             guard let parameters = Self.bind(route.segments, to: parts) else { continue }
-            if route.method == method { return .found(route, parameters: parameters) }
-            if method == .head && route.method == .get { getFallback = (route, parameters) }
+            let literals = route.literalCount
+            if literals > mostLiteral {
+                mostLiteral = literals
+                bound.removeAll()
+            }
+            if literals == mostLiteral { bound.append((route, parameters)) }
+        }
+        if let exact = bound.first(where: { $0.route.method == method }) { return .found(exact.route, parameters: exact.parameters) }
+        if method == .head, let get = bound.first(where: { $0.route.method == .get }) {
+            return .found(get.route, parameters: get.parameters)
+        }
+        var allowed: [HTTPMethod] = []
+        for (route, _) in bound {
             allowed.append(route.method)
             if route.method == .get { allowed.append(.head) }
         }
-        if let (route, parameters) = getFallback { return .found(route, parameters: parameters) }
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }
 

@@ -106,6 +106,23 @@ import Testing
         #expect(throws: ConfigurationError.self) { try missing.store.itemStoreBackend() }
     }
 
+    /// The configuration deploy/k8s ships (in its ConfigMap) is one the service starts with: every replica on
+    /// the PostgreSQL bank, TLS and API keys, on all addresses.
+    @Test func theKubernetesConfigMapIsAValidConfiguration() async throws {
+        let manifest = URL(fileURLWithPath: Self.defaultFile).deletingLastPathComponent()
+            .appendingPathComponent("../deploy/k8s/configmap.yaml").standardized.path
+        let lines = try String(contentsOfFile: manifest, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        let start = try #require(lines.firstIndex { $0.hasSuffix("omniembed.json: |") }) + 1
+        let json = lines[start...].prefix { $0.hasPrefix("    ") || $0.isEmpty }.map { $0.dropFirst(4) }.joined(separator: "\n")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("k8s-\(UUID().uuidString).json").path
+        try json.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let loaded = try await ServiceConfiguration.load(file: file, environment: [:])
+        #expect(loaded.http.host == "0.0.0.0" && loaded.store.backend == .postgres && loaded.tls.enabled)
+        #expect(!loaded.auth.keysFile.isEmpty && loaded.store.passwordFile == "/etc/omniembed/database/password")
+        #expect(loaded.modelDirectory == ServiceConfiguration().modelDirectory)
+    }
+
     @Test func environmentOverridesTheFile() async throws {
         let loaded = try await ServiceConfiguration.load(file: Self.defaultFile, environment: [
             "OMNIEMBED_PORT": "9191",
