@@ -25,8 +25,20 @@ extension Matcher {
         try readStored(ids.map { .id($0) }, field: "ids", codebook: codebook, codes: codes, into: &resolved,
                        needCodes: &needCodes, storedEmbeddings: &storedEmbeddings)
         resolved.ids = ids
-        if codes, let codebook, !needCodes.isEmpty {
-            let computed = codebook.codes(gather(resolved.vectors, rows: needCodes, d: d), count: needCodes.count)
+
+        let rows = resolved.foundRows
+        var fetched = Fetched()
+        fetched.ids = rows.map { ids[$0] }
+        fetched.missing = resolved.missingIDs
+        // One rotation serves both: the codes still to compute and the embeddings in the served space.
+        let rotated = codebook.flatMap { codebook in
+            (codes && !needCodes.isEmpty) || (embeddings && rotate)
+                ? codebook.rotate(gather(resolved.vectors, rows: rows, d: d), count: rows.count) : nil
+        }
+        if codes, let codebook, let rotated, !needCodes.isEmpty {
+            let position = Dictionary(uniqueKeysWithValues: rows.enumerated().map { ($1, $0) })
+            let computed = codebook.codes(rotated: gather(rotated, rows: needCodes.map { position[$0]! }, d: d),
+                                          count: needCodes.count)
             var fresh: [(id: String, embedding: [Float], semanticID: [Int])] = []
             for (index, code) in zip(needCodes, computed) {
                 resolved.codes[index] = code
@@ -38,29 +50,16 @@ extension Matcher {
                 pipeline.store?.cacheCodes(fresh, codebookVersion: codebook.version)
             }
         }
-        return served(resolved, size: size, embeddings: embeddings, codes: codes, codebook: codebook)
-    }
-
-    /// The found rows in the served space (rotated when `/embed` serves the codebook's), cut to `size` and
-    /// re-normalised.
-    private func served(_ resolved: ResolvedVectors, size: Int, embeddings: Bool, codes: Bool,
-                        codebook: SemanticCodebook?) -> Fetched {
-        let d = pipeline.dimensions
-        let rows = resolved.foundRows
-        var fetched = Fetched()
-        fetched.ids = rows.map { resolved.ids[$0] ?? "" }
-        fetched.missing = resolved.missingIDs
         if codes { fetched.semanticIDs = rows.map { resolved.codes[$0] } }
         guard embeddings, !rows.isEmpty else { return fetched }
-        var vectors = gather(resolved.vectors, rows: rows, d: d)
-        if rotate, let codebook { vectors = codebook.rotate(vectors, count: rows.count) }
+        let served = rotate ? rotated ?? gather(resolved.vectors, rows: rows, d: d) : gather(resolved.vectors, rows: rows, d: d)
         guard size < d else {
-            fetched.embeddings = vectors
+            fetched.embeddings = served
             return fetched
         }
         fetched.embeddings.reserveCapacity(rows.count * size)
         for row in 0..<rows.count {
-            fetched.embeddings += Matryoshka.normalized(Array(vectors[row * d..<row * d + size]))
+            fetched.embeddings += Matryoshka.normalized(Array(served[row * d..<row * d + size]))
         }
         return fetched
     }

@@ -72,6 +72,43 @@ public struct JSONWriter: ~Copyable {
         afterValue = true
     }
 
+    /// `bytes` in standard base64 (with padding), as a string: written straight into the buffer, which needs no
+    /// escaping check.
+    public mutating func base64(_ bytes: UnsafeRawBufferPointer) {
+        let alphabet: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        let length = (bytes.count + 2) / 3 * 4
+        reserve(length + 3)
+        if afterValue { put(UInt8(ascii: ",")) }
+        put(UInt8(ascii: "\""))
+        if let source = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) {
+            alphabet.withUTF8Buffer { table in
+                let table = table.baseAddress!
+                var (input, output) = (source, base + count)
+                let end = source + bytes.count / 3 * 3
+                while input < end {
+                    let word = UInt32(input[0]) << 16 | UInt32(input[1]) << 8 | UInt32(input[2])
+                    output[0] = table[Int(word >> 18)]
+                    output[1] = table[Int(word >> 12 & 63)]
+                    output[2] = table[Int(word >> 6 & 63)]
+                    output[3] = table[Int(word & 63)]
+                    input += 3
+                    output += 4
+                }
+                let left = bytes.count % 3
+                if left > 0 {
+                    let word = UInt32(input[0]) << 16 | (left == 2 ? UInt32(input[1]) << 8 : 0)
+                    output[0] = table[Int(word >> 18)]
+                    output[1] = table[Int(word >> 12 & 63)]
+                    output[2] = left == 2 ? table[Int(word >> 6 & 63)] : UInt8(ascii: "=")
+                    output[3] = UInt8(ascii: "=")
+                }
+            }
+            count += length
+        }
+        put(UInt8(ascii: "\""))
+        afterValue = true
+    }
+
     @inlinable public mutating func int(_ value: Int) { appendValue(String(value)) }
     @inlinable public mutating func bool(_ value: Bool) { appendValue(value ? "true" : "false") }
     @inlinable public mutating func null() { appendValue("null") }

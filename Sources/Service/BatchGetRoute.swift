@@ -8,6 +8,7 @@ struct BatchGetRoute: Sendable {
     let matcher: Matcher
     let dimensions: Dimensions
     let maxIDs: Int
+    let stages: RouteStages
 
     struct Request: Decodable {
         var ids: [String]
@@ -22,7 +23,9 @@ struct BatchGetRoute: Sendable {
     }
 
     func handle(_ request: HTTPRequest) throws -> HTTPResponse {
+        var marks = [ContinuousClock.now]
         let body = try request.decodeJSON(Request.self)
+        marks.append(.now)
         guard !body.ids.isEmpty else {
             throw HTTPError(.unprocessableContent, code: "no_ids", message: "'ids' must not be empty")
         }
@@ -43,6 +46,7 @@ struct BatchGetRoute: Sendable {
         let fetched = try HTTPError.catching { () throws(EmbeddingError) in
             try matcher.fetch(body.ids, size: size, embeddings: embeddings, codes: codes, codebook: codebook)
         }
+        marks.append(.now)
 
         var json = JSONWriter()
         json.beginObject()
@@ -54,9 +58,11 @@ struct BatchGetRoute: Sendable {
             json.string(id)
             if embeddings {
                 json.key("embedding")
-                switch EncodedVector(Array(fetched.embeddings[row * size..<(row + 1) * size]), format: format) {
-                case .float(let values): json.floats(values)
-                case .base64(let text): json.string(text)
+                let vector = fetched.embeddings[row * size..<(row + 1) * size]
+                switch format {
+                case .float: json.floats(vector)
+                // Little-endian float32 bytes: the machine's own (x86-64 and arm64 are little-endian).
+                case .base64: vector.withUnsafeBytes { json.base64($0) }
                 }
             }
             if codes {
@@ -84,6 +90,9 @@ struct BatchGetRoute: Sendable {
         json.key("codebook_version")
         if let codebook { json.string(codebook.version) } else { json.null() }
         json.endObject()
-        return .json(json)
+        var response = HTTPResponse.json(json)
+        marks.append(.now)
+        stages.record(marks, in: &response)
+        return response
     }
 }

@@ -12,7 +12,7 @@ struct MatchRoute: Sendable {
     let matcher: Matcher
     let embed: EmbedRoute
     let limits: ServiceConfiguration.MatchLimits
-    let stages: Stages
+    let stages: RouteStages
 
     var pipeline: EmbeddingPipeline { matcher.pipeline }
 

@@ -50,7 +50,8 @@ enum Routes {
         let matcher = Matcher(pipeline: pipeline, rotate: configuration.codebook.rotateEmbeddings,
                               maxIdBytes: limits.maxIdBytes)
         let match = MatchRoute(matcher: matcher, embed: embed, limits: configuration.match,
-                               stages: MatchRoute.Stages(factory: metrics.factory))
+                               stages: RouteStages(label: "omniembed_match_seconds", names: ["decode", "resolve", "compute", "encode"],
+                                                   factory: metrics.factory))
         router.post("/match", scope: Scope.embed) { request, _ in try await match.match(request) }
         router.post("/user_embedding", scope: Scope.embed) { request, _ in try await match.userEmbedding(request) }
 
@@ -63,7 +64,9 @@ enum Routes {
         let items = ItemsRoute(store: pipeline.store, codebooks: pipeline.codebooks,
                                rotate: configuration.codebook.rotateEmbeddings, maxIdBytes: limits.maxIdBytes)
         router.get("/items/{id}", scope: Scope.read) { _, context in try items.get(context) }
-        let batchGet = BatchGetRoute(matcher: matcher, dimensions: embed.dimensions, maxIDs: limits.maxItems)
+        let batchGet = BatchGetRoute(matcher: matcher, dimensions: embed.dimensions, maxIDs: limits.maxItems,
+                                     stages: RouteStages(label: "omniembed_batch_get_seconds", names: ["decode", "fetch", "encode"],
+                                                         factory: metrics.factory))
         router.post("/items/batch_get", scope: Scope.read) { request, _ in try batchGet.handle(request) }
         router.delete("/items/{id}", scope: Scope.write) { _, context in try items.delete(context) }
 

@@ -777,6 +777,21 @@ def postgres_bank_rides_out_a_database_restart():
         assert rows.stdout.split() == ["a|1536", "b|1536"], rows.stdout
         match = json.dumps({"user": {"history": ["a"]}, "candidates": ["b"]})
         assert service.request("POST", "/match", match, json_headers)[0] == 200
+        # Load throughout the restart: every answer is a 200 or a 503 store_unavailable, and every acknowledged
+        # item is in the bank afterwards.
+        acknowledged, statuses, stop_load = [], [], threading.Event()
+
+        def load():
+            index = 0
+            while not stop_load.is_set():
+                status = embed(f"l{index}", f"item under load {index}")[0]
+                statuses.append(status)
+                if status == 200:
+                    acknowledged.append(f"l{index}")
+                index += 1
+        loader = threading.Thread(target=load)
+        loader.start()
+        time.sleep(0.5)
         subprocess.run([control, "stop"], check=True)
         try:
             status, _, body = embed("c", "a bird in the word")
@@ -790,6 +805,12 @@ def postgres_bank_rides_out_a_database_restart():
         finally:
             subprocess.run([control, "start"], check=True)
         wait_for_readiness(200)
+        time.sleep(0.5)
+        stop_load.set()
+        loader.join(timeout=30)
+        assert set(statuses) <= {200, 503} and 503 in statuses and statuses[-1] == 200, sorted(set(statuses))
+        status, _, body = service.request("POST", "/items/batch_get", json.dumps({"ids": acknowledged[-256:]}), json_headers)
+        assert status == 200 and json.loads(body)["missing"] == [], body[:300]
         assert embed("c", "a bird in the word")[0] == 200
         assert service.request("GET", "/items/c")[0] == 200
         assert service.process.poll() is None

@@ -207,4 +207,45 @@ import Testing
         #expect(seen.sorted() == ids.sorted() && Set(seen).count == seen.count)
         #expect(try store.records(["p3"])["p3"] == record("p3", 0.25))
     }
+
+    /// A bank written before the per-modality vectors moved to a table of their own opens with every record as it
+    /// was (the migration moves them), on both backends.
+    @Test(arguments: TestBank.allCases)
+    func aBankOfTheOlderSchemaIsMigratedIntact(_ bank: TestBank) async throws {
+        let backend = try bank.fresh()
+        let old = record("old", 0.5)
+        func literal(_ vector: [Float]) -> String {
+            StoreCoding.bytes(vector).map { String(format: "%02x", $0) }.joined()
+        }
+        let values = "'old', '\(old.contentHash)', 'model', 'r1', X'\(literal(old.embedding))', X'\(literal(old.modalities.text!))', NULL, X'\(literal(old.modalities.audio!))', '3,1,4', NULL, 0, 0, 2.5, 1000, 1000"
+        let columns = "id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector, semantic_id, codebook_version, truncated, images, audio_seconds, created_at, updated_at"
+        switch backend {
+        case .sqlite(let path, _):
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { db in
+                try db.execute(sql: """
+                    CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+                    INSERT INTO grdb_migrations VALUES ('v1'), ('v2: codebook version of the semantic ID');
+                    CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, content_hash TEXT NOT NULL, model_id TEXT NOT NULL,
+                        revision TEXT NOT NULL, embedding BLOB NOT NULL, text_vector BLOB, image_vector BLOB, audio_vector BLOB,
+                        semantic_id TEXT, truncated INTEGER NOT NULL, images INTEGER NOT NULL, audio_seconds REAL NOT NULL,
+                        created_at REAL NOT NULL, updated_at REAL NOT NULL, codebook_version TEXT);
+                    INSERT INTO items (\(columns)) VALUES (\(values));
+                    """)
+            }
+        case .postgres(let settings):
+            let connection = try PostgresConnection(parameters: [("dbname", settings.url), ("password", settings.password ?? "")])
+            try connection.execute("""
+                CREATE TABLE omniembed_schema (version integer NOT NULL); INSERT INTO omniembed_schema VALUES (2);
+                \(PostgresBackend.migrations[0]) \(PostgresBackend.migrations[1])
+                INSERT INTO items (\(columns)) VALUES (\(values.replacingOccurrences(of: "X'", with: "'\\x").replacingOccurrences(of: ", 0, 0,", with: ", false, 0,")));
+                """)
+        }
+        let store = try ItemStore(backend)
+        defer { store.close() }
+        #expect(try store.record("old") == old)
+        try await store.put([record("new", 2)])
+        #expect(try store.record("new") == record("new", 2) && store.count() == 2)
+    }
 }

@@ -61,4 +61,18 @@ import Testing
         #expect(data.map { $0["s"] as! String } == (0..<201).map { "item\($0)" })
         #expect(parsed["after"] as? Bool == true)
     }
+
+    /// Base64 written straight into the buffer equals Foundation's encoding, for every length's padding.
+    @Test func base64MatchesFoundation() throws {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var json = JSONWriter()
+            json.beginArray()
+            bytes.withUnsafeBytes { json.base64($0) }
+            json.int(1)
+            json.endArray()
+            #expect(String(decoding: json.finish(), as: UTF8.self) == "[\"\(Data(bytes).base64EncodedString())\",1]")
+        }
+    }
 }

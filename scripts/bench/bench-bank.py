@@ -79,6 +79,10 @@ def main():
             subprocess.run([binary, "fit", "--config", config, "--clusters", "64"], check=True,
                            env=dict(base, **settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             post(ports[f"{bank} warm"], "/admin/reload", {})
+            # Sent again, unchanged: the bank then holds their codes of this codebook, as in steady state.
+            for start_index in range(0, len(ids), 128):
+                post(ports[f"{bank} warm"], "/embed", {"items": [{"id": i, "text": t} for i, t in
+                                                                 zip(ids[start_index:start_index + 128], texts[start_index:start_index + 128])]})
             start(f"{bank} cold", dict(base, OMNIEMBED_STORE_CACHE_ITEMS="0", **settings))
             post(ports[f"{bank} cold"], "/admin/reload", {})
 

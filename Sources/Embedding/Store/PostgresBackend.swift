@@ -58,6 +58,8 @@ final class PostgresBackend: StoreBackend {
         );
         CREATE INDEX codebooks_created_at ON codebooks (created_at);
         """,
+        StoreCoding.splitModalities.replacingOccurrences(of: "BLOB", with: "bytea")
+            .replacingOccurrences(of: "TEXT PRIMARY KEY NOT NULL", with: "text PRIMARY KEY"),
     ]
 
     private let monitorThread = Atomic<pthread_t>(0)
@@ -245,26 +247,22 @@ final class PostgresBackend: StoreBackend {
                 try connection.query("vectors", "SELECT id, model_id, revision, embedding, semantic_id, codebook_version FROM items WHERE id = ANY($1::text[])",
                                      [.text(Self.arrayLiteral(chunk))])
             }
+            var names = StoreCoding.Names()
             for row in 0..<rows.count {
                 found.append((rows.text(row, 0) ?? "", ItemStore.StoredVector(
-                    modelID: ItemStore.shared(rows.text(row, 1) ?? ""), revision: ItemStore.shared(rows.text(row, 2) ?? ""),
-                    embedding: try StoreCoding.floats(rows.bytes(row, 3) ?? [], column: "embedding"),
-                    semanticID: rows.text(row, 4).map(StoreCoding.codes), codebookVersion: rows.text(row, 5).map(ItemStore.shared))))
+                    modelID: names.shared(rows.text(row, 1) ?? ""), revision: names.shared(rows.text(row, 2) ?? ""),
+                    embedding: try rows.withBytes(row, 3) { raw throws(StoreError) in try StoreCoding.floats(raw, column: "embedding") },
+                    semanticID: rows.text(row, 4).map(StoreCoding.codes), codebookVersion: rows.text(row, 5).map { names.shared($0) })))
             }
         }
         return found
     }
 
-    private static let recordColumns = """
-        id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector, semantic_id,
-        codebook_version, truncated, images, audio_seconds, created_at, updated_at
-        """
-
     func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record] {
         var found: [ItemStore.Record] = []
         for chunk in Self.chunks(ids) {
             let rows = try withConnection { connection throws(StoreError) in
-                try connection.query("records", "SELECT \(Self.recordColumns) FROM items WHERE id = ANY($1::text[])",
+                try connection.query("records", "\(StoreCoding.recordSelect) WHERE i.id = ANY($1::text[])",
                                      [.text(Self.arrayLiteral(chunk))])
             }
             for row in 0..<rows.count { found.append(try Self.record(rows, row)) }
@@ -275,7 +273,7 @@ final class PostgresBackend: StoreBackend {
     func records(after id: String?, limit: Int) throws(StoreError) -> [ItemStore.Record] {
         let rows = try withConnection { connection throws(StoreError) in
             // In the primary key's order (the database's collation), so that each page is an index range.
-            try connection.query("records_after", "SELECT \(Self.recordColumns) FROM items WHERE id > $1 ORDER BY id LIMIT $2",
+            try connection.query("records_after", "\(StoreCoding.recordSelect) WHERE i.id > $1 ORDER BY i.id LIMIT $2",
                                  [.text(id ?? ""), .text(String(limit))])
         }
         return try (0..<rows.count).map { row throws(StoreError) in try Self.record(rows, row) }
@@ -332,7 +330,10 @@ final class PostgresBackend: StoreBackend {
     func delete(_ id: String) throws(StoreError) -> Bool {
         guard !id.utf8.contains(0) else { return false }
         let rows = try withConnection { connection throws(StoreError) in
-            try connection.query("delete", "DELETE FROM items WHERE id = $1 RETURNING 1", [.text(id)])
+            try connection.transaction { () throws(StoreError) in
+                _ = try connection.query("delete_modalities", "DELETE FROM item_modalities WHERE id = $1", [.text(id)])
+                return try connection.query("delete", "DELETE FROM items WHERE id = $1 RETURNING 1", [.text(id)])
+            }
         }
         return rows.count > 0
     }
@@ -351,20 +352,28 @@ final class PostgresBackend: StoreBackend {
             try connection.transaction { () throws(StoreError) in
                 for record in records {
                     func vector(_ vector: [Float]?) -> PostgresConnection.Value { vector.map { .bytes(StoreCoding.bytes($0)) } ?? .null }
-                    _ = try connection.query("upsert", Self.upsert, [
+                    _ = try connection.query("upsert_item", Self.upsertItem, [
                         .text(record.id), .text(record.contentHash), .text(record.modelID), .text(record.revision),
-                        vector(record.embedding), vector(record.modalities.text), vector(record.modalities.image),
-                        vector(record.modalities.audio), record.semanticID.map { .text(StoreCoding.codes($0)) } ?? .null,
+                        vector(record.embedding), record.semanticID.map { .text(StoreCoding.codes($0)) } ?? .null,
                         record.codebookVersion.map { .text($0) } ?? .null, .text(record.truncated ? "true" : "false"),
                         .text(String(record.images)), .text("\(record.audioSeconds)"), .text("\(record.createdAt)"),
                         .text("\(record.updatedAt)"),
                     ])
+                    let modalities = record.modalities
+                    if modalities.present.isEmpty {
+                        _ = try connection.query("delete_modalities", "DELETE FROM item_modalities WHERE id = $1", [.text(record.id)])
+                    } else {
+                        _ = try connection.query("upsert_modalities", Self.upsertModalities, [
+                            .text(record.id), vector(modalities.text), vector(modalities.image), vector(modalities.audio),
+                        ])
+                    }
                 }
             }
         }
     }
 
-    private static let upsert = StoreCoding.upsert((1...15).map { "$\($0)" })
+    private static let upsertItem = StoreCoding.upsertItem((1...12).map { "$\($0)" })
+    private static let upsertModalities = StoreCoding.upsertModalities((1...4).map { "$\($0)" })
 
     /// `ids` a thousand at a time, without those PostgreSQL text cannot hold (a NUL): such an id is not stored.
     private static func chunks(_ ids: [String]) -> [ArraySlice<String>] {

@@ -165,6 +165,14 @@ final class PostgresRows {
         return Array(UnsafeRawBufferPointer(start: value, count: length))
     }
 
+    /// The column's bytes in place (empty for NULL), for the length of `body`.
+    func withBytes<R>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> R) throws(StoreError) -> R {
+        guard !isNull(row, column), let value = PQgetvalue(result, Int32(row), Int32(column)) else {
+            return try body(UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+        return try body(UnsafeRawBufferPointer(start: value, count: Int(PQgetlength(result, Int32(row), Int32(column)))))
+    }
+
     func text(_ row: Int, _ column: Int) -> String? {
         bytes(row, column).map { String(decoding: $0, as: UTF8.self) }
     }

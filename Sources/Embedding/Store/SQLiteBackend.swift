@@ -40,6 +40,9 @@ final class SQLiteBackend: StoreBackend {
         migrator.registerMigration("v2: codebook version of the semantic ID") { db in
             try db.execute(sql: "ALTER TABLE items ADD COLUMN codebook_version TEXT")
         }
+        migrator.registerMigration("v3: per-modality vectors in a table of their own") { db in
+            try db.execute(sql: StoreCoding.splitModalities)
+        }
         // A file written by a newer release has migrations this one does not know: refuse it rather than guess.
         if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
             throw StoreError.failed("\(path) has a newer schema than this release knows; run the newer release")
@@ -50,11 +53,17 @@ final class SQLiteBackend: StoreBackend {
     func vectors(_ ids: [String]) throws(StoreError) -> [(id: String, vector: ItemStore.StoredVector)] {
         try read { db in
             var read: [(id: String, vector: ItemStore.StoredVector)] = []
+            read.reserveCapacity(ids.count)
+            var names = StoreCoding.Names()
+            // Columns by position (by name costs more than the rest of the row), the blob read in place.
             try Self.inChunks(ids, db, "SELECT id, model_id, revision, embedding, semantic_id, codebook_version FROM items") { row in
-                read.append((row["id"], ItemStore.StoredVector(
-                    modelID: ItemStore.shared(row["model_id"]), revision: ItemStore.shared(row["revision"]),
-                    embedding: try Self.floats(row, "embedding") ?? [], semanticID: Self.codes(row),
-                    codebookVersion: (row["codebook_version"] as String?).map(ItemStore.shared))))
+                let embedding = try (row.dataNoCopy(atIndex: 3) ?? Data()).withUnsafeBytes { raw throws(StoreError) in
+                    try StoreCoding.floats(raw, column: "embedding")
+                }
+                read.append((row[0], ItemStore.StoredVector(
+                    modelID: names.shared(row[1]), revision: names.shared(row[2]), embedding: embedding,
+                    semanticID: (row[4] as String?).map(StoreCoding.codes),
+                    codebookVersion: (row[5] as String?).map { names.shared($0) })))
             }
             return read
         }
@@ -63,7 +72,7 @@ final class SQLiteBackend: StoreBackend {
     func records(_ ids: [String]) throws(StoreError) -> [ItemStore.Record] {
         try read { db in
             var found: [ItemStore.Record] = []
-            try Self.inChunks(ids, db, "SELECT * FROM items") { row in found.append(try Self.record(row)) }
+            try Self.inChunks(ids, db, StoreCoding.recordSelect, column: "i.id") { row in found.append(try Self.record(row)) }
             return found
         }
     }
@@ -71,21 +80,24 @@ final class SQLiteBackend: StoreBackend {
     func records(after id: String?, limit: Int) throws(StoreError) -> [ItemStore.Record] {
         try read { db in
             // Ids compared as bytes (ids are stored as text of their UTF-8 bytes; SQLite's BINARY collation).
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM items WHERE id > CAST(? AS TEXT) ORDER BY id LIMIT ?",
+            let rows = try Row.fetchAll(db, sql: "\(StoreCoding.recordSelect) WHERE i.id > CAST(? AS TEXT) ORDER BY i.id LIMIT ?",
                                         arguments: [Self.text(id ?? ""), limit])
             return try rows.map(Self.record)
         }
     }
 
+    /// A row of `StoreCoding.recordSelect`, by position.
     private static func record(_ row: Row) throws -> ItemStore.Record {
-        ItemStore.Record(
-            id: row["id"], contentHash: row["content_hash"], modelID: row["model_id"], revision: row["revision"],
-            embedding: try floats(row, "embedding") ?? [],
-            modalities: Modalities(text: try floats(row, "text_vector"), image: try floats(row, "image_vector"),
-                                   audio: try floats(row, "audio_vector")),
-            semanticID: codes(row), codebookVersion: row["codebook_version"],
-            truncated: row["truncated"], images: row["images"], audioSeconds: row["audio_seconds"],
-            createdAt: row["created_at"], updatedAt: row["updated_at"])
+        func vector(_ index: Int, _ name: String) throws -> [Float]? {
+            guard let data = row.dataNoCopy(atIndex: index) else { return nil }
+            return try data.withUnsafeBytes { raw throws(StoreError) in try StoreCoding.floats(raw, column: name) }
+        }
+        return ItemStore.Record(
+            id: row[0], contentHash: row[1], modelID: row[2], revision: row[3], embedding: try vector(4, "embedding") ?? [],
+            modalities: Modalities(text: try vector(5, "text_vector"), image: try vector(6, "image_vector"),
+                                   audio: try vector(7, "audio_vector")),
+            semanticID: (row[8] as String?).map(StoreCoding.codes), codebookVersion: row[9], truncated: row[10],
+            images: row[11], audioSeconds: row[12], createdAt: row[13], updatedAt: row[14])
     }
 
     func embeddings(modelID: String, revision: String) throws(StoreError) -> (ids: [String], vectors: [Float], dimensions: Int) {
@@ -115,6 +127,7 @@ final class SQLiteBackend: StoreBackend {
 
     func delete(_ id: String) throws(StoreError) -> Bool {
         try write { db in
+            try db.execute(sql: "DELETE FROM item_modalities WHERE id = CAST(? AS TEXT)", arguments: [Self.text(id)])
             try db.execute(sql: "DELETE FROM items WHERE id = CAST(? AS TEXT)", arguments: [Self.text(id)])
             return db.changesCount > 0
         }
@@ -127,19 +140,27 @@ final class SQLiteBackend: StoreBackend {
     func upsert(_ records: [ItemStore.Record]) throws(StoreError) {
         try write { db in
             for record in records {
-                try db.execute(sql: Self.upsert, arguments: [
+                try db.execute(sql: Self.upsertItem, arguments: [
                     Self.text(record.id), record.contentHash, record.modelID, record.revision, Self.blob(record.embedding),
-                    record.modalities.text.map(Self.blob), record.modalities.image.map(Self.blob),
-                    record.modalities.audio.map(Self.blob), record.semanticID.map(StoreCoding.codes),
-                    record.codebookVersion, record.truncated, record.images, record.audioSeconds, record.createdAt,
-                    record.updatedAt,
+                    record.semanticID.map(StoreCoding.codes), record.codebookVersion, record.truncated, record.images,
+                    record.audioSeconds, record.createdAt, record.updatedAt,
                 ])
+                let modalities = record.modalities
+                if modalities.present.isEmpty {
+                    try db.execute(sql: "DELETE FROM item_modalities WHERE id = CAST(? AS TEXT)", arguments: [Self.text(record.id)])
+                } else {
+                    try db.execute(sql: Self.upsertModalities, arguments: [
+                        Self.text(record.id), modalities.text.map(Self.blob), modalities.image.map(Self.blob),
+                        modalities.audio.map(Self.blob),
+                    ])
+                }
             }
         }
     }
 
     /// The id bound with its length (see `text`).
-    private static let upsert = StoreCoding.upsert(["CAST(? AS TEXT)"] + Array(repeating: "?", count: 14))
+    private static let upsertItem = StoreCoding.upsertItem(["CAST(? AS TEXT)"] + Array(repeating: "?", count: 11))
+    private static let upsertModalities = StoreCoding.upsertModalities(["CAST(? AS TEXT)", "?", "?", "?"])
 
     private func read<R>(_ body: (Database) throws -> R) throws(StoreError) -> R {
         do { return try pool.read(body) } catch let error as StoreError { throw error } catch { throw .failed("\(error)") }
@@ -149,12 +170,13 @@ final class SQLiteBackend: StoreBackend {
         do { return try pool.write(body) } catch let error as StoreError { throw error } catch { throw .failed("\(error)") }
     }
 
-    /// `select` with `WHERE id IN (...)` over `ids` a thousand at a time (SQLite binds at most 32766 parameters).
-    private static func inChunks(_ ids: [String], _ db: Database, _ select: String, _ each: (Row) throws -> Void) throws {
+    /// `select` with `WHERE column IN (...)` over `ids` a thousand at a time (SQLite binds at most 32766 parameters).
+    private static func inChunks(_ ids: [String], _ db: Database, _ select: String, column: String = "id",
+                                 _ each: (Row) throws -> Void) throws {
         for start in stride(from: 0, to: ids.count, by: 1000) {
             let chunk = Array(ids[start..<min(start + 1000, ids.count)])
             let marks = Array(repeating: "CAST(? AS TEXT)", count: chunk.count).joined(separator: ",")
-            for row in try Row.fetchAll(db, sql: "\(select) WHERE id IN (\(marks))", arguments: StatementArguments(chunk.map(text))) {
+            for row in try Row.fetchAll(db, sql: "\(select) WHERE \(column) IN (\(marks))", arguments: StatementArguments(chunk.map(text))) {
                 try each(row)
             }
         }
@@ -165,7 +187,6 @@ final class SQLiteBackend: StoreBackend {
         return try StoreCoding.floats(Array(data), column: column)
     }
 
-    private static func codes(_ row: Row) -> [Int]? { (row["semantic_id"] as String?).map(StoreCoding.codes) }
 
     /// An id bound with its length: GRDB binds a `String` as a C string, which would end it at a NUL (ids are
     /// checked before they get here; this keeps the store right whatever a caller passes).

@@ -68,27 +68,84 @@ enum StoreCoding {
 
     static func floats(_ bytes: [UInt8], column: String) throws(StoreError) -> [Float] {
         guard bytes.count % 4 == 0 else { throw .failed("\(column) has \(bytes.count) bytes, not float32s") }
-        return bytes.withUnsafeBytes { raw in
-            (0..<bytes.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+        return bytes.withUnsafeBytes { raw in (try? floats(raw, column: column)) ?? [] }
+    }
+
+    /// Copied whole on a little-endian machine (every one this runs on), byte-swapped elsewhere.
+    static func floats(_ raw: UnsafeRawBufferPointer, column: String) throws(StoreError) -> [Float] {
+        guard raw.count % 4 == 0 else { throw .failed("\(column) has \(raw.count) bytes, not float32s") }
+        let count = raw.count / 4
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let source = raw.baseAddress, count > 0 {
+                UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: raw.count)
+            }
+            if 1.littleEndian != 1 {
+                for index in 0..<count { buffer[index] = Float(bitPattern: UInt32(littleEndian: buffer[index].bitPattern)) }
+            }
+            initialized = count
         }
     }
 
-    /// The upsert both backends run, with their placeholders for the 15 columns: a replaced item keeps its
-    /// `created_at`.
-    static func upsert(_ placeholders: [String]) -> String {
+    /// The few distinct model ids, revisions and codebook versions of a batch of rows, each made a shared
+    /// `String` once (see `ItemStore.shared`) rather than once per row.
+    struct Names {
+        private var seen: [String: String] = [:]
+
+        mutating func shared(_ name: String) -> String {
+            if let known = seen[name] { return known }
+            let shared = ItemStore.shared(name)
+            seen[name] = shared
+            return shared
+        }
+    }
+
+    /// The upserts both backends run, with their placeholders: an item's row (12 columns; a replaced item keeps
+    /// its `created_at`), then its per-modality vectors (4 columns), which live in a table of their own so that
+    /// the rows `/match` and `/items/batch_get` read stay one vector wide.
+    static func upsertItem(_ placeholders: [String]) -> String {
         """
-        INSERT INTO items (id, content_hash, model_id, revision, embedding, text_vector, image_vector, audio_vector,
-                           semantic_id, codebook_version, truncated, images, audio_seconds, created_at, updated_at)
+        INSERT INTO items (id, content_hash, model_id, revision, embedding, semantic_id, codebook_version, truncated,
+                           images, audio_seconds, created_at, updated_at)
         VALUES (\(placeholders.joined(separator: ", ")))
         ON CONFLICT (id) DO UPDATE SET
             content_hash = excluded.content_hash, model_id = excluded.model_id, revision = excluded.revision,
-            embedding = excluded.embedding, text_vector = excluded.text_vector,
-            image_vector = excluded.image_vector, audio_vector = excluded.audio_vector,
-            semantic_id = excluded.semantic_id, codebook_version = excluded.codebook_version,
-            truncated = excluded.truncated, images = excluded.images,
+            embedding = excluded.embedding, semantic_id = excluded.semantic_id,
+            codebook_version = excluded.codebook_version, truncated = excluded.truncated, images = excluded.images,
             audio_seconds = excluded.audio_seconds, updated_at = excluded.updated_at
         """
     }
+
+    static func upsertModalities(_ placeholders: [String]) -> String {
+        """
+        INSERT INTO item_modalities (id, text_vector, image_vector, audio_vector)
+        VALUES (\(placeholders.joined(separator: ", ")))
+        ON CONFLICT (id) DO UPDATE SET
+            text_vector = excluded.text_vector, image_vector = excluded.image_vector, audio_vector = excluded.audio_vector
+        """
+    }
+
+    /// A whole record's columns, in this order, from `items` joined with `item_modalities`.
+    static let recordSelect = """
+        SELECT i.id, i.content_hash, i.model_id, i.revision, i.embedding, m.text_vector, m.image_vector, m.audio_vector,
+               i.semantic_id, i.codebook_version, i.truncated, i.images, i.audio_seconds, i.created_at, i.updated_at
+        FROM items i LEFT JOIN item_modalities m ON m.id = i.id
+        """
+
+    /// The migration that moves the per-modality vectors out of `items` (schemas before it kept them there).
+    static let splitModalities = """
+        CREATE TABLE item_modalities (
+            id TEXT PRIMARY KEY NOT NULL,
+            text_vector BLOB,
+            image_vector BLOB,
+            audio_vector BLOB
+        );
+        INSERT INTO item_modalities (id, text_vector, image_vector, audio_vector)
+            SELECT id, text_vector, image_vector, audio_vector FROM items
+            WHERE text_vector IS NOT NULL OR image_vector IS NOT NULL OR audio_vector IS NOT NULL;
+        ALTER TABLE items DROP COLUMN text_vector;
+        ALTER TABLE items DROP COLUMN image_vector;
+        ALTER TABLE items DROP COLUMN audio_vector;
+        """
 
     /// Semantic IDs as `3,1,4`.
     static func codes(_ codes: [Int]) -> String { codes.map(String.init).joined(separator: ",") }
