@@ -115,6 +115,7 @@ extension ServiceConfiguration {
         try config.int("store.poolSize", &store.poolSize)
         try config.milliseconds("store.statementTimeoutMs", &store.statementTimeout)
         try config.milliseconds("store.connectTimeoutMs", &store.connectTimeout)
+        try config.milliseconds("store.checkIntervalMs", &store.checkInterval)
         try config.int("store.cacheItems", &store.cacheItems)
         try config.string("codebook.path", &codebook.path)
         try config.bool("codebook.rotateEmbeddings", &codebook.rotateEmbeddings)
@@ -196,6 +197,9 @@ extension ServiceConfiguration {
             }
             guard (1...256).contains(store.poolSize) else {
                 throw ConfigurationError.invalid(key: "store.poolSize", reason: "must be 1...256, got \(store.poolSize)")
+            }
+            guard store.checkInterval >= .milliseconds(50), store.checkInterval <= .seconds(600) else {
+                throw ConfigurationError.invalid(key: "store.checkIntervalMs", reason: "must be 50...600000")
             }
             guard store.password.isEmpty || store.passwordFile.isEmpty else {
                 throw ConfigurationError.invalid(key: "store.passwordFile", reason: "give the password or its file, not both")

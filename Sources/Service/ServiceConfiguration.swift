@@ -131,6 +131,8 @@ public struct ServiceConfiguration: Sendable {
         public var poolSize = 8
         public var statementTimeout: Duration = .seconds(5)
         public var connectTimeout: Duration = .seconds(2)
+        /// How often a replica checks the database (reconnecting when it is away) and looks for a new codebook.
+        public var checkInterval: Duration = .seconds(1)
         /// Item vectors kept in memory in front of the store for `/match` (0: none).
         public var cacheItems = 200_000
 
@@ -148,7 +150,8 @@ public struct ServiceConfiguration: Sendable {
                     password = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 }
                 return .postgres(ItemStore.PostgresSettings(url: url, password: password, poolSize: poolSize,
-                                                            statementTimeout: statementTimeout, connectTimeout: connectTimeout))
+                                                            statementTimeout: statementTimeout, connectTimeout: connectTimeout,
+                                                            checkInterval: checkInterval))
             }
         }
     }

@@ -690,6 +690,20 @@ print(len(client.embeddings.create(model="all-MiniLM-L6-v2", input="a cat").data
             s.sendall(b"\x16\x03\x01")
             started = time.monotonic()
             assert s.recv(100) == b"" and time.monotonic() - started < 8
+        # The HTTP limits hold over TLS as in plain: an over-long request line is a 414, a header block past the
+        # limit a 431, each answered and closed.
+        for request, expected in ((b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+                                  (b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"b" * 20000 + b"\r\n\r\n", 431)):
+            with socket.create_connection(("127.0.0.1", service.port), timeout=10) as s:
+                with context.wrap_socket(s, server_hostname="localhost") as tls:
+                    tls.sendall(request)
+                    received = b""
+                    while True:
+                        chunk = tls.recv(65536)
+                        if not chunk:
+                            break
+                        received += chunk
+                    assert received.startswith(b"HTTP/1.1 %d" % expected), received[:200]
         # Plain HTTP on the TLS port: a 400 that says so.
         received, closed = raw(service.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
         assert received.startswith(b"HTTP/1.1 400") and b"plain_http_on_tls_port" in received and closed, received

@@ -87,13 +87,18 @@ import Testing
             _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: base.merging(
                 ["OMNIEMBED_STORE_PASSWORD": "a", "OMNIEMBED_STORE_PASSWORD_FILE": "/run/secrets/pw"]) { $1 })
         }
+        await #expect(throws: ConfigurationError.self) {
+            _ = try await ServiceConfiguration.load(file: Self.defaultFile, environment: base.merging(["OMNIEMBED_STORE_CHECK_INTERVAL_MS": "10"]) { $1 })
+        }
         let fromEnvironment = try await ServiceConfiguration.load(file: Self.defaultFile, environment: base.merging(
-            ["OMNIEMBED_STORE_PASSWORD": "s3cret", "OMNIEMBED_STORE_STATEMENT_TIMEOUT_MS": "750"]) { $1 })
+            ["OMNIEMBED_STORE_PASSWORD": "s3cret", "OMNIEMBED_STORE_STATEMENT_TIMEOUT_MS": "750",
+             "OMNIEMBED_STORE_CHECK_INTERVAL_MS": "250"]) { $1 })
         guard case .postgres(let settings) = try fromEnvironment.store.itemStoreBackend() else {
             Issue.record("not a postgres backend")
             return
         }
         #expect(settings.password == "s3cret" && settings.statementTimeout == .milliseconds(750) && settings.poolSize == 8)
+        #expect(settings.checkInterval == .milliseconds(250))
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pw-\(UUID().uuidString)").path
         try "from-file\n".write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }

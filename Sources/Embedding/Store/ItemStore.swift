@@ -62,8 +62,12 @@ public final class ItemStore: Sendable {
         public var poolSize: Int
         public var statementTimeout: Duration
         public var connectTimeout: Duration
+        /// How often the monitor checks the database (and tries again when it is away) and looks for a new codebook.
+        public var checkInterval: Duration
 
-        public init(url: String, password: String?, poolSize: Int, statementTimeout: Duration, connectTimeout: Duration) {
+        public init(url: String, password: String?, poolSize: Int, statementTimeout: Duration, connectTimeout: Duration,
+                    checkInterval: Duration = .seconds(1)) {
+            self.checkInterval = checkInterval
             self.url = url
             self.password = password
             self.poolSize = poolSize

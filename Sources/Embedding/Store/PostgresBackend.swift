@@ -10,12 +10,13 @@ import Synchronization
 /// refused. Statements run under `statementTimeout`; a connection found broken is replaced on the next use.
 ///
 /// The database may be down when the service starts or at any time after: calls then fail as unavailable (503),
-/// and a monitor thread tries it every second on a connection of its own, migrating the schema once it
+/// and a monitor thread tries it every `checkInterval` (a second by default) on a connection of its own, migrating the schema once it
 /// answers, so that `isAvailable` (what `/readyz` reports) turns true again without a restart.
 final class PostgresBackend: StoreBackend {
     let location: String
     private let pool: PostgresPool
     private let parameters: [(String, String)]
+    private let checkInterval: Duration
     private let available = Atomic<Bool>(false)
     private let migrated = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
@@ -77,6 +78,7 @@ final class PostgresBackend: StoreBackend {
                           ("options", "-c statement_timeout=\(settings.statementTimeout.milliseconds)")]
         if let password = settings.password { parameters.append(("password", password)) }
         self.parameters = parameters
+        checkInterval = settings.checkInterval
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { throw .failed("cannot make a pipe: \(String(cString: strerror(errno)))") }
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
@@ -114,7 +116,7 @@ final class PostgresBackend: StoreBackend {
     /// The monitor: every second (or at once on a NOTIFY of a saved codebook) it checks the database on a
     /// connection of its own, migrates the schema once it answers, and looks for a newer codebook.
     private func startMonitor() {
-        let thread = Thread { [weak self, parameters, monitorEnded, wake] in
+        let thread = Thread { [weak self, parameters, monitorEnded, wake, interval = checkInterval] in
             self?.monitorThread.store(pthread_self(), ordering: .relaxed)
             defer { monitorEnded.signal() }
             var connection: PostgresConnection?
@@ -138,10 +140,10 @@ final class PostgresBackend: StoreBackend {
                 }
                 _ = consume backend
                 if let connection, connection.isHealthy {
-                    _ = connection.waitForNotification(timeout: .seconds(1), interrupt: wake.read)
+                    _ = connection.waitForNotification(timeout: interval, interrupt: wake.read)
                 } else {
                     var descriptor = pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)
-                    _ = poll(&descriptor, 1, 1000)
+                    _ = poll(&descriptor, 1, Int32(interval.milliseconds))
                 }
             }
         }
