@@ -57,8 +57,8 @@ final class SQLiteBackend: StoreBackend {
             var names = StoreCoding.Names()
             // Columns by position (by name costs more than the rest of the row), the blob read in place.
             try Self.inChunks(ids, db, "SELECT id, model_id, revision, embedding, semantic_id, codebook_version FROM items") { row in
-                let embedding = try (row.dataNoCopy(atIndex: 3) ?? Data()).withUnsafeBytes { raw throws(StoreError) in
-                    try StoreCoding.floats(raw, column: "embedding")
+                let embedding = try row.withUnsafeData(atIndex: 3) { data in
+                    try (data ?? Data()).withUnsafeBytes { raw throws(StoreError) in try StoreCoding.floats(raw, column: "embedding") }
                 }
                 read.append((row[0], ItemStore.StoredVector(
                     modelID: names.shared(row[1]), revision: names.shared(row[2]), embedding: embedding,
@@ -89,8 +89,9 @@ final class SQLiteBackend: StoreBackend {
     /// A row of `StoreCoding.recordSelect`, by position.
     private static func record(_ row: Row) throws -> ItemStore.Record {
         func vector(_ index: Int, _ name: String) throws -> [Float]? {
-            guard let data = row.dataNoCopy(atIndex: index) else { return nil }
-            return try data.withUnsafeBytes { raw throws(StoreError) in try StoreCoding.floats(raw, column: name) }
+            try row.withUnsafeData(atIndex: index) { data in
+                try data.map { data in try data.withUnsafeBytes { raw throws(StoreError) in try StoreCoding.floats(raw, column: name) } }
+            }
         }
         return ItemStore.Record(
             id: row[0], contentHash: row[1], modelID: row[2], revision: row[3], embedding: try vector(4, "embedding") ?? [],

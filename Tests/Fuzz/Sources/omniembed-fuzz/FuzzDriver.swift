@@ -14,6 +14,7 @@ let targets: [String: FuzzCallback] = [
     "fuzz-image": { data, size in fuzzImage(data ?? UnsafePointer(bitPattern: 1)!, size) },
     "fuzz-wav": { data, size in fuzzWav(data ?? UnsafePointer(bitPattern: 1)!, size) },
     "fuzz-safetensors": { data, size in fuzzSafetensors(data ?? UnsafePointer(bitPattern: 1)!, size) },
+    "fuzz-api-keys": { data, size in fuzzAPIKeys(data ?? UnsafePointer(bitPattern: 1)!, size) },
 ]
 
 @_cdecl("omniembed_fuzz_main")
