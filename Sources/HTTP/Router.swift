@@ -103,23 +103,19 @@ public struct Router: Sendable {
     /// path (`/items/batch_get` and `/items/{id}`), only the more literal ones count: their methods alone are allowed.
     func match(method: HTTPMethod, path: String) -> Match {
         let parts = Self.split(path)
-        var bound: [(route: Route, parameters: [String: String])] = []
+        // The most literal patterns that fit so far; the allowed methods are gathered only when none is the method.
         var mostLiteral = -1
+        var exact: (Route, [String: String])?
+        var get: (Route, [String: String])?
         for route in routes {
-            guard let parameters = Self.bind(route.segments, to: parts) else { continue }
-            let literals = route.literalCount
-            if literals > mostLiteral {
-                mostLiteral = literals
-                bound.removeAll()
-            }
-            if literals == mostLiteral { bound.append((route, parameters)) }
+            guard route.literalCount >= mostLiteral, let parameters = Self.bind(route.segments, to: parts) else { continue }
+            if route.literalCount > mostLiteral { (mostLiteral, exact, get) = (route.literalCount, nil, nil) }
+            if route.method == method, exact == nil { exact = (route, parameters) }
+            if route.method == .get, get == nil { get = (route, parameters) }
         }
-        if let exact = bound.first(where: { $0.route.method == method }) { return .found(exact.route, parameters: exact.parameters) }
-        if method == .head, let get = bound.first(where: { $0.route.method == .get }) {
-            return .found(get.route, parameters: get.parameters)
-        }
+        if let (route, parameters) = exact ?? (method == .head ? get : nil) { return .found(route, parameters: parameters) }
         var allowed: [HTTPMethod] = []
-        for (route, _) in bound {
+        for route in routes where route.literalCount == mostLiteral && Self.bind(route.segments, to: parts) != nil {
             allowed.append(route.method)
             if route.method == .get { allowed.append(.head) }
         }

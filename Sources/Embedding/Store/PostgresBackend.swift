@@ -283,8 +283,8 @@ final class PostgresBackend: StoreBackend {
 
     private static func record(_ rows: PostgresRows, _ row: Int) throws(StoreError) -> ItemStore.Record {
         func vector(_ column: Int, _ name: String) throws(StoreError) -> [Float]? {
-            guard let bytes = rows.bytes(row, column) else { return nil }
-            return try StoreCoding.floats(bytes, column: name)
+            guard !rows.isNull(row, column) else { return nil }
+            return try rows.withBytes(row, column) { raw throws(StoreError) in try StoreCoding.floats(raw, column: name) }
         }
         return ItemStore.Record(
             id: rows.text(row, 0) ?? "", contentHash: rows.text(row, 1) ?? "", modelID: rows.text(row, 2) ?? "",
@@ -308,7 +308,7 @@ final class PostgresBackend: StoreBackend {
                     let rows = try connection.query(nil, "FETCH 10000 FROM bank")
                     if rows.count == 0 { break }
                     for row in 0..<rows.count {
-                        let vector = try StoreCoding.floats(rows.bytes(row, 1) ?? [], column: "embedding")
+                        let vector = try rows.withBytes(row, 1) { raw throws(StoreError) in try StoreCoding.floats(raw, column: "embedding") }
                         if dimensions == 0 { dimensions = vector.count }
                         guard vector.count == dimensions else {
                             throw .failed("item \(rows.text(row, 0) ?? ""): \(vector.count) dimensions, others \(dimensions)")

@@ -185,7 +185,7 @@ final class SQLiteBackend: StoreBackend {
 
     private static func floats(_ row: Row, _ column: String) throws -> [Float]? {
         guard let data = row[column] as Data? else { return nil }
-        return try StoreCoding.floats(Array(data), column: column)
+        return try data.withUnsafeBytes { raw throws(StoreError) in try StoreCoding.floats(raw, column: column) }
     }
 
 

@@ -66,11 +66,6 @@ enum StoreCoding {
         return bytes
     }
 
-    static func floats(_ bytes: [UInt8], column: String) throws(StoreError) -> [Float] {
-        guard bytes.count % 4 == 0 else { throw .failed("\(column) has \(bytes.count) bytes, not float32s") }
-        return bytes.withUnsafeBytes { raw in (try? floats(raw, column: column)) ?? [] }
-    }
-
     /// Copied whole on a little-endian machine (every one this runs on), byte-swapped elsewhere.
     static func floats(_ raw: UnsafeRawBufferPointer, column: String) throws(StoreError) -> [Float] {
         guard raw.count % 4 == 0 else { throw .failed("\(column) has \(raw.count) bytes, not float32s") }
