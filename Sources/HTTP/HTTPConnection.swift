@@ -37,6 +37,8 @@ final class HTTPConnection: @unchecked Sendable {
     private var tls: TLSSession?
     /// Until the TLS handshake is done: when it must be.
     private var handshakeDeadline: MonotonicInstant?
+    /// Whether OpenSSL has begun the handshake (the client's first byte was not a plain request's).
+    private var handshakeStarted = false
 
     init(id: UInt64, fd: Int32, remoteAddress: String, loop: EventLoop, context: HTTPServer.Context) {
         self.id = id
@@ -122,7 +124,14 @@ final class HTTPConnection: @unchecked Sendable {
             return finish()
         }
         var first: UInt8 = 0
-        if recv(fd, &first, 1, Int32(MSG_PEEK)) == 1, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first) {
+        if !handshakeStarted {
+            // The client speaks first. Until its first byte is here, OpenSSL is not asked to read: it would take
+            // a plain request arriving meanwhile for a broken record instead of answering it below.
+            let peeked = recv(fd, &first, 1, Int32(MSG_PEEK))
+            if peeked == 0 { return finish() }
+            if peeked < 0 { return updateInterest() }
+        }
+        if !handshakeStarted, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first) {
             context.metrics.tlsFailed("plain_http")
             self.tls = nil
             handshakeDeadline = nil
@@ -132,6 +141,7 @@ final class HTTPConnection: @unchecked Sendable {
             return enqueue(context.encoder.encode(.error(error), method: .get, version: .http1_1, keepAlive: false,
                                                   date: context.dateCache.current()), endsResponse: false)
         }
+        handshakeStarted = true
         switch tls.handshake() {
         case .done:
             handshakeDeadline = nil
