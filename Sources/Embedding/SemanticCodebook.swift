@@ -46,6 +46,9 @@ public struct SemanticCodebook: Sendable {
     public let dimensions: Int
     /// dimensions × dimensions, row-major: the principal axes, by decreasing variance.
     public let rotation: [Float]
+    /// The rotation packed once as a layer: each vector rotated alone, the same bits in any batch, and no
+    /// repacking of the matrix per call as OpenBLAS does.
+    let rotator: Linear
     let levels: [NearestCentroids]
     public let fsq: FSQ?
     /// The model whose vectors it was fitted on; `nil` when fitted on vectors of unknown origin.
@@ -59,6 +62,7 @@ public struct SemanticCodebook: Sendable {
                 metadata: [String: String] = [:], version: String = "") {
         self.dimensions = dimensions
         self.rotation = rotation
+        rotator = Linear(weight: rotation, bias: [Float](repeating: 0, count: dimensions), outputs: dimensions, inputs: dimensions)
         self.levels = levels
         self.fsq = fsq
         self.model = model
@@ -154,9 +158,11 @@ public struct SemanticCodebook: Sendable {
 
     /// `count` vectors (row-major) in the rotated space: yᵢ = R·xᵢ.
     public func rotate(_ vectors: [Float], count: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: count * dimensions)
-        GEMM.multiply(vectors, rotation, into: &out, m: count, n: dimensions, k: dimensions, transposeB: true)
-        return out
+        guard count > 0 else { return [] }
+        return [Float](unsafeUninitializedCapacity: count * dimensions) { out, initialized in
+            vectors.withUnsafeBufferPointer { rotator.apply($0.baseAddress!, rows: count, into: out.baseAddress!) }
+            initialized = count * dimensions
+        }
     }
 
     /// The inverse of `rotate`: xᵢ = Rᵀ·yᵢ.

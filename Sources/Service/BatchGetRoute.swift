@@ -48,7 +48,9 @@ struct BatchGetRoute: Sendable {
         }
         marks.append(.now)
 
-        var json = JSONWriter()
+        // Sized for the whole answer up front: a thousand vectors are megabytes, which doubling would copy again.
+        let perVector = embeddings ? (format == .base64 ? (size * 4 + 2) / 3 * 4 : size * 16) : 0
+        var json = JSONWriter(capacity: fetched.ids.count * (perVector + 160) + fetched.missing.count * 80 + 256)
         json.beginObject()
         json.key("data")
         json.beginArray()

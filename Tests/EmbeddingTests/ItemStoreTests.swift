@@ -208,6 +208,29 @@ import Testing
         #expect(try store.records(["p3"])["p3"] == record("p3", 0.25))
     }
 
+    /// Stored semantic IDs read from a column's bytes as from its text, whatever the column holds.
+    @Test func codesReadFromBytesAsFromText() {
+        for text in ["3,1,4", "", "0", "12,,7,", ",5", "007,10", "3,-1,4", "1 2", "x", "99999999999999999999,2",
+                     "123456789012345678,1", String(repeating: "1,", count: 300)] {
+            let bytes = Array(text.utf8)
+            #expect(bytes.withUnsafeBytes { StoreCoding.codes($0) } == StoreCoding.codes(text), "\(text)")
+        }
+    }
+
+    /// Batch reads name ids in one array parameter: quotes, backslashes, commas, braces and the word NULL in an id
+    /// are that id's characters, on both backends.
+    @Test(arguments: TestBank.allCases)
+    func batchReadsFindIdsWithTheArraySyntaxInThem(_ bank: TestBank) async throws {
+        let store = try ItemStore(try bank.fresh())
+        defer { store.close() }
+        let ids = ["q\"uote", "back\\slash", "c,o{m}a", "NULL", " spaced ", "\\\"", "plain"]
+        try await store.put(ids.enumerated().map { record($1, Float($0) + 0.5) })
+        let vectors = try store.vectors(ids + ["q", "back\\\\slash"])
+        #expect(vectors.prefix(ids.count).enumerated().allSatisfy { $1?.embedding == record(ids[$0], Float($0) + 0.5).embedding })
+        #expect(vectors.suffix(2).allSatisfy { $0 == nil })
+        #expect(Set(try store.records(ids).keys) == Set(ids))
+    }
+
     /// A bank written before the per-modality vectors moved to a table of their own opens with every record as it
     /// was (the migration moves them), on both backends.
     @Test(arguments: TestBank.allCases)
@@ -245,6 +268,12 @@ import Testing
         let store = try ItemStore(backend)
         defer { store.close() }
         #expect(try store.record("old") == old)
+        if case .postgres(let settings) = backend {
+            // Ids compare byte by byte, as in SQLite, whatever the database's locale.
+            let connection = try PostgresConnection(parameters: [("dbname", settings.url), ("password", settings.password ?? "")])
+            let collations = try connection.query(nil, "SELECT table_name, collation_name FROM information_schema.columns WHERE column_name = 'id' AND table_name IN ('items', 'item_modalities') ORDER BY table_name")
+            #expect(collations.count == 2 && (0..<collations.count).allSatisfy { collations.text($0, 1) == "C" })
+        }
         try await store.put([record("new", 2)])
         #expect(try store.record("new") == record("new", 2) && store.count() == 2)
     }

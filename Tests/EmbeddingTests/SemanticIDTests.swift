@@ -200,6 +200,11 @@ import Testing
         }
         let back = codebook.unrotate(y, count: n)
         #expect(zip(back, x).allSatisfy { abs($0 - $1) < 1e-5 })
+        // Each vector is rotated alone: the same bits alone as in any batch (a fetch rotates in parts).
+        for row in [0, 17, 1999] {
+            #expect(codebook.rotate(Array(x[row * d..<(row + 1) * d]), count: 1) == Array(y[row * d..<(row + 1) * d]))
+        }
+        #expect(codebook.rotate(Array(x[256 * d..<512 * d]), count: 256) == Array(y[256 * d..<512 * d]))
         var variance = [Double](repeating: 0, count: d), mean = [Double](repeating: 0, count: d)
         for i in 0..<n { for j in 0..<d { mean[j] += Double(y[i * d + j]) / Double(n) } }
         for i in 0..<n { for j in 0..<d { variance[j] += pow(Double(y[i * d + j]) - mean[j], 2) } }

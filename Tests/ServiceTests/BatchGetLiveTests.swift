@@ -7,7 +7,8 @@ import TestSupport
 /// `POST /items/batch_get` end to end: what a ranker fetches per request equals what `/embed` and `/items` serve.
 extension ServiceLiveTests {
     @Test func batchGetServesStoredItemsInRequestOrder() async throws {
-        let configuration = testConfiguration()
+        var configuration = testConfiguration()
+        configuration.limits.maxItems = 1000
         let (service, port) = try await makeService(configuration)
         let vectors = try storeCatalogue(port: port)
 
@@ -41,6 +42,23 @@ extension ServiceLiveTests {
         let base64 = try post("/items/batch_get", port: port, json: #"{"ids": ["i9"], "dimensions": 128, "encoding_format": "base64"}"#)
         let encoded = try #require(((base64.body["data"] as? [[String: Any]])?.first?["embedding"] as? String).flatMap { Data(base64Encoded: $0) })
         #expect(encoded.count == 128 * 4)
+
+        // More ids than one read (Matcher.fetchPart): the parts, read and rotated in overlap, come back in request
+        // order, each row as it is fetched alone.
+        let many = (0..<900).map { $0 % 7 == 3 ? "gone\($0)" : "i\(($0 * 13) % vectors.count)" }
+        let big = try post("/items/batch_get", port: port, json: """
+            {"ids": [\(many.map { "\"\($0)\"" }.joined(separator: ","))], "dimensions": 128, "encoding_format": "base64"}
+            """)
+        let bigRows = try #require(big.body["data"] as? [[String: Any]])
+        #expect(bigRows.map { $0["id"] as? String } == many.filter { !$0.hasPrefix("gone") })
+        #expect(big.body["missing"] as? [String] == many.filter { $0.hasPrefix("gone") })
+        for index in [0, 255, 256, 511, 700, bigRows.count - 1] {
+            let id = try #require(bigRows[index]["id"] as? String)
+            let alone = try post("/items/batch_get", port: port, json: #"{"ids": ["\#(id)"], "dimensions": 128, "encoding_format": "base64"}"#)
+            let row = try #require((alone.body["data"] as? [[String: Any]])?.first)
+            #expect(bigRows[index]["embedding"] as? String == row["embedding"] as? String, "\(id)")
+            #expect(bigRows[index]["semantic_id"] as? [Int] == row["semantic_id"] as? [Int], "\(id)")
+        }
 
         // Refusals: another codebook version, no ids, too many, an unknown field to return, a bad id.
         for (json, status, code) in [

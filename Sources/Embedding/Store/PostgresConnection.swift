@@ -166,7 +166,7 @@ final class PostgresRows {
     }
 
     /// The column's bytes in place (empty for NULL), for the length of `body`.
-    func withBytes<R>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer) throws(StoreError) -> R) throws(StoreError) -> R {
+    func withBytes<R, E: Error>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         guard !isNull(row, column), let value = PQgetvalue(result, Int32(row), Int32(column)) else {
             return try body(UnsafeRawBufferPointer(start: nil, count: 0))
         }
@@ -174,7 +174,7 @@ final class PostgresRows {
     }
 
     func text(_ row: Int, _ column: Int) -> String? {
-        bytes(row, column).map { String(decoding: $0, as: UTF8.self) }
+        isNull(row, column) ? nil : withBytes(row, column) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// An `int2`, `int4` or `int8` column.

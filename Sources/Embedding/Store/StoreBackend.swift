@@ -85,12 +85,22 @@ enum StoreCoding {
     /// `String` once (see `ItemStore.shared`) rather than once per row.
     struct Names {
         private var seen: [String: String] = [:]
+        /// The names of the last row: the next row's are almost always the same, found without making a String.
+        private var recent: [String] = []
 
         mutating func shared(_ name: String) -> String {
             if let known = seen[name] { return known }
             let shared = ItemStore.shared(name)
             seen[name] = shared
             return shared
+        }
+
+        mutating func shared(_ bytes: UnsafeRawBufferPointer) -> String {
+            for name in recent where name.utf8.elementsEqual(bytes) { return name }
+            let name = shared(String(decoding: bytes, as: UTF8.self))
+            if recent.count == 4 { recent.removeFirst() }
+            recent.append(name)
+            return name
         }
     }
 
@@ -146,4 +156,26 @@ enum StoreCoding {
     static func codes(_ codes: [Int]) -> String { codes.map(String.init).joined(separator: ",") }
 
     static func codes(_ text: String) -> [Int] { text.split(separator: ",").compactMap { Int($0) } }
+
+    /// The same from the column's bytes: digits and commas, anything else skipped as the text form skips it.
+    static func codes(_ bytes: UnsafeRawBufferPointer) -> [Int] {
+        guard bytes.allSatisfy({ $0 == UInt8(ascii: ",") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+              bytes.count <= 512 else {
+            return codes(String(decoding: bytes, as: UTF8.self))
+        }
+        var parsed: [Int] = [], value = 0, digits = 0
+        for byte in bytes {
+            if byte == UInt8(ascii: ",") {
+                if digits > 0 { parsed.append(value) }
+                (value, digits) = (0, 0)
+            } else {
+                digits += 1
+                // Past what an Int holds: as the text form reads it (the code left out).
+                guard digits <= 18 else { return codes(String(decoding: bytes, as: UTF8.self)) }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+        }
+        if digits > 0 { parsed.append(value) }
+        return parsed
+    }
 }
