@@ -130,7 +130,7 @@ let package = Package(
                 "Service", "HTTP", "Embedding", "Models", "Locking", "TestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Media"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Media", "Tensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(
             name: "EmbeddingTests",

@@ -1,4 +1,5 @@
 #include "packed_gemm.h"
+#include "panel.h"
 #include "variants.h"
 
 #include <immintrin.h>
@@ -67,19 +68,15 @@ static void packed_linear_avx512_block(const float *x, size_t m, size_t k, const
     size_t panels = (n + OE_PANEL - 1) / OE_PANEL;
     for (size_t p = 0; p < panels; p++) {
         const float *panel = packed + p * k * OE_PANEL;
-        size_t columns = n - p * OE_PANEL < OE_PANEL ? n - p * OE_PANEL : OE_PANEL;
-        __mmask16 mask[2] = {columns >= 16 ? 0xFFFF : (__mmask16)((1u << columns) - 1),
-                             columns >= 32 ? 0xFFFF : columns <= 16 ? 0 : (__mmask16)((1u << (columns - 16)) - 1)};
-        __m512 b[2] = {_mm512_maskz_loadu_ps(mask[0], bias + p * OE_PANEL),
-                       _mm512_maskz_loadu_ps(mask[1], bias + p * OE_PANEL + 16)};
+        const oe_panel_edge e = oe_panel_edges(oe_panel_columns(n, p), bias + p * OE_PANEL);
         float *out = y + p * OE_PANEL;
         size_t row = 0;
         if (panel_width(n, p) == OE_PANEL) {
-            for (; row + 8 <= m; row += 8) panel_rows_avx512(8, 2, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
-            for (; row < m; row++) panel_rows_avx512(1, 2, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
+            for (; row + 8 <= m; row += 8) panel_rows_avx512(8, 2, x + row * k, k, panel, e.bias, e.mask, out + row * ldy, ldy, relu6);
+            for (; row < m; row++) panel_rows_avx512(1, 2, x + row * k, k, panel, e.bias, e.mask, out + row * ldy, ldy, relu6);
         } else {
-            for (; row + 8 <= m; row += 8) panel_rows_avx512(8, 1, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
-            for (; row < m; row++) panel_rows_avx512(1, 1, x + row * k, k, panel, b, mask, out + row * ldy, ldy, relu6);
+            for (; row + 8 <= m; row += 8) panel_rows_avx512(8, 1, x + row * k, k, panel, e.bias, e.mask, out + row * ldy, ldy, relu6);
+            for (; row < m; row++) panel_rows_avx512(1, 1, x + row * k, k, panel, e.bias, e.mask, out + row * ldy, ldy, relu6);
         }
     }
 }
@@ -104,7 +101,7 @@ OE_BODY void packed_linear_generic(const float *x, size_t m, size_t k, const flo
     size_t panels = (n + OE_PANEL - 1) / OE_PANEL;
     for (size_t p = 0; p < panels; p++) {
         const float *panel = packed + p * k * OE_PANEL;
-        size_t columns = n - p * OE_PANEL < OE_PANEL ? n - p * OE_PANEL : OE_PANEL;
+        size_t columns = oe_panel_columns(n, p);
         size_t width = panel_width(n, p);
         for (size_t row = 0; row < m; row++) {
             float acc[OE_PANEL] = {0};
@@ -114,11 +111,7 @@ OE_BODY void packed_linear_generic(const float *x, size_t m, size_t k, const flo
                 const float *w = panel + kk * width;
                 for (size_t j = 0; j < width; j++) acc[j] += a * w[j];
             }
-            float *out = y + row * ldy + p * OE_PANEL;
-            for (size_t j = 0; j < columns; j++) {
-                float v = acc[j] + bias[p * OE_PANEL + j];
-                out[j] = relu6 ? (v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v) : v;
-            }
+            oe_finish_row(acc, bias + p * OE_PANEL, columns, relu6, y + row * ldy + p * OE_PANEL);
         }
     }
 }

@@ -10,6 +10,10 @@ extension EmbeddingPipeline {
     public static func load(_ configuration: PipelineConfiguration, logger: Logger,
                             metricsFactory: any MetricsFactory) throws -> EmbeddingPipeline {
         let store = try configuration.store.map { try ItemStore($0.backend, cacheItems: $0.cacheItems) }
+        for (tower, precision) in [("text", configuration.text.precision), ("image", configuration.image.precision),
+                                   ("audio", configuration.audio.precision)] {
+            if let notice = precision.fallbackNotice(tower: tower) { logger.warning("\(notice)") }
+        }
         let towers = try loadTowers(configuration)
         let dimensions = configuration.dimensions
         guard dimensions.first == towers.dimensions, dimensions.allSatisfy({ $0 <= towers.dimensions }) else {
@@ -62,9 +66,11 @@ extension EmbeddingPipeline {
         let threads = configuration.compute.resolvedThreads()
         let (text, image, audio) = (configuration.text, configuration.image, configuration.audio)
         return try Towers(
-            text: try TextEmbedder(directory: URL(fileURLWithPath: text.directory), maxTokens: text.maxTokens, threads: threads),
-            image: try EfficientNetLite(directory: URL(fileURLWithPath: image.directory), threads: threads),
-            audio: try Musicnn(directory: URL(fileURLWithPath: audio.directory), threads: threads),
+            text: try TextEmbedder(directory: URL(fileURLWithPath: text.directory), maxTokens: text.maxTokens, threads: threads,
+                                   precision: text.precision.tensor),
+            image: try EfficientNetLite(directory: URL(fileURLWithPath: image.directory), threads: threads,
+                                        precision: image.precision.tensor),
+            audio: try Musicnn(directory: URL(fileURLWithPath: audio.directory), threads: threads, precision: audio.precision.tensor),
             imageLabels: try labels(image.labels), audioLabels: try labels(audio.labels),
             imageTopK: image.topK, audioTopK: audio.topK, maxPixels: configuration.maxImagePixels,
             maxAudioSeconds: Double(configuration.maxAudioSeconds))

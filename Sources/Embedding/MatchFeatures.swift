@@ -48,6 +48,9 @@ public enum MatchFeatures {
         public var historyCodes: [[Int]] = []
         public var candidateCodes: [[Int]] = []
         public var codeCounts: [Int] = []
+        /// The format of the candidates × history product: fp32, or bf16 (operands rounded to bfloat16, sums in
+        /// fp32) where the CPU has it.
+        public var precision = TowerPrecision.fp32
 
         public init(history: [Float], historyCount: Int, candidates: [Float], candidateCount: Int, dimensions: Int,
                     features: Set<Feature>, weights: [Float]? = nil, recent: Int, topK: Int, simTop: Int) {
@@ -98,6 +101,9 @@ public enum MatchFeatures {
         let kept = h == 0 || !(wantMax || wantMean || wantSim) ? 0 : max(simTop, wantMean ? topK : 0, 1)
         let sid = wantSid ? PrefixCounts(query.historyCodes, codeCounts: query.codeCounts) : nil
 
+        // In bf16 the history is packed once for every block, as a layer's weights are.
+        let packedHistory = kept > 0 && query.precision.effective == .bf16
+            ? Linear(weight: query.history, bias: [Float](repeating: 0, count: h), outputs: h, inputs: d, precision: .bf16) : nil
         let big = (kept > 0 ? h : 1) * c * d >= 1 << 21
         let blocks = Parallel.ranges(c, parts: big && threads > 1 ? min(2 * threads, max(1, c / 64)) : 1)
         return Parallel.map(blocks.count, parts: blocks.count) { part in
@@ -114,7 +120,11 @@ public enum MatchFeatures {
                 guard kept > 0 else { return }
                 // Every element is written by the GEMM: no zeroing pass.
                 let scores = [Float](unsafeUninitializedCapacity: rows.count * h) { scores, count in
-                    GEMM.multiply(x, query.history, into: scores.baseAddress!, m: rows.count, n: h, k: d, transposeB: true)
+                    if let packedHistory {
+                        packedHistory.apply(x, rows: rows.count, into: scores.baseAddress!)
+                    } else {
+                        GEMM.multiply(x, query.history, into: scores.baseAddress!, m: rows.count, n: h, k: d, transposeB: true)
+                    }
                     count = rows.count * h
                 }
                 let (topIndex, topScore) = Kernels.topK(scores, rows: rows.count, columns: h, k: kept)

@@ -8,11 +8,14 @@ public struct Matcher: Sendable {
     /// `/embed` serves the codebook's rotated space: inline vectors arrive in it, user vectors leave in it.
     public let rotate: Bool
     public let maxIdBytes: Int
+    /// The format of `/match`'s candidates × history product (`MatchFeatures.Query.precision`).
+    public let precision: TowerPrecision
 
-    public init(pipeline: EmbeddingPipeline, rotate: Bool, maxIdBytes: Int) {
+    public init(pipeline: EmbeddingPipeline, rotate: Bool, maxIdBytes: Int, precision: TowerPrecision = .fp32) {
         self.pipeline = pipeline
         self.rotate = rotate
         self.maxIdBytes = maxIdBytes
+        self.precision = precision
     }
 
     /// A user's history: vectors oldest first, with optional weights (one per entry, finite and ≥ 0).
@@ -89,6 +92,7 @@ public struct Matcher: Sendable {
             candidateCount: candidateRows.count, dimensions: size, features: request.features,
             weights: weights.map { w in historyRows.map { w[$0] } }, recent: request.recent, topK: request.topK,
             simTop: request.simTop)
+        query.precision = precision
         if candidateCodes, let codebook {
             query.candidateCodes = candidateRows.map { candidates.codes[$0] }
             if historyCodes {

@@ -35,6 +35,12 @@ public struct ModelIdentity: Sendable, Equatable {
             id += "+" + URL(fileURLWithPath: directory).lastPathComponent
         }
         parts.append((1, Array("maxTokens=\(text.maxTokens) imageTopK=\(image.topK) audioTopK=\(audio.topK) \(fusion)".utf8)))
+        // Vectors of another precision are another model's: never mixed in the store or compared by /match. fp32
+        // adds nothing, so banks written before precisions existed keep their revision.
+        let precisions = [text.precision, image.precision, audio.precision].map(\.effective)
+        if precisions.contains(where: { $0 != .fp32 }) {
+            parts.append((3, Array("text=\(precisions[0].rawValue) image=\(precisions[1].rawValue) audio=\(precisions[2].rawValue)".utf8)))
+        }
         self.init(id: id, revision: String(ContentHash.sha256(parts).prefix(16)))
     }
 }

@@ -8,10 +8,13 @@ public struct PipelineConfiguration: Sendable {
         public var directory: String
         /// Longest token sequence, special tokens included (sentence-transformers' `max_seq_length`).
         public var maxTokens: Int
+        /// The format of the encoder's dense layers (what the CPU lacks runs as fp32: `TowerPrecision.effective`).
+        public var precision: TowerPrecision
 
-        public init(directory: String, maxTokens: Int) {
+        public init(directory: String, maxTokens: Int, precision: TowerPrecision = .fp32) {
             self.directory = directory
             self.maxTokens = maxTokens
+            self.precision = precision
         }
     }
 
@@ -23,11 +26,14 @@ public struct PipelineConfiguration: Sendable {
         public var labels: String
         /// Classes ConSE combines.
         public var topK: Int
+        /// The format of the tower's dense products (`TowerPrecision.effective` applies).
+        public var precision: TowerPrecision
 
-        public init(directory: String, labels: String, topK: Int) {
+        public init(directory: String, labels: String, topK: Int, precision: TowerPrecision = .fp32) {
             self.directory = directory
             self.labels = labels
             self.topK = topK
+            self.precision = precision
         }
     }
 

@@ -160,7 +160,8 @@ public struct SemanticCodebook: Sendable {
     public func rotate(_ vectors: [Float], count: Int) -> [Float] {
         guard count > 0 else { return [] }
         return [Float](unsafeUninitializedCapacity: count * dimensions) { out, initialized in
-            vectors.withUnsafeBufferPointer { rotator.apply($0.baseAddress!, rows: count, into: out.baseAddress!) }
+            // Always the packed kernel (never OpenBLAS, whose result for a row depends on the call's shape).
+            vectors.withUnsafeBufferPointer { rotator.apply($0.baseAddress!, rows: count, into: out.baseAddress!, packedRowLimit: .max) }
             initialized = count * dimensions
         }
     }

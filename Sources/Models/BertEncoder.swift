@@ -46,9 +46,14 @@ public final class BertEncoder: Sendable {
     /// times `BLAS.setThreads` should not exceed the cores.
     public let threads: Int
 
-    /// Loads `config.json` and `model.safetensors` from `directory`, checking every tensor's presence and shape.
-    public init(directory: URL, threads: Int = 1) throws {
+    /// The format of the dense layers' products (`Linear.precision`: fp32 where the CPU lacks the one asked).
+    public let precision: Precision
+
+    /// Loads `config.json` and `model.safetensors` from `directory`, checking every tensor's presence and shape;
+    /// the dense layers in `precision` (attention, normalisations, GELU and pooling stay fp32).
+    public init(directory: URL, threads: Int = 1, precision: Precision = .fp32) throws {
         self.threads = max(1, threads)
+        self.precision = precision.effective
         let configURL = directory.appendingPathComponent("config.json")
         do {
             configuration = try JSONDecoder().decode(BertConfiguration.self, from: Data(contentsOf: configURL))
@@ -92,20 +97,25 @@ public final class BertEncoder: Sendable {
         typeEmbeddings = try file.floats("embeddings.token_type_embeddings.weight")
         embeddingNormWeight = try file.floats("embeddings.LayerNorm.weight")
         embeddingNormBias = try file.floats("embeddings.LayerNorm.bias")
+        // int8 keeps the query/key/value projection in bf16: quantising its input (LayerNorm's output, a few channels
+        // far larger than the rest) per row cost the most of any layer, mean cosine 0.9973 → 0.9988 on the fixture
+        // corpus with it in bf16 (README, "Precision").
+        let projection = precision == .int8 ? Precision.bf16 : precision
         layers = try (0..<c.layers).map { layer in
             let p = "encoder.layer.\(layer)."
             func f(_ name: String) throws -> [Float] { try file.floats(p + name) }
             return Layer(
                 qkv: Linear(weight: try f("attention.self.query.weight") + f("attention.self.key.weight") + f("attention.self.value.weight"),
                             bias: try f("attention.self.query.bias") + f("attention.self.key.bias") + f("attention.self.value.bias"),
-                            outputs: 3 * h, inputs: h),
+                            outputs: 3 * h, inputs: h, precision: projection),
                 output: Linear(weight: try f("attention.output.dense.weight"), bias: try f("attention.output.dense.bias"),
-                               outputs: h, inputs: h),
+                               outputs: h, inputs: h, precision: precision),
                 attentionNormWeight: try f("attention.output.LayerNorm.weight"),
                 attentionNormBias: try f("attention.output.LayerNorm.bias"),
                 intermediate: Linear(weight: try f("intermediate.dense.weight"), bias: try f("intermediate.dense.bias"),
-                                     outputs: i, inputs: h),
-                ffnOutput: Linear(weight: try f("output.dense.weight"), bias: try f("output.dense.bias"), outputs: h, inputs: i),
+                                     outputs: i, inputs: h, precision: precision),
+                ffnOutput: Linear(weight: try f("output.dense.weight"), bias: try f("output.dense.bias"), outputs: h, inputs: i,
+                                  precision: precision),
                 outputNormWeight: try f("output.LayerNorm.weight"), outputNormBias: try f("output.LayerNorm.bias"))
         }
     }

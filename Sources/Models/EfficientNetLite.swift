@@ -44,9 +44,14 @@ public final class EfficientNetLite: Sendable {
     public var featureSize: Int { head.outputs }
     public var classes: Int { classifier.outputs }
 
-    /// Loads `model.safetensors` from `directory`.
-    public init(directory: URL, threads: Int = 1) throws {
+    /// The format of the pointwise convolutions', head's and classifier's products (`Linear.precision`); the stem
+    /// and the depthwise convolutions stay fp32.
+    public let precision: Precision
+
+    /// Loads `model.safetensors` from `directory`, the 1×1 convolutions and the classifier in `precision`.
+    public init(directory: URL, threads: Int = 1, precision: Precision = .fp32) throws {
         self.threads = max(1, threads)
+        self.precision = precision.effective
         let file = try SafetensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
         /// Convolution weights [out, ...] with the BatchNorm `norm` folded in: (weights, bias).
         func folded(_ convolution: String, _ norm: String) throws -> ([Float], [Float]) {
@@ -71,7 +76,7 @@ public final class EfficientNetLite: Sendable {
                 throw ModelLoadingError(file: file.path, reason: "\(convolution).weight: shape \(s), expected [out, in, 1, 1]")
             }
             let (weights, bias) = try folded(convolution, norm)
-            return Linear(weight: weights, bias: bias, outputs: s[0], inputs: s[1])
+            return Linear(weight: weights, bias: bias, outputs: s[0], inputs: s[1], precision: precision)
         }
 
         // Stem: [32, 3, 3, 3] as [out][in][ky][kx], reordered to the patch order [out][ky][kx][in].
@@ -128,7 +133,7 @@ public final class EfficientNetLite: Sendable {
             throw ModelLoadingError(file: file.path, reason: "_fc.weight: shape \(fcShape), expected [classes, \(head.outputs)]")
         }
         classifier = Linear(weight: try file.floats("_fc.weight"), bias: try file.floats("_fc.bias"),
-                            outputs: fcShape[0], inputs: fcShape[1])
+                            outputs: fcShape[0], inputs: fcShape[1], precision: precision)
     }
 
     public struct Output: Sendable {

@@ -36,8 +36,13 @@ public final class Musicnn: Sendable {
     public var featureSize: Int { dense.outputs }
     public var tags: Int { output.outputs }
 
-    public init(directory: URL, threads: Int = 1) throws {
+    /// The format of the convolutions' (im2col) and dense layers' products (`Linear.precision`); normalisations,
+    /// pooling and the sigmoid stay fp32.
+    public let precision: Precision
+
+    public init(directory: URL, threads: Int = 1, precision: Precision = .fp32) throws {
         self.threads = max(1, threads)
+        self.precision = precision.effective
         let file = try SafetensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
         func norm(_ index: Int) throws -> Affine {
             let p = index == 0 ? "batch_normalization/" : "batch_normalization_\(index)/"
@@ -60,7 +65,7 @@ public final class Musicnn: Sendable {
                 for k in 0..<(h * w * i) { weights[out * h * w * i + k] = hwio[k * o + out] }
             }
             let bias = try file.floats(p + "bias")
-            return Convolution(linear: Linear(weight: weights, bias: bias, outputs: o, inputs: h * w * i),
+            return Convolution(linear: Linear(weight: weights, bias: bias, outputs: o, inputs: h * w * i, precision: precision),
                                height: h, width: w, inputs: i, norm: try norm(normIndex))
         }
         func dense(_ name: String) throws -> Linear {
@@ -69,7 +74,7 @@ public final class Musicnn: Sendable {
             let kernel = try file.floats(name + "/kernel")
             var weights = [Float](repeating: 0, count: kernel.count)
             for i in 0..<s[0] { for o in 0..<s[1] { weights[o * s[0] + i] = kernel[i * s[1] + o] } }
-            return Linear(weight: weights, bias: try file.floats(name + "/bias"), outputs: s[1], inputs: s[0])
+            return Linear(weight: weights, bias: try file.floats(name + "/bias"), outputs: s[1], inputs: s[0], precision: precision)
         }
         inputNorm = try norm(0)
         timbral = [try convolution(0, norm: 1), try convolution(1, norm: 2)]

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// A text model ready to serve: the tokenizer and the encoder of one model directory.
 public final class TextEmbedder: Sendable {
@@ -8,11 +9,11 @@ public final class TextEmbedder: Sendable {
     public let encoder: BertEncoder
 
     /// Loads `tokenizer.json`, `config.json` and `model.safetensors` from `directory`; a batch is split over
-    /// `threads` (see `BertEncoder.threads`).
-    public init(directory: URL, maxTokens: Int, threads: Int = 1) throws {
+    /// `threads` (see `BertEncoder.threads`), its dense layers in `precision`.
+    public init(directory: URL, maxTokens: Int, threads: Int = 1, precision: Precision = .fp32) throws {
         name = directory.lastPathComponent
         tokenizer = try WordPieceTokenizer(contentsOf: directory.appendingPathComponent("tokenizer.json"), maxLength: maxTokens)
-        encoder = try BertEncoder(directory: directory, threads: threads)
+        encoder = try BertEncoder(directory: directory, threads: threads, precision: precision)
     }
 
     public struct Result: Sendable {

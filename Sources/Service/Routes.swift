@@ -48,7 +48,7 @@ enum Routes {
         }
 
         let matcher = Matcher(pipeline: pipeline, rotate: configuration.codebook.rotateEmbeddings,
-                              maxIdBytes: limits.maxIdBytes)
+                              maxIdBytes: limits.maxIdBytes, precision: configuration.match.precision)
         let match = MatchRoute(matcher: matcher, embed: embed, limits: configuration.match,
                                stages: RouteStages(label: "omniembed_match_seconds", names: ["decode", "resolve", "compute", "encode"],
                                                    factory: metrics.factory))

@@ -11,9 +11,9 @@ extension ServiceConfiguration {
         case .qformer: .qformer(directory: embedding.qformerDirectory)
         }
         return PipelineConfiguration(
-            text: .init(directory: modelDirectory, maxTokens: maxTokens),
-            image: .init(directory: image.directory, labels: image.labels, topK: image.topK),
-            audio: .init(directory: audio.directory, labels: audio.labels, topK: audio.topK),
+            text: .init(directory: modelDirectory, maxTokens: maxTokens, precision: precision),
+            image: .init(directory: image.directory, labels: image.labels, topK: image.topK, precision: image.precision ?? precision),
+            audio: .init(directory: audio.directory, labels: audio.labels, topK: audio.topK, precision: audio.precision ?? precision),
             maxImagePixels: image.maxPixels, maxAudioSeconds: audio.maxSeconds, compute: encoder,
             fusion: fusion, dimensions: embedding.dimensions, settings: embedding.pipeline,
             store: store.enabled ? .init(backend: try store.itemStoreBackend(), cacheItems: store.cacheItems) : nil,

@@ -46,6 +46,9 @@ extension ServiceConfiguration {
         try config.milliseconds("shutdown.gracePeriodMs", &shutdownGracePeriod)
         try config.string("model.directory", &modelDirectory)
         try config.int("model.maxTokens", &maxTokens)
+        try config.choice("model.precision", &precision)
+        try config.choice("image.precision", &image.precision)
+        try config.choice("audio.precision", &audio.precision)
         try config.string("image.directory", &image.directory)
         try config.int("image.maxPixels", &image.maxPixels)
         try config.string("image.labels", &image.labels)
@@ -148,6 +151,10 @@ extension ServiceConfiguration {
         try config.int("match.maxCandidates", &match.maxCandidates)
         try config.int("match.maxTop", &match.maxTop)
         try config.int("match.defaultRecent", &match.defaultRecent)
+        try config.choice("match.precision", &match.precision)
+        guard match.precision != .int8 else {
+            throw ConfigurationError.invalid(key: "match.precision", reason: "may be fp32 or bf16, got int8")
+        }
         try config.int("log.bufferBytes", &logBufferBytes)
         try config.milliseconds("log.flushIntervalMs", &logFlushInterval)
 

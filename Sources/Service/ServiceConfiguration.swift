@@ -22,6 +22,9 @@ public struct ServiceConfiguration: Sendable {
     public var modelDirectory = "models/all-MiniLM-L6-v2"
     /// Longest token sequence, special tokens included (sentence-transformers' `max_seq_length`).
     public var maxTokens = 256
+    /// The towers' dense layers: fp32, bf16 or int8 (README, "Precision"); `image.precision` and
+    /// `audio.precision` override it for one tower.
+    public var precision = TowerPrecision.fp32
     public var encoder = ComputeThreads()
     public var image = ImageSettings()
     public var audio = AudioSettings()
@@ -36,6 +39,8 @@ public struct ServiceConfiguration: Sendable {
         public var labels = "config/labels/mtt-50.txt"
         /// Tags ConSE combines.
         public var topK = 10
+        /// The tower's precision; `nil` follows `model.precision`.
+        public var precision: TowerPrecision?
     }
 
     /// The image tower and the limits on images.
@@ -48,6 +53,8 @@ public struct ServiceConfiguration: Sendable {
         public var labels = "config/labels/imagenet-1k.txt"
         /// Classes ConSE combines.
         public var topK = 10
+        /// The tower's precision; `nil` follows `model.precision`.
+        public var precision: TowerPrecision?
     }
     public var limits = RequestLimits()
     public var embedding = EmbeddingSettings()
@@ -95,6 +102,8 @@ public struct ServiceConfiguration: Sendable {
         public var maxTop = 1_000
         /// History items the user vector averages when a request gives no `recent`.
         public var defaultRecent = 50
+        /// The candidates × history product: fp32, or bf16 (opt-in; README, "Precision").
+        public var precision = TowerPrecision.fp32
     }
 
     /// `/embed`'s output sizes, fusion and batching.

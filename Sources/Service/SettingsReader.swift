@@ -58,6 +58,14 @@ struct SettingsReader {
     /// One of an enumeration's raw values.
     func choice<Choice: RawRepresentable & CaseIterable>(_ key: String, _ value: inout Choice) throws(ConfigurationError)
         where Choice.RawValue == String {
+        var found: Choice?
+        try choice(key, &found)
+        if let found { value = found }
+    }
+
+    /// An enum setting that may be absent (`nil`: another setting decides).
+    func choice<Choice: RawRepresentable & CaseIterable>(_ key: String, _ value: inout Choice?) throws(ConfigurationError)
+        where Choice.RawValue == String {
         guard let name = try present(key, as: .string, { try $0.requiredString(forKey: $1) }) else { return }
         guard let found = Choice(rawValue: name) else {
             throw .invalid(key: key, reason: "'\(name)' is not one of \(Choice.allCases.map(\.rawValue))")

@@ -2,16 +2,25 @@ import CKernels
 
 /// A dense layer `y = x · Wᵀ + b`, W stored outputs×inputs (PyTorch `Linear` layout).
 ///
-/// The weights are kept twice: packed for `oe_packed_linear`, which OpenBLAS cannot match on few rows (it packs W
-/// on every call: at 8 rows it reached a third of the packed kernel's speed), and as given, for OpenBLAS on many
-/// rows on CPUs where it is the faster of the two (`packedRowLimit`). Memory for the weights doubles; for a small
-/// text model that is ~90 MB.
+/// In fp32 the weights are kept twice: packed for `oe_packed_linear`, which OpenBLAS cannot match on few rows (it
+/// packs W on every call: at 8 rows it reached a third of the packed kernel's speed), and as given, for OpenBLAS on
+/// many rows on CPUs where it is the faster of the two (`packedRowLimit`). Memory for the weights doubles; for a
+/// small text model that is ~90 MB. In bf16 and int8 (`Precision`) they are kept once, packed for
+/// `oe_packed_linear_bf16` or `oe_packed_linear_int8`, which take every row count.
 public struct Linear: Sendable {
     public let inputs: Int
     public let outputs: Int
-    let weight: [Float]
+    /// The products' format (`Precision`); asked for one the CPU lacks, a layer is fp32.
+    public let precision: Precision
     let bias: [Float]
-    let packed: [Float]
+    let weights: Weights
+
+    /// The weights as the layer's precision multiplies them, packed once: fp32 also as given, for OpenBLAS.
+    enum Weights: Sendable {
+        case fp32(weight: [Float], packed: [Float])
+        case bf16([UInt16])
+        case int8(codes: [Int8], scales: [Float], sums: [Int32])
+    }
 
     /// Up to this many rows per call use the packed kernel; more go to OpenBLAS. Measured once per process
     /// (`calibratedPackedRowLimit`): which of the two is faster on many rows depends on the CPU (figures in
@@ -43,15 +52,31 @@ public struct Linear: Sendable {
         return median(blas) * 10 < median(packed) * 9 ? 64 : .max
     }
 
-    public init(weight: [Float], bias: [Float], outputs: Int, inputs: Int) {
+    public init(weight: [Float], bias: [Float], outputs: Int, inputs: Int, precision: Precision = .fp32) {
         precondition(weight.count == outputs * inputs && bias.count == outputs, "Linear: shapes do not match")
         self.inputs = inputs
         self.outputs = outputs
-        self.weight = weight
         self.bias = bias
-        packed = [Float](unsafeUninitializedCapacity: oe_packed_size(outputs, inputs)) { buffer, count in
-            oe_pack_weights(weight, outputs, inputs, buffer.baseAddress)
-            count = buffer.count
+        self.precision = precision.effective
+        switch self.precision {
+        case .fp32:
+            weights = .fp32(weight: weight, packed: [Float](unsafeUninitializedCapacity: oe_packed_size(outputs, inputs)) { buffer, count in
+                oe_pack_weights(weight, outputs, inputs, buffer.baseAddress)
+                count = buffer.count
+            })
+        case .bf16:
+            weights = .bf16([UInt16](unsafeUninitializedCapacity: oe_packed_bf16_size(outputs, inputs)) { buffer, count in
+                oe_pack_weights_bf16(weight, outputs, inputs, buffer.baseAddress)
+                count = buffer.count
+            })
+        case .int8:
+            let columns = oe_packed_int8_columns(outputs)
+            var scales = [Float](repeating: 0, count: columns), sums = [Int32](repeating: 0, count: columns)
+            let codes = [Int8](unsafeUninitializedCapacity: oe_packed_int8_size(outputs, inputs)) { buffer, count in
+                oe_pack_weights_int8(weight, outputs, inputs, buffer.baseAddress, &scales, &sums)
+                count = buffer.count
+            }
+            weights = .int8(codes: codes, scales: scales, sums: sums)
         }
     }
 
@@ -60,33 +85,48 @@ public struct Linear: Sendable {
     public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, relu6: Bool = false,
                       packedRowLimit: Int = packedRowLimit, columnThreads: Int = 1) {
         guard rows > 0 else { return }
-        if rows <= packedRowLimit {
-            let panels = Parallel.ranges((outputs + 31) / 32, parts: columnThreads)
-            if panels.count == 1 {
-                oe_packed_linear(x, rows, inputs, packed, outputs, bias, y, outputs, relu6 ? 1 : 0)
-            } else {
-                // Few rows: the product is bound by reading the weights, so each thread takes a share of the
-                // output columns (whole 32-column panels) and reads only its share. Each output is computed
-                // exactly as without the split.
-                let (inputs, outputs) = (inputs, outputs)
-                let (x, y) = (UnsafeSendable(x), UnsafeSendable(y))
-                packed.withUnsafeBufferPointer { packed in
-                    bias.withUnsafeBufferPointer { bias in
-                        let (packed, bias) = (UnsafeSendable(packed.baseAddress!), UnsafeSendable(bias.baseAddress!))
-                        Parallel.run(panels.count) { part in
-                            let first = panels[part].lowerBound * 32
-                            let columns = min(outputs, panels[part].upperBound * 32) - first
-                            oe_packed_linear(x.pointer, rows, inputs, packed.pointer + first * inputs, columns,
-                                             bias.pointer + first, y.pointer + first, outputs, relu6 ? 1 : 0)
-                        }
-                    }
-                }
-            }
-        } else {
+        if case .fp32(let weight, _) = weights, rows > packedRowLimit {
             weight.withUnsafeBufferPointer { w in
                 bias.withUnsafeBufferPointer { b in
                     Kernels.linear(x, w.baseAddress!, b.baseAddress!, into: y, rows: rows, inputs: inputs, outputs: outputs,
                                    relu6: relu6)
+                }
+            }
+            return
+        }
+        let panels = Parallel.ranges((outputs + 31) / 32, parts: columnThreads)
+        guard panels.count > 1 else { return packed(x, rows: rows, into: y, columns: 0..<outputs, relu6: relu6) }
+        // Few rows: the product is bound by reading the weights, so each thread takes a share of the output
+        // columns (whole 32-column panels) and reads only its share. Each output is computed exactly as without
+        // the split.
+        let (x, y) = (UnsafeSendable(x), UnsafeSendable(y))
+        Parallel.run(panels.count) { part in
+            let columns = panels[part].lowerBound * 32..<min(outputs, panels[part].upperBound * 32)
+            packed(x.pointer, rows: rows, into: y.pointer, columns: columns, relu6: relu6)
+        }
+    }
+
+    /// The output `columns` (from a multiple of 32) of `rows` rows, by the packed kernel of the precision.
+    private func packed(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, columns: Range<Int>,
+                        relu6: Bool) {
+        let (first, n, relu) = (columns.lowerBound, columns.count, Int32(relu6 ? 1 : 0))
+        bias.withUnsafeBufferPointer { bias in
+            let b = bias.baseAddress! + first
+            switch weights {
+            case .fp32(_, let packed):
+                packed.withUnsafeBufferPointer { oe_packed_linear(x, rows, inputs, $0.baseAddress! + first * inputs, n, b, y + first, outputs, relu) }
+            case .bf16(let packed):
+                let stride = (inputs + 1) / 2 * 2
+                packed.withUnsafeBufferPointer { oe_packed_linear_bf16(x, rows, inputs, $0.baseAddress! + first * stride, n, b, y + first, outputs, relu) }
+            case .int8(let codes, let scales, let sums):
+                let stride = (inputs + 3) / 4 * 4
+                codes.withUnsafeBufferPointer { codes in
+                    scales.withUnsafeBufferPointer { scales in
+                        sums.withUnsafeBufferPointer { sums in
+                            oe_packed_linear_int8(x, rows, inputs, codes.baseAddress! + first * stride, scales.baseAddress! + first,
+                                                  sums.baseAddress! + first, n, b, y + first, outputs, relu)
+                        }
+                    }
                 }
             }
         }

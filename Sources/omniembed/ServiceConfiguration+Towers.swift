@@ -9,18 +9,20 @@ extension ServiceConfiguration {
     func loadTextModel() throws -> TextEmbedder {
         BLAS.setThreads(encoder.blasThreads)
         return try TextEmbedder(directory: URL(fileURLWithPath: modelDirectory), maxTokens: maxTokens,
-                                threads: encoder.resolvedThreads())
+                                threads: encoder.resolvedThreads(), precision: Precision(rawValue: precision.rawValue)!)
     }
 
     /// The configured audio tower, with OpenBLAS set as for the text model.
     func loadAudioModel() throws -> Musicnn {
         BLAS.setThreads(encoder.blasThreads)
-        return try Musicnn(directory: URL(fileURLWithPath: audio.directory), threads: encoder.resolvedThreads())
+        return try Musicnn(directory: URL(fileURLWithPath: audio.directory), threads: encoder.resolvedThreads(),
+                           precision: Precision(rawValue: (audio.precision ?? precision).rawValue)!)
     }
 
     /// The configured image tower, with OpenBLAS set as for the text model.
     func loadImageModel() throws -> EfficientNetLite {
         BLAS.setThreads(encoder.blasThreads)
-        return try EfficientNetLite(directory: URL(fileURLWithPath: image.directory), threads: encoder.resolvedThreads())
+        return try EfficientNetLite(directory: URL(fileURLWithPath: image.directory), threads: encoder.resolvedThreads(),
+                                    precision: Precision(rawValue: (image.precision ?? precision).rawValue)!)
     }
 }

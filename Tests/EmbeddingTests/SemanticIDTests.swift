@@ -34,15 +34,20 @@ import Testing
         #expect(exact >= expected.count - 2)
     }
 
-    @Test func matchFeaturesMatchNumPy() throws {
-        let fixture = try json("match.json")
+    /// The NumPy fixture's history and candidates as a query for `features`.
+    func matchQuery(_ fixture: [String: Any], features: Set<MatchFeatures.Feature>) -> MatchFeatures.Query {
         let d = fixture["dimensions"] as! Int
         let history = floats(fixture["history"]), candidates = floats(fixture["candidates"])
-        var query = MatchFeatures.Query(
+        return MatchFeatures.Query(
             history: history, historyCount: history.count / d, candidates: candidates, candidateCount: candidates.count / d,
-            dimensions: d, features: Set(MatchFeatures.Feature.allCases),
+            dimensions: d, features: features,
             weights: (fixture["weights"] as! [Double]).map(Float.init), recent: fixture["recent"] as! Int,
             topK: fixture["top_k"] as! Int, simTop: fixture["sim_top"] as! Int)
+    }
+
+    @Test func matchFeaturesMatchNumPy() throws {
+        let fixture = try json("match.json")
+        var query = matchQuery(fixture, features: Set(MatchFeatures.Feature.allCases))
         query.historyCodes = fixture["history_codes"] as! [[Int]]
         query.candidateCodes = fixture["candidate_codes"] as! [[Int]]
         query.codeCounts = fixture["code_counts"] as! [Int]
@@ -67,6 +72,34 @@ import Testing
                 }
             }
         }
+    }
+
+    /// `match.precision: bf16`: the candidates × history product on bfloat16 operands stays within 2e-3 of NumPy's
+    /// float64 features; the most similar history items are the reference's wherever their scores are further
+    /// apart than that.
+    @Test func matchFeaturesInBF16StayWithinTwoThousandthsOfNumPy() throws {
+        let fixture = try json("match.json")
+        var query = matchQuery(fixture, features: [.userCos, .maxCos, .topkMeanCos, .simTop])
+        query.precision = .bf16
+        let expected = fixture["expected"] as! [[String: Any]]
+        var worst = 0.0
+        for block in MatchFeatures.compute(query, threads: 2, { $0 }) {
+            for row in block.rows {
+                let (r, reference) = (row - block.rows.lowerBound, expected[row])
+                worst = max(worst, abs(Double(block.maxCos[r]) - (reference["max_cos"] as! Double)),
+                            abs(Double(block.topkMeanCos[r]) - (reference["topk_mean_cos"] as! Double)))
+                #expect(abs(Double(block.userCos[r]) - (reference["user_cos"] as! Double)) <= 1e-5)
+                let top = reference["sim_top"] as! [[Double]]
+                let n = block.simTopCount
+                for (j, (score, index)) in zip(block.simTopScore[r * n..<(r + 1) * n], block.simTopIndex[r * n..<(r + 1) * n]).enumerated() {
+                    worst = max(worst, abs(Double(score) - top[j][1]))
+                    let apart = (j == 0 || top[j - 1][1] - top[j][1] > 4e-3) && (j + 1 == n || top[j][1] - top[j + 1][1] > 4e-3)
+                    if apart { #expect(Int(index) == Int(top[j][0]), "row \(row) rank \(j)") }
+                }
+            }
+        }
+        #expect(worst <= 2e-3, "worst feature difference \(worst)")
+        print("match features in \(query.precision.effective) vs NumPy float64: worst difference \(worst)")
     }
 
     /// A query large enough to be cut into blocks computed in parallel gives, row for row, what one block does

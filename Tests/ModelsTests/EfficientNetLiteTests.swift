@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import Tensor
 import Testing
 @testable import Models
 
@@ -50,6 +51,30 @@ import Testing
         // One image alone gives what it gave inside the batch.
         let alone = model.run([inputs[1]])
         #expect(zip(alone.features[0], output.features[1]).map { abs($0 - $1) }.max()! <= 1e-5)
+    }
+
+    /// The 1×1 convolutions and the classifier in bf16 and int8: the same top-1 class and features close to
+    /// PyTorch's fp32 on every photo (a precision the kernel set lacks loads as fp32).
+    @Test(arguments: [(Precision.bf16, 0.999), (.int8, 0.99)])
+    func lowerPrecisionsKeepTheClassAndTheFeatures(precision: Precision, bound: Double) throws {
+        let model = try EfficientNetLite(directory: Self.directory, threads: 2, precision: precision)
+        #expect(model.precision == precision.effective)
+        let cases = try cases()
+        let inputs = try cases.map { c in
+            let square = try ImageDecoder().decode([UInt8](Data(contentsOf: Self.photos.appendingPathComponent("\(c.name).jpg.crop.png"))))
+            return ImagePreprocessor().normalized(square)
+        }
+        let output = model.run(inputs)
+        var worst = 1.0
+        for (index, c) in cases.enumerated() {
+            let similarity = Double(cosine(output.features[index], c.features))
+            worst = min(worst, similarity)
+            #expect(similarity >= bound, "\(c.name): cosine \(similarity)")
+            #expect(argmax(output.logits[index]) == c.top5[0], "\(c.name)")
+        }
+        let alone = model.run([inputs[1]])
+        #expect(zip(alone.features[0], output.features[1]).map { abs($0 - $1) }.max()! <= 1e-5)
+        print("image tower \(model.precision) vs PyTorch fp32 on \(cases.count) photos: worst feature cosine \(worst), top-1 kept")
     }
 
     /// From the JPEG file through our decoder and preprocessing, full-size and DCT-scaled decoding.

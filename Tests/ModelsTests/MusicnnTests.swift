@@ -1,5 +1,6 @@
 import Foundation
 import Media
+import Tensor
 import Testing
 @testable import Models
 
@@ -21,8 +22,7 @@ import Testing
         zip(a, b).map(*).reduce(0, +) / (a.map { $0 * $0 }.reduce(0, +).squareRoot() * b.map { $0 * $0 }.reduce(0, +).squareRoot())
     }
 
-    @Test func featuresAndTagsMatchTensorFlow() throws {
-        let model = try #require(Self.model, "model cache missing: run scripts/fetch-models")
+    func patches() throws -> [(Case, [[Float]])] {
         let url = try #require(Bundle.module.url(forResource: "Fixtures/musicnn/expected", withExtension: "json"))
         let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
         let files = [
@@ -31,10 +31,17 @@ import Testing
             "melody": try #require(Bundle.module.url(forResource: "Fixtures/musicnn/melody", withExtension: "wav")),
             "voice": try #require(Bundle.module.url(forResource: "Fixtures/musicnn/voice", withExtension: "wav")),
         ]
-        for c in cases {
+        return try cases.map { c in
             let audio = try WAVDecoder().decode([UInt8](Data(contentsOf: try #require(files[c.name]))))
             let input = MelSpectrogram.musicnn().musicnnInput(Resampler.resample(audio, to: 16000).samples)
-            let output = model.run(Musicnn.patches(input))
+            return (c, Musicnn.patches(input))
+        }
+    }
+
+    @Test func featuresAndTagsMatchTensorFlow() throws {
+        let model = try #require(Self.model, "model cache missing: run scripts/fetch-models")
+        for (c, patches) in try patches() {
+            let output = model.run(patches)
             #expect(output.features.count == c.penultimate.count, "\(c.name): \(output.features.count) patches")
             for (index, expected) in c.penultimate.enumerated() where index < output.features.count {
                 let similarity = cosine(output.features[index], expected)
@@ -44,6 +51,28 @@ import Testing
                 print("\(c.name) patch \(index): feature cosine \(similarity), worst tag difference \(tagDifference)")
             }
         }
+    }
+}
+
+/// The audio tower's convolutions and dense layers in bf16 and int8 against TensorFlow's fp32: features close, and
+/// each patch's five strongest tags in the same order.
+@Suite struct MusicnnPrecisionTests {
+    @Test(arguments: [(Precision.bf16, 0.999), (.int8, 0.99)])
+    func lowerPrecisionsKeepTheFeaturesAndTheTagOrder(precision: Precision, bound: Double) throws {
+        let model = try Musicnn(directory: MusicnnTests.directory, threads: 2, precision: precision)
+        #expect(model.precision == precision.effective)
+        var worst = 1.0
+        for (c, patches) in try MusicnnTests().patches() {
+            let output = model.run(patches)
+            for (index, expected) in c.penultimate.enumerated() where index < output.features.count {
+                let similarity = Double(MusicnnTests().cosine(output.features[index], expected))
+                worst = min(worst, similarity)
+                #expect(similarity >= bound, "\(c.name) patch \(index): cosine \(similarity)")
+                let top = { (tags: [Float]) in Array(tags.indices.sorted { tags[$0] > tags[$1] }.prefix(5)) }
+                #expect(top(output.tags[index]) == top(c.tags[index]), "\(c.name) patch \(index)")
+            }
+        }
+        print("audio tower \(model.precision) vs TensorFlow fp32: worst feature cosine \(worst), top-5 tag order kept")
     }
 }
 

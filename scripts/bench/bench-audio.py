@@ -36,7 +36,9 @@ def main():
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "omniembed"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0, help="time per engine")
+    parser.add_argument("--precision", default="fp32", help="OmniEmbed's precisions, comma-separated: fp32,bf16,int8")
     args = parser.parse_args()
+    precisions = [p for p in args.precision.split(",") if p != "fp32"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     path = os.path.join(ROOT, ".cache", "bench", "30s-44k.wav")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -44,6 +46,8 @@ def main():
 
     ours = bench_common.omniembed(args.binary, ["--audio", path, "--seconds", str(args.seconds)], args.threads)
     duration = ours["audio_seconds"]
+    lower = {p: bench_common.omniembed(args.binary, ["--audio", path, "--seconds", str(args.seconds)], args.threads,
+                                       OMNIEMBED_MODEL_PRECISION=p) for p in precisions}
 
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -68,13 +72,21 @@ def main():
         reference_model = bench_common.time_runs(
             lambda: session.run([y, penultimate], feed_dict={x: batch, is_training: False}), args.seconds)
 
+    print(f"CPU: {bench_common.cpu_name()}")
     print(f"{duration:.0f} s of 44.1 kHz audio ({ours['patches']} patches), {args.threads} threads; audio seconds per second, medians:")
     rows = [("omniembed, end to end (decode, resample, log-mel, model)", duration / ours["end_to_end_seconds"]),
             ("musicnn extractor, end to end (TensorFlow)", duration / reference_end_to_end),
             ("omniembed, model alone", duration / ours["model_seconds"]),
             ("TensorFlow model alone, graph built once", duration / reference_model)]
+    for precision, timing in lower.items():
+        rows += [(f"omniembed {precision}, end to end", duration / timing["end_to_end_seconds"]),
+                 (f"omniembed {precision}, model alone", duration / timing["model_seconds"])]
     for label, rate in rows:
         print(f"  {label:<58} {rate:8.1f}")
+    for precision, timing in lower.items():
+        ratio = ours["model_seconds"] / timing["model_seconds"]
+        print(f"{precision} model alone: {ratio:.2f}× our fp32" + (f" (target ≥ 1.5×: {'met' if ratio >= 1.5 else 'MISSED'})"
+                                                                    if precision == "bf16" else ""))
     print(f"end to end: {rows[0][1] / rows[1][1]:.1f}× the extractor (target ≥ 5×); "
           f"model alone: {rows[2][1] / rows[3][1]:.2f}× TensorFlow's (target ≥ 1)")
 

@@ -44,12 +44,13 @@ def worker(engine, onnx_path, threads):
     import numpy as np
 
     def make_runner():
-        if engine == "onnxruntime":
+        if engine in ("onnxruntime", "onnxruntime-int8"):
             import onnxruntime as ort
             options = ort.SessionOptions()
             options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+            path = onnx_path if engine == "onnxruntime" else onnx_path.replace(".onnx", ".int8.onnx")
+            session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
             return lambda x: session.run(None, {"image": x})
         import torch
         model = reference_model(threads)
@@ -92,23 +93,35 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rounds", type=int, default=3,
                         help="passes over all batch sizes; the table shows each cell's median over the rounds")
+    parser.add_argument("--precision", default="fp32", help="OmniEmbed's precisions, comma-separated: fp32,bf16,int8")
     args = parser.parse_args()
+    precisions = args.precision.split(",")
+    if "fp32" not in precisions:
+        precisions.insert(0, "fp32")
     if args.worker:
         return worker(args.worker, args.onnx, args.threads)
 
     os.makedirs(os.path.dirname(args.onnx), exist_ok=True)
     export_onnx(args.onnx)
     extra = ["--onnx", args.onnx, "--threads", str(args.threads)]
-    engines = {name: bench_common.Worker(__file__, name, extra) for name in ("onnxruntime", "pytorch")}
+    references = ["onnxruntime", "pytorch"]
+    if len(precisions) > 1:
+        from bench_text_reference import quantize_onnx
+        quantize_onnx(args.onnx, args.onnx.replace(".onnx", ".int8.onnx"))
+        references.insert(1, "onnxruntime-int8")
+    engines = {name: bench_common.Worker(__file__, name, extra) for name in references}
+    print(f"CPU: {bench_common.cpu_name()}")
     print(f"threads: {args.threads} per engine; images/s are medians over repeated batches ({args.seconds:g} s per engine "
           f"per cell), then the median of {args.rounds} round(s)")
-    measured = {batch: {"omniembed": [], "onnxruntime": [], "pytorch": []} for batch in args.batch_sizes}
+    ours = [f"omniembed-{p}" for p in precisions]
+    measured = {batch: {e: [] for e in ["omniembed"] + ours[1:] + references} for batch in args.batch_sizes}
     for round in range(args.rounds):
         for batch in args.batch_sizes:
-            measured[batch]["omniembed"].append(bench_common.omniembed(
-                args.binary, ["--tower", "image", "--batch-sizes", str(batch), "--seconds", str(args.seconds)],
-                args.threads)["items_per_second"])
-            for engine in ("onnxruntime", "pytorch"):
+            for precision, name in zip(precisions, ["omniembed"] + ours[1:]):
+                measured[batch][name].append(bench_common.omniembed(
+                    args.binary, ["--tower", "image", "--batch-sizes", str(batch), "--seconds", str(args.seconds)],
+                    args.threads, OMNIEMBED_MODEL_PRECISION=precision)["items_per_second"])
+            for engine in references:
                 time.sleep(0.2)
                 measured[batch][engine].append(batch / engines[engine].measure({"batch": batch}, args.seconds))
         print(f"  round {round + 1} of {args.rounds} done", flush=True)
@@ -123,6 +136,15 @@ def main():
         ratios = [o / r for o, r in zip(measured[batch]["omniembed"], measured[batch]["onnxruntime"])]
         print(f"batch {batch:>2}, omniembed/ORT per round: {' '.join(f'{r:.2f}' for r in ratios)}; "
               f"median {statistics.median(ratios):.2f}")
+
+    if len(precisions) > 1:
+        columns = ["omniembed"] + ours[1:] + references[:-1]
+        print(f"\nimages/s by precision: " + ", ".join(c.replace("omniembed-", "ours ").replace("omniembed", "ours fp32") for c in columns))
+        for batch in args.batch_sizes:
+            median = {c: statistics.median(measured[batch][c]) for c in columns}
+            print(f"{batch:>5} | " + " | ".join(f"{median[c]:>8.1f}" for c in columns) + " | " +
+                  ", ".join(f"{c.replace('omniembed-', '')} {median[c] / median['omniembed']:.2f}× fp32" for c in ours[1:]) +
+                  (f", int8 {median['omniembed-int8'] / median['onnxruntime-int8']:.2f}× ORT int8" if "omniembed-int8" in median else ""))
 
     photo = os.path.join(os.path.dirname(args.onnx), "1080p.jpg")
     hd_photo(photo)

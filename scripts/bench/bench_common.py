@@ -17,6 +17,18 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def cpu_name():
+    """The CPU as lscpu names it, with its family and model (the Zen 4 machines here all say "AMD EPYC")."""
+    fields = {}
+    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = fields.get("Flags", "").split()
+    extras = [f for f in ("avx512f", "avx512_bf16", "avx512_vnni") if f in flags]
+    return (f"{fields.get('Model name', '?')} (family {fields.get('CPU family', '?')} model {fields.get('Model', '?')}, "
+            f"{fields.get('CPU(s)', '?')} CPUs, {' '.join(extras) or 'no AVX-512'})")
+
+
 def time_runs(run, seconds, minimum=3):
     """Seconds per call, median over repeated calls (one warm-up first)."""
     run()
@@ -54,9 +66,10 @@ class Worker:
         return json.loads(self.process.stdout.readline())["seconds"]
 
 
-def omniembed(binary, arguments, threads):
-    """The last JSON line of `omniembed benchmark ARGUMENTS`, with `threads` encoder threads, one BLAS thread each."""
-    env = dict(os.environ, OMNIEMBED_MODEL_THREADS=str(threads), OMNIEMBED_MODEL_BLAS_THREADS="1")
+def omniembed(binary, arguments, threads, **settings):
+    """The last JSON line of `omniembed benchmark ARGUMENTS`, with `threads` encoder threads, one BLAS thread each,
+    and `settings` as environment variables."""
+    env = dict(os.environ, OMNIEMBED_MODEL_THREADS=str(threads), OMNIEMBED_MODEL_BLAS_THREADS="1", **settings)
     out = subprocess.run([binary, "benchmark", *arguments], env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

@@ -2,7 +2,8 @@
 
 Both run the same model directory OmniEmbed loads: PyTorch through Hugging Face `transformers`' BertModel plus
 mean pooling and L2 normalisation (what sentence-transformers runs), ONNX Runtime on that module exported by
-`torch.onnx` (fp32, dynamic batch and sequence axes, graph optimisations on).
+`torch.onnx` (fp32, dynamic batch and sequence axes, graph optimisations on), and on the same graph quantised by
+ONNX Runtime's dynamic int8 quantisation (per-channel weights, as its documentation recommends for transformers).
 """
 import os
 
@@ -43,6 +44,31 @@ def export_onnx(directory, path):
     os.replace(path + ".tmp", path)
 
 
+def quantize_onnx(path, quantized):
+    """ONNX Runtime's dynamic int8 of `path` (weights per output channel, activations per tensor at run time)."""
+    if os.path.exists(quantized) and os.path.getmtime(quantized) >= os.path.getmtime(path):
+        return
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quantize_dynamic(path, quantized + ".tmp", weight_type=QuantType.QInt8, per_channel=True)
+    os.replace(quantized + ".tmp", quantized)
+
+
+def sgemm_peak(threads, size=2048, seconds=1.0):
+    """GFLOP/s of NumPy's OpenBLAS sgemm on `size`² float32 matrices with `threads` threads (best of `seconds` of
+    calls): the fp32 ceiling of this machine. In a process of its own, as OpenBLAS reads its thread count at load."""
+    import subprocess
+    import sys
+    code = (f"import numpy as np, time\n"
+            f"a = np.random.default_rng(1).standard_normal(({size}, {size}), dtype=np.float32)\n"
+            f"best, started = 1e9, time.perf_counter()\n"
+            f"while time.perf_counter() - started < {seconds}:\n"
+            f"    t0 = time.perf_counter(); a @ a; best = min(best, time.perf_counter() - t0)\n"
+            f"print(2 * {size} ** 3 / best / 1e9)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, OPENBLAS_NUM_THREADS=str(threads)),
+                         check=True, capture_output=True, text=True).stdout
+    return float(out)
+
+
 class TorchRunner:
     name = "pytorch"
 
@@ -58,7 +84,6 @@ class TorchRunner:
 
 
 class OnnxRunner:
-    name = "onnxruntime"
 
     def __init__(self, path, threads):
         import onnxruntime as ort
