@@ -46,11 +46,13 @@ public final class BertEncoder: Sendable {
     /// times `BLAS.setThreads` should not exceed the cores.
     public let threads: Int
 
-    /// The format of the dense layers' products (`Linear.precision`: fp32 where the CPU lacks the one asked).
+    /// The format of the dense layers' products (`Linear.precision`: fp32 where the CPU lacks the one asked); in
+    /// bf16 and int8 the attention products are bf16.
     public let precision: Precision
 
     /// Loads `config.json` and `model.safetensors` from `directory`, checking every tensor's presence and shape;
-    /// the dense layers in `precision` (attention, normalisations, GELU and pooling stay fp32).
+    /// the dense layers in `precision` (attention's products in bf16 below fp32; normalisations, softmax, GELU and
+    /// pooling stay fp32).
     public init(directory: URL, threads: Int = 1, precision: Precision = .fp32) throws {
         self.threads = max(1, threads)
         self.precision = precision.effective
@@ -259,7 +261,8 @@ public final class BertEncoder: Sendable {
             let end = min(range.upperBound, starts[s + 1])
             Attention.context(qkv: qkv + starts[s] * 3 * h, length: lengths[s],
                               queries: (row - starts[s])..<(end - starts[s]), shape: shape,
-                              into: workspace.context + row * h, scratch: scores)
+                              into: workspace.context + row * h, scratch: scores,
+                              precision: precision == .fp32 ? .fp32 : .bf16)
             row = end
         }
         let (first, count) = (range.lowerBound * h, range.count)

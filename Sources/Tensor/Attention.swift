@@ -17,7 +17,8 @@ public enum Attention {
 
     /// Floats of scratch `context` needs for a sequence of `length` tokens and `queries` query rows.
     public static func scratchSize(length: Int, queries: Int, shape: Shape) -> Int {
-        max(oe_attention_scratch_size(length, shape.headSize), queries * length)
+        max(oe_attention_scratch_size(length, shape.headSize), oe_attention_bf16_scratch_size(length, shape.headSize),
+            queries * length)
     }
 
     /// Sequences up to this long use the vector-loop kernel; longer ones two GEMMs per head, whose fixed cost
@@ -26,9 +27,11 @@ public enum Attention {
 
     /// Context rows for queries `queries` (positions within the sequence) of the sequence whose first token row
     /// is `sequence`, `length` tokens long, written to `context` (one row of `hidden` per query, all heads).
-    /// `scratch` holds `scratchSize(length:queries:shape:)` floats.
+    /// `scratch` holds `scratchSize(length:queries:shape:)` floats. In bf16 the two products take bfloat16 operands
+    /// (`oe_attention_bf16`; fp32 where the CPU lacks the instruction).
     public static func context(qkv sequence: UnsafePointer<Float>, length: Int, queries: Range<Int>, shape: Shape,
-                               into context: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+                               into context: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                               precision: Precision = .fp32) {
         let stride = 3 * shape.hidden
         let scale = 1 / Float(shape.headSize).squareRoot()
         let m = queries.count
@@ -36,7 +39,10 @@ public enum Attention {
             let q = sequence + queries.lowerBound * stride + head * shape.headSize
             let k = sequence + shape.hidden + head * shape.headSize
             let v = sequence + 2 * shape.hidden + head * shape.headSize
-            if length <= directKernelMaxLength {
+            if length <= directKernelMaxLength, precision != .fp32 {
+                oe_attention_bf16(q, k, v, context + head * shape.headSize, m, length, shape.headSize, stride, shape.hidden,
+                                  scale, scratch)
+            } else if length <= directKernelMaxLength {
                 oe_attention(q, k, v, context + head * shape.headSize, m, length, shape.headSize, stride, shape.hidden,
                              scale, scratch)
             } else {

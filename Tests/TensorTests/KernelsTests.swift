@@ -141,15 +141,16 @@ import Testing
     }
 
     /// Attention over a fused QKV block, for lengths around the vector width and past the direct-kernel limit.
-    @Test(arguments: [(1, 32), (5, 32), (16, 32), (33, 64), (100, 24), (20, 40), (7, 12), (600, 32)])
-    func attentionMatchesLoops(length: Int, headSize: Int) {
+    /// The largest difference between `Attention.context` in `precision` and Double loops.
+    func attentionError(length: Int, headSize: Int, precision: Precision) -> Double {
         let shape = Attention.Shape(heads: 3, headSize: headSize)
         let (h, stride) = (shape.hidden, 3 * shape.hidden)
         let qkv = random(length * stride, seed: UInt64(length), scale: 2)
         let queries = (length / 3)..<length
         var context = [Float](repeating: .nan, count: queries.count * h)
         var scratch = [Float](repeating: 0, count: Attention.scratchSize(length: length, queries: queries.count, shape: shape))
-        Attention.context(qkv: qkv, length: length, queries: queries, shape: shape, into: &context, scratch: &scratch)
+        Attention.context(qkv: qkv, length: length, queries: queries, shape: shape, into: &context, scratch: &scratch,
+                          precision: precision)
         let scale = 1 / Double(headSize).squareRoot()
         var worst = 0.0
         func value(_ row: Int, _ block: Int, _ head: Int, _ d: Int) -> Double {
@@ -172,7 +173,22 @@ import Testing
                 }
             }
         }
+        return worst
+    }
+
+    @Test(arguments: [(1, 32), (5, 32), (16, 32), (33, 64), (100, 24), (20, 40), (7, 12), (600, 32)])
+    func attentionMatchesLoops(length: Int, headSize: Int) {
+        let worst = attentionError(length: length, headSize: headSize, precision: .fp32)
         #expect(worst < 1e-5, "worst \(worst)")
+    }
+
+    /// bf16 operands in both products (head sizes of 16s; others run fp32): within bfloat16's rounding of the
+    /// loops (values up to 2 in magnitude), odd lengths and keys past a 16 boundary included.
+    @Test(arguments: [(1, 32), (5, 32), (17, 32), (33, 64), (100, 16), (300, 32), (7, 12)])
+    func bf16AttentionStaysNearLoops(length: Int, headSize: Int) {
+        let worst = attentionError(length: length, headSize: headSize, precision: .bf16)
+        #expect(worst < (headSize % 16 == 0 && Precision.bf16.isNative ? 3e-2 : 1e-5), "worst \(worst)")
+        if headSize % 16 == 0 && Precision.bf16.isNative { #expect(worst > 1e-6, "bf16 products are not fp32's") }
     }
 
     /// Top-k against a full sort (score descending, then column ascending), on both paths (a threshold from
