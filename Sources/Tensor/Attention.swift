@@ -25,10 +25,14 @@ public enum Attention {
     /// per call is then small against the work.
     public static let directKernelMaxLength = 512
 
+    /// Shorter sequences keep fp32 attention in bf16: packing the keys and values costs what the faster products
+    /// save (docs/performance.md, "Precision").
+    public static let bf16MinLength = 32
+
     /// Context rows for queries `queries` (positions within the sequence) of the sequence whose first token row
     /// is `sequence`, `length` tokens long, written to `context` (one row of `hidden` per query, all heads).
     /// `scratch` holds `scratchSize(length:queries:shape:)` floats. In bf16 the two products take bfloat16 operands
-    /// (`oe_attention_bf16`; fp32 where the CPU lacks the instruction).
+    /// (`oe_attention_bf16`; fp32 where the CPU lacks the instruction, or below `bf16MinLength` tokens).
     public static func context(qkv sequence: UnsafePointer<Float>, length: Int, queries: Range<Int>, shape: Shape,
                                into context: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
                                precision: Precision = .fp32) {
@@ -39,7 +43,7 @@ public enum Attention {
             let q = sequence + queries.lowerBound * stride + head * shape.headSize
             let k = sequence + shape.hidden + head * shape.headSize
             let v = sequence + 2 * shape.hidden + head * shape.headSize
-            if length <= directKernelMaxLength, precision != .fp32 {
+            if length <= directKernelMaxLength, precision != .fp32, length >= bf16MinLength {
                 oe_attention_bf16(q, k, v, context + head * shape.headSize, m, length, shape.headSize, stride, shape.hidden,
                                   scale, scratch)
             } else if length <= directKernelMaxLength {

@@ -113,11 +113,11 @@ def main():
     print(f"CPU: {bench_common.cpu_name()}")
     print(f"threads: {args.threads} per engine; images/s are medians over repeated batches ({args.seconds:g} s per engine "
           f"per cell), then the median of {args.rounds} round(s)")
-    ours = [f"omniembed-{p}" for p in precisions]
-    measured = {batch: {e: [] for e in ["omniembed"] + ours[1:] + references} for batch in args.batch_sizes}
+    lower = [f"omniembed-{p}" for p in precisions[1:]]
+    measured = {batch: {e: [] for e in ["omniembed"] + lower + references} for batch in args.batch_sizes}
     for round in range(args.rounds):
         for batch in args.batch_sizes:
-            for precision, name in zip(precisions, ["omniembed"] + ours[1:]):
+            for precision, name in zip(precisions, ["omniembed"] + lower):
                 measured[batch][name].append(bench_common.omniembed(
                     args.binary, ["--tower", "image", "--batch-sizes", str(batch), "--seconds", str(args.seconds)],
                     args.threads, OMNIEMBED_MODEL_PRECISION=precision)["items_per_second"])
@@ -138,12 +138,12 @@ def main():
               f"median {statistics.median(ratios):.2f}")
 
     if len(precisions) > 1:
-        columns = ["omniembed"] + ours[1:] + references[:-1]
+        columns = ["omniembed"] + lower + references[:-1]
         print(f"\nimages/s by precision: " + ", ".join(c.replace("omniembed-", "ours ").replace("omniembed", "ours fp32") for c in columns))
         for batch in args.batch_sizes:
             median = {c: statistics.median(measured[batch][c]) for c in columns}
             print(f"{batch:>5} | " + " | ".join(f"{median[c]:>8.1f}" for c in columns) + " | " +
-                  ", ".join(f"{c.replace('omniembed-', '')} {median[c] / median['omniembed']:.2f}× fp32" for c in ours[1:]) +
+                  ", ".join(f"{c.replace('omniembed-', '')} {median[c] / median['omniembed']:.2f}× fp32" for c in lower) +
                   (f", int8 {median['omniembed-int8'] / median['onnxruntime-int8']:.2f}× ORT int8" if "omniembed-int8" in median else ""))
 
     photo = os.path.join(os.path.dirname(args.onnx), "1080p.jpg")

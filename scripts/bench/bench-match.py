@@ -153,7 +153,7 @@ def main():
                        OMNIEMBED_LOG_LEVEL="warning")
     services, ports = [], {}
 
-    def start(precision):
+    def launch(precision):
         ports[precision] = free_port()
         log = open(os.path.join(work, f"service-{precision}.log"), "w")
         services.append(subprocess.Popen([binary, "serve", "--config", config, "--port", str(ports[precision])],
@@ -169,7 +169,7 @@ def main():
                 time.sleep(0.2)  # polling interval
 
     try:
-        start(precisions[0])
+        launch(precisions[0])
         port = ports[precisions[0]]
         ids = [f"item{i}" for i in range(args.items)]
         texts = titles(args.items)
@@ -184,7 +184,7 @@ def main():
         numpy_match = NumPyMatch(ids, np.array([s["embedding"] for s in served], dtype=np.float32),
                                  np.array([s["semantic_id"] for s in served], dtype=np.int32))
         for precision in precisions[1:]:
-            start(precision)
+            launch(precision)
             request(ports[precision], "POST", "/admin/reload")
         run(args, ports, ids, numpy_match, work, version)
     finally:
