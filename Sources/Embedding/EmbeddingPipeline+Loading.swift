@@ -10,8 +10,10 @@ extension EmbeddingPipeline {
     public static func load(_ configuration: PipelineConfiguration, logger: Logger,
                             metricsFactory: any MetricsFactory) throws -> EmbeddingPipeline {
         let store = try configuration.store.map { try ItemStore($0.backend, cacheItems: $0.cacheItems) }
-        for (tower, precision) in [("text", configuration.text.precision), ("image", configuration.image.precision),
-                                   ("audio", configuration.audio.precision)] {
+        var precisions = [("text", configuration.text.precision), ("image", configuration.image.precision),
+                          ("audio", configuration.audio.precision)]
+        if case .qformer(_, let precision) = configuration.fusion { precisions.append(("fusion", precision)) }
+        for (tower, precision) in precisions {
             if let notice = precision.fallbackNotice(tower: tower) { logger.warning("\(notice)") }
         }
         let towers = try loadTowers(configuration)
@@ -23,8 +25,8 @@ extension EmbeddingPipeline {
         }
         let fusion: FusionMethod
         switch configuration.fusion {
-        case .qformer(let directory):
-            let qformer = try FusionQFormer(directory: URL(fileURLWithPath: directory))
+        case .qformer(let directory, let precision):
+            let qformer = try FusionQFormer(directory: URL(fileURLWithPath: directory), precision: precision.tensor)
             let c = qformer.configuration
             let expected = ["text": towers.dimensions, "image": towers.image.featureSize, "audio": towers.audio.featureSize]
             guard c.inputSizes == expected, c.outputSize == towers.dimensions else {

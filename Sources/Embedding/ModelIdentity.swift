@@ -24,11 +24,15 @@ public struct ModelIdentity: Sendable, Equatable {
         var id = [text.directory, image.directory, audio.directory]
             .map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: "+")
         let fusion: String
+        var precisions = [text.precision, image.precision, audio.precision].map(\.effective)
+        var precisionNames = "text=\(precisions[0].rawValue) image=\(precisions[1].rawValue) audio=\(precisions[2].rawValue)"
         switch configuration.fusion {
         case .late(let weights):
             fusion = "late \(Modality.allCases.map { "\($0.rawValue)=\(weights[$0] ?? 1)" })"
-        case .qformer(let directory):
+        case .qformer(let directory, let precision):
             fusion = "qformer"
+            precisions.append(precision.effective)
+            precisionNames += " fusion=\(precision.effective.rawValue)"
             for name in ["config.json", "model.safetensors"] {
                 parts.append((2, [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name), options: .alwaysMapped))))
             }
@@ -37,10 +41,7 @@ public struct ModelIdentity: Sendable, Equatable {
         parts.append((1, Array("maxTokens=\(text.maxTokens) imageTopK=\(image.topK) audioTopK=\(audio.topK) \(fusion)".utf8)))
         // Vectors of another precision are another model's: never mixed in the store or compared by /match. fp32
         // adds nothing, so banks written before precisions existed keep their revision.
-        let precisions = [text.precision, image.precision, audio.precision].map(\.effective)
-        if precisions.contains(where: { $0 != .fp32 }) {
-            parts.append((3, Array("text=\(precisions[0].rawValue) image=\(precisions[1].rawValue) audio=\(precisions[2].rawValue)".utf8)))
-        }
+        if precisions.contains(where: { $0 != .fp32 }) { parts.append((3, Array(precisionNames.utf8))) }
         self.init(id: id, revision: String(ContentHash.sha256(parts).prefix(16)))
     }
 }

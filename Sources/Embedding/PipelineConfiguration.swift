@@ -40,8 +40,9 @@ public struct PipelineConfiguration: Sendable {
     public enum Fusion: Sendable, Equatable {
         /// The weighted sum of the modality vectors (`LateFusion`).
         case late(weights: [Modality: Float])
-        /// EM3's Fusion-Q-Former, its `config.json` and `model.safetensors` in `directory`.
-        case qformer(directory: String)
+        /// EM3's Fusion-Q-Former, its `config.json` and `model.safetensors` in `directory`, its dense products in
+        /// `precision` (`TowerPrecision.effective` applies).
+        case qformer(directory: String, precision: TowerPrecision = .fp32)
     }
 
     /// The SQLite item store.

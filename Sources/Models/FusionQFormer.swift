@@ -44,9 +44,14 @@ public final class FusionQFormer: Sendable {
     let layers: [Layer]
     let finalNormWeight, finalNormBias: [Float]
     let output: Linear
+    /// The format of the projections' and layers' products (`Linear.precision`); LayerNorm, attention, GELU and
+    /// the final normalisation stay fp32: an item is a few dozen tokens, where attention's products are cheap.
+    public let precision: Precision
 
     /// Loads `config.json` and `model.safetensors` from `directory`, checking every tensor's presence and shape.
-    public init(directory: URL) throws {
+    public init(directory: URL, precision: Precision = .fp32) throws {
+        let precision = precision.effective
+        self.precision = precision
         let configURL = directory.appendingPathComponent("config.json")
         do {
             configuration = try JSONDecoder().decode(FusionQFormerConfiguration.self, from: Data(contentsOf: configURL))
@@ -88,7 +93,8 @@ public final class FusionQFormer: Sendable {
         try file.require(expected)
 
         func linear(_ name: String, _ outputs: Int, _ inputs: Int) throws -> Linear {
-            Linear(weight: try file.floats(name + ".weight"), bias: try file.floats(name + ".bias"), outputs: outputs, inputs: inputs)
+            Linear(weight: try file.floats(name + ".weight"), bias: try file.floats(name + ".bias"), outputs: outputs, inputs: inputs,
+                   precision: precision)
         }
         queries = try file.floats("queries")
         modalityEmbeddings = try file.floats("modality_embeddings")

@@ -8,7 +8,7 @@ extension ServiceConfiguration {
         get throws(ConfigurationError) {
         let fusion: PipelineConfiguration.Fusion = switch embedding.fusionMethod {
         case .late: .late(weights: embedding.fusionWeights)
-        case .qformer: .qformer(directory: embedding.qformerDirectory)
+        case .qformer: .qformer(directory: embedding.qformerDirectory, precision: embedding.fusionPrecision ?? precision)
         }
         return PipelineConfiguration(
             text: .init(directory: modelDirectory, maxTokens: maxTokens, precision: precision),

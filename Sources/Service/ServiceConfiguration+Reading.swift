@@ -91,6 +91,7 @@ extension ServiceConfiguration {
         }
         try config.choice("embedding.fusion.method", &embedding.fusionMethod)
         try config.string("embedding.fusion.directory", &embedding.qformerDirectory)
+        try config.choice("embedding.fusion.precision", &embedding.fusionPrecision)
         func batching(_ tower: String, _ limits: inout BatchLimits) throws(ConfigurationError) {
             try config.int("batching.\(tower).maxBatchCost", &limits.maxBatchCost)
             try config.int("batching.\(tower).maxBatchItems", &limits.maxBatchItems)

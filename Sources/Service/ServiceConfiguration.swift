@@ -116,6 +116,8 @@ public struct ServiceConfiguration: Sendable {
         public var fusionWeights: [Modality: Float] = [.text: 1, .image: 1, .audio: 1]
         /// Where the Fusion-Q-Former's `config.json` and `model.safetensors` are (for `qformer`).
         public var qformerDirectory = "models/fusion-qformer"
+        /// The Fusion-Q-Former's precision; `nil` follows `model.precision`.
+        public var fusionPrecision: TowerPrecision?
         /// Deadline of a request that gives no `timeout_ms` ...
         public var defaultTimeout: Duration = .seconds(30)
         /// ... and the longest one may give.

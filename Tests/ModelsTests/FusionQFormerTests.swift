@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Models
+import Tensor
 
 /// The Fusion-Q-Former against the PyTorch reference module with the same (random, seeded) weights
 /// (scripts/reference/fusion_qformer.py).
@@ -31,6 +32,29 @@ import Testing
             #expect(output.count == model.configuration.outputSize)
             #expect(cosine >= 0.99999, "\(c.inputs.mapValues(\.count)): cosine \(cosine)")
             #expect(worst < 1e-5, "\(c.inputs.mapValues(\.count)): worst difference \(worst)")
+        }
+    }
+
+    /// bf16 and int8 against the same PyTorch outputs: the bounds the towers keep (cosine ≥ 0.999 in bf16, ≥ 0.99
+    /// in int8). Where the CPU lacks the instruction the model runs fp32 and must say so.
+    @Test(arguments: [Precision.bf16, .int8])
+    func lowerPrecisionsStayCloseToPyTorch(_ precision: Precision) throws {
+        let model = try FusionQFormer(directory: Self.directory, precision: precision)
+        #expect(model.precision == precision.effective)
+        let expected = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.directory.appendingPathComponent("expected.json")))
+        var worstCosine: Float = 1
+        defer { print("fusion-qformer \(model.precision) vs PyTorch fp32 on \(expected.cases.count) items: worst cosine \(worstCosine)") }
+        for c in expected.cases {
+            let output = model.fuse(text: c.inputs["text"] ?? [], image: c.inputs["image"] ?? [], audio: c.inputs["audio"] ?? [])
+            worstCosine = min(worstCosine, zip(output, c.output).map(*).reduce(0, +))
+        }
+        #expect(worstCosine >= (precision == .bf16 ? 0.999 : 0.99))
+        if model.precision != .fp32 {
+            // Really another format: not the fp32 result.
+            let fp32 = try FusionQFormer(directory: Self.directory)
+            let c = expected.cases[0]
+            let inputs = (c.inputs["text"] ?? [], c.inputs["image"] ?? [], c.inputs["audio"] ?? [])
+            #expect(model.fuse(text: inputs.0, image: inputs.1, audio: inputs.2) != fp32.fuse(text: inputs.0, image: inputs.1, audio: inputs.2))
         }
     }
 

@@ -45,7 +45,16 @@ extension ServiceLiveTests {
         #expect(pipeline.audio.precision == .bf16)
         let defaults = try await ServiceConfiguration.load(file: ServiceConfigurationTests.defaultFile, environment: [:])
         #expect(defaults.precision == .fp32 && defaults.image.precision == nil && defaults.audio.precision == nil)
-        for (key, value) in [("OMNIEMBED_MODEL_PRECISION", "fp8"), ("OMNIEMBED_IMAGE_PRECISION", "int4")] {
+        #expect(defaults.embedding.fusionPrecision == nil)
+        // The Fusion-Q-Former follows model.precision unless embedding.fusion.precision says otherwise.
+        let qformer = ["OMNIEMBED_EMBEDDING_FUSION_METHOD": "qformer", "OMNIEMBED_MODEL_PRECISION": "int8"]
+        #expect(try await ServiceConfiguration.load(file: ServiceConfigurationTests.defaultFile, environment: qformer)
+            .pipeline.fusion == .qformer(directory: "models/fusion-qformer", precision: .int8))
+        let overridden = qformer.merging(["OMNIEMBED_EMBEDDING_FUSION_PRECISION": "bf16"]) { $1 }
+        #expect(try await ServiceConfiguration.load(file: ServiceConfigurationTests.defaultFile, environment: overridden)
+            .pipeline.fusion == .qformer(directory: "models/fusion-qformer", precision: .bf16))
+        for (key, value) in [("OMNIEMBED_MODEL_PRECISION", "fp8"), ("OMNIEMBED_IMAGE_PRECISION", "int4"),
+                             ("OMNIEMBED_EMBEDDING_FUSION_PRECISION", "fp16")] {
             await #expect(throws: (any Error).self) {
                 _ = try await ServiceConfiguration.load(file: ServiceConfigurationTests.defaultFile, environment: [key: value])
             }

@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import Logging
 import Testing
@@ -71,6 +72,29 @@ extension ServiceLiveTests {
         let alone = try #require(try embed(#"{"items": [{"id": "t", "text": "a cat"}], "store": false}"#, port: port).body?.data[0].embedding)
         #expect(zip(alone, textOnly).map { abs($0 - $1) }.max()! <= 1e-5)
         await service.shutdown()
+    }
+
+    /// `embedding.fusion.precision` runs the Fusion-Q-Former alone in bf16: a vector close to fp32's, under
+    /// another model revision (on a CPU without AVX512_BF16: fp32's vector and revision).
+    @Test func theQFormersPrecisionIsItsOwnRevision() async throws {
+        var configuration = testConfiguration()
+        configuration.embedding.fusionMethod = .qformer
+        configuration.embedding.qformerDirectory = try writeFusionQFormer()
+        let json = #"{"items": [{"id": "q", "text": "a cat on a mat"}], "store": false}"#
+        let (fp32, fp32Port) = try await makeService(configuration)
+        let reference = try #require(try embed(json, port: fp32Port).body?.data.first?.embedding)
+        let fp32Model = try model(fp32Port)
+        await fp32.shutdown()
+        configuration.embedding.fusionPrecision = .bf16
+        let (bf16, port) = try await makeService(configuration)
+        let vector = try #require(try embed(json, port: port).body?.data.first?.embedding)
+        if TowerPrecision.bf16.effective == .bf16 {
+            #expect(try model(port).revision != fp32Model.revision)
+            #expect(vector != reference && dot(vector, reference) > 0.999)
+        } else {
+            #expect(try model(port) == fp32Model && vector == reference)
+        }
+        await bf16.shutdown()
     }
 
     @Test func aQFormerOfTheWrongShapeStopsTheStart() async throws {
