@@ -28,7 +28,7 @@ int oe_lowp_native(int precision) {
 
 /* ---- bfloat16 ---------------------------------------------------------------------------------------------- */
 
-uint16_t oe_bf16(float value) {
+static inline uint16_t bf16_round(float value) {
     uint32_t bits;
     memcpy(&bits, &value, sizeof bits);
     if ((bits & 0x7f800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000u);          /* denormal: ±0 */
@@ -36,6 +36,8 @@ uint16_t oe_bf16(float value) {
     bits += 0x7fffu + ((bits >> 16) & 1u);
     return (uint16_t)(bits >> 16);
 }
+
+uint16_t oe_bf16(float value) { return bf16_round(value); }
 
 float oe_bf16_float(uint16_t value) {
     uint32_t bits = (uint32_t)value << 16;
@@ -47,18 +49,6 @@ float oe_bf16_float(uint16_t value) {
 size_t oe_packed_bf16_size(size_t n, size_t k) { return round_up(n, LP_PANEL) * round_up(k, 2); }
 
 /* Panel p, pair q: 32 columns × (w[2q], w[2q+1]), so one 32-bit lane holds one column's pair. */
-void oe_pack_weights_bf16(const float *w, size_t n, size_t k, uint16_t *out) {
-    size_t kp = round_up(k, 2), panels = (n + LP_PANEL - 1) / LP_PANEL;
-    for (size_t p = 0; p < panels; p++)
-        for (size_t q = 0; q < kp / 2; q++)
-            for (size_t j = 0; j < LP_PANEL; j++)
-                for (size_t t = 0; t < 2; t++) {
-                    size_t column = p * LP_PANEL + j, kk = 2 * q + t;
-                    out[p * LP_PANEL * kp + q * 2 * LP_PANEL + j * 2 + t] =
-                        column < n && kk < k ? oe_bf16(w[column * k + kk]) : 0;
-                }
-}
-
 /* The plain path: each row's pairs as vdpbf16ps sums them (the odd product, then the even one). */
 static void bf16_linear_generic(const uint16_t *xb, size_t m, size_t kp, const uint16_t *packed, size_t n,
                                 const float *bias, float *y, size_t ldy, int relu6) {
@@ -129,6 +119,55 @@ LP_BF16 static void bf16_linear_avx512(const uint16_t *xb, size_t m, size_t kp, 
         size_t row = 0;
         for (; row + 8 <= m; row += 8) bf16_panel_rows(8, xb + row * kp, kp, panel, e.bias, e.mask, out + row * ldy, ldy, relu6);
         for (; row < m; row++) bf16_panel_rows(1, xb + row * kp, kp, panel, e.bias, e.mask, out + row * ldy, ldy, relu6);
+    }
+}
+
+/* 32 columns × 32 k of a panel: each column's 16 pairs converted in one vector, then the 16 × 16 words of each
+   half-panel transposed (unpack 32, unpack 64, two lane shuffles), so that pair q's 32 columns are stored whole. */
+LP_BF16 static void pack_bf16_block_avx512(const float *w, size_t k, uint16_t *pairs) {
+    for (int half = 0; half < 2; half++) {
+        __m512i r[16], u[16];
+        for (int j = 0; j < 16; j++) {
+            const float *row = w + (size_t)(16 * half + j) * k;
+            r[j] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 16), _mm512_loadu_ps(row));
+        }
+        for (int g = 0; g < 4; g++) {  /* u[4g + m], lane L: pair 4L + m of columns 4g … 4g + 3 */
+            __m512i lo0 = _mm512_unpacklo_epi32(r[4 * g], r[4 * g + 1]), hi0 = _mm512_unpackhi_epi32(r[4 * g], r[4 * g + 1]);
+            __m512i lo1 = _mm512_unpacklo_epi32(r[4 * g + 2], r[4 * g + 3]), hi1 = _mm512_unpackhi_epi32(r[4 * g + 2], r[4 * g + 3]);
+            u[4 * g] = _mm512_unpacklo_epi64(lo0, lo1);
+            u[4 * g + 1] = _mm512_unpackhi_epi64(lo0, lo1);
+            u[4 * g + 2] = _mm512_unpacklo_epi64(hi0, hi1);
+            u[4 * g + 3] = _mm512_unpackhi_epi64(hi0, hi1);
+        }
+        for (int m = 0; m < 4; m++) {
+            __m512i v0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x88), v1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xdd);
+            __m512i v2 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x88), v3 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xdd);
+            const int q[4] = {m, m + 8, m + 4, m + 12};
+            const __m512i t[4] = {_mm512_shuffle_i32x4(v0, v2, 0x88), _mm512_shuffle_i32x4(v0, v2, 0xdd),
+                                  _mm512_shuffle_i32x4(v1, v3, 0x88), _mm512_shuffle_i32x4(v1, v3, 0xdd)};
+            for (int i = 0; i < 4; i++) _mm512_storeu_si512(pairs + (size_t)q[i] * 2 * LP_PANEL + 16 * 2 * half, t[i]);
+        }
+    }
+}
+
+void oe_pack_weights_bf16(const float *w, size_t n, size_t k, uint16_t *out) {
+    size_t kp = round_up(k, 2);
+    memset(out, 0, oe_packed_bf16_size(n, k) * sizeof *out);
+    /* Whole 32 × 32 blocks by vectors where the CPU has the instruction (/match packs a history per request), the
+       rest value by value: pair q of a panel's column j at q·2·LP_PANEL + 2j. */
+    size_t full_columns = 0, full_k = 0;
+    if (oe_lowp_native(1)) {
+        full_columns = n / LP_PANEL * LP_PANEL;
+        full_k = k / 32 * 32;
+        for (size_t column = 0; column < full_columns; column += LP_PANEL)
+            for (size_t kk = 0; kk < full_k; kk += 32)
+                pack_bf16_block_avx512(w + column * k + kk, k, out + column * kp + kk / 2 * 2 * LP_PANEL);
+    }
+    for (size_t column = 0; column < n; column++) {
+        uint16_t *base = out + column / LP_PANEL * LP_PANEL * kp + column % LP_PANEL * 2;
+        const float *row = w + column * k;
+        for (size_t kk = column < full_columns ? full_k : 0; kk < k; kk++)
+            base[kk / 2 * 2 * LP_PANEL + kk % 2] = bf16_round(row[kk]);
     }
 }
 

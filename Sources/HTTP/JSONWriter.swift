@@ -55,6 +55,18 @@ public struct JSONWriter: ~Copyable {
         afterValue = true
     }
 
+    /// Object members already written as JSON (`"a":1,"b":"x"`, e.g. by another writer, `bytes`), where the
+    /// next member goes: one fragment made once and placed in many objects.
+    @inlinable public mutating func members(_ fragment: UnsafeBufferPointer<UInt8>) {
+        reserve(fragment.count + 1)
+        if afterValue { put(UInt8(ascii: ",")) }
+        put(fragment)
+        afterValue = !fragment.isEmpty || afterValue
+    }
+
+    /// How many bytes are written so far (to cut what one writer wrote into fragments).
+    public var byteCount: Int { count }
+
     @inlinable public mutating func string(_ value: String) {
         var value = value
         // Most strings (ids) need no escaping: copied whole from their UTF-8 storage.
@@ -109,7 +121,26 @@ public struct JSONWriter: ~Copyable {
         afterValue = true
     }
 
-    @inlinable public mutating func int(_ value: Int) { appendValue(String(value)) }
+    @inlinable public mutating func int(_ value: Int) {
+        // Digits written in place (last first, then reversed): no String per number, and a /match answer has
+        // tens of thousands.
+        reserve(21)
+        if afterValue { put(UInt8(ascii: ",")) }
+        if value < 0 { put(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let first = count
+        repeat {
+            put(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        var (low, high) = (first, count - 1)
+        while low < high {
+            (base[low], base[high]) = (base[high], base[low])
+            (low, high) = (low + 1, high - 1)
+        }
+        afterValue = true
+    }
+
     @inlinable public mutating func bool(_ value: Bool) { appendValue(value ? "true" : "false") }
     @inlinable public mutating func null() { appendValue("null") }
 

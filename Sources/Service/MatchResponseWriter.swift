@@ -9,6 +9,29 @@ struct MatchResponseWriter: Sendable {
     /// Every candidate's id, in request order.
     let ids: [String]
     let model: ModelIdentity
+    /// For `sim_top`, each history row's `"index":…,"id":…` members, written once: a row is named by many
+    /// candidates. Row r's bytes end at `historyFragmentEnds[r]`, and start one byte (a comma) after row r - 1's.
+    let historyFragments: [UInt8]
+    let historyFragmentEnds: [Int]
+
+    init(prepared: Matcher.Prepared, ids: [String], model: ModelIdentity) {
+        (self.prepared, self.ids, self.model) = (prepared, ids, model)
+        guard prepared.query.features.contains(.simTop) else {
+            (historyFragments, historyFragmentEnds) = ([], [])
+            return
+        }
+        var json = JSONWriter(capacity: prepared.historyRows.count * 40)
+        var ends: [Int] = []
+        ends.reserveCapacity(prepared.historyRows.count)
+        for index in prepared.historyRows {
+            json.key("index")
+            json.int(index)
+            json.key("id")
+            if let id = prepared.historyIDs[index] { json.string(id) } else { json.null() }
+            ends.append(json.byteCount)  // the next row's members start after a comma
+        }
+        (historyFragments, historyFragmentEnds) = (json.finish(), ends)
+    }
 
     /// One block's candidates as JSON array elements.
     func write(_ block: MatchFeatures.Block) -> [UInt8] {
@@ -16,7 +39,7 @@ struct MatchResponseWriter: Sendable {
         let (wantUser, wantMax, wantMean, wantSim, wantSid, wantCode) = (
             features.contains(.userCos), features.contains(.maxCos), features.contains(.topkMeanCos),
             features.contains(.simTop), features.contains(.sidMatch), features.contains(.sid))
-        let (historyRows, candidateRows, historyIDs) = (prepared.historyRows, prepared.candidateRows, prepared.historyIDs)
+        let (historyRows, candidateRows) = (prepared.historyRows, prepared.candidateRows)
         var json = JSONWriter(capacity: (block.rows.count + 1) * (96 + (wantSim ? prepared.query.simTop * 48 : 0)))
         var position = block.rows.lowerBound == 0 ? 0 : candidateRows[block.rows.lowerBound - 1] + 1
         for row in block.rows {
@@ -45,16 +68,16 @@ struct MatchResponseWriter: Sendable {
             if wantSim {
                 json.key("sim_top")
                 json.beginArray()
-                for j in r * block.simTopCount..<(r + 1) * block.simTopCount {
-                    let index = historyRows[Int(block.simTopIndex[j])]
-                    json.beginObject()
-                    json.key("index")
-                    json.int(index)
-                    json.key("id")
-                    if let id = historyIDs[index] { json.string(id) } else { json.null() }
-                    json.key("score")
-                    json.float(block.simTopScore[j])
-                    json.endObject()
+                historyFragments.withUnsafeBufferPointer { fragments in
+                    for j in r * block.simTopCount..<(r + 1) * block.simTopCount {
+                        let row = Int(block.simTopIndex[j])
+                        let start = row == 0 ? 0 : historyFragmentEnds[row - 1] + 1
+                        json.beginObject()
+                        json.members(UnsafeBufferPointer(rebasing: fragments[start..<historyFragmentEnds[row]]))
+                        json.key("score")
+                        json.float(block.simTopScore[j])
+                        json.endObject()
+                    }
                 }
                 json.endArray()
             }

@@ -62,6 +62,48 @@ import Testing
         #expect(parsed["after"] as? Bool == true)
     }
 
+    /// Members written once by another writer go into many objects: first, after other members, or empty;
+    /// integers of every digit count round-trip.
+    @Test func fragmentsOfMembersGoIntoObjects() throws {
+        var source = JSONWriter()
+        source.key("index")
+        source.int(12)
+        source.key("id")
+        source.string("a \"quoted\" id")
+        let end = source.byteCount
+        let fragment = source.finish()
+        #expect(end == fragment.count)
+        var json = JSONWriter(capacity: 1)
+        json.beginArray()
+        let integers = (0..<19).map { Int(pow(10, Double($0))) } + (1..<19).map { -Int(pow(10, Double($0))) + 1 }
+        for value in integers {
+            json.beginObject()
+            fragment.withUnsafeBufferPointer { json.members($0) }
+            json.key("n")
+            json.int(value)
+            json.endObject()
+            json.beginObject()
+            json.key("n")
+            json.int(value)
+            fragment.withUnsafeBufferPointer { json.members($0) }
+            [UInt8]().withUnsafeBufferPointer { json.members($0) }
+            json.endObject()
+        }
+        json.beginObject()
+        [UInt8]().withUnsafeBufferPointer { json.members($0) }
+        json.key("n")
+        json.int(0)
+        json.endObject()
+        json.endArray()
+        let parsed = try #require(JSONSerialization.jsonObject(with: Data(json.finish())) as? [[String: Any]])
+        #expect(parsed.count == 2 * integers.count + 1)
+        for (index, object) in parsed.dropLast().enumerated() {
+            #expect((object["n"] as? NSNumber)?.int64Value == Int64(integers[index / 2]))
+            #expect(object["index"] as? Int == 12 && object["id"] as? String == "a \"quoted\" id")
+        }
+        #expect(parsed.last?.count == 1)
+    }
+
     /// Base64 written straight into the buffer equals Foundation's encoding, for every length's padding.
     @Test func base64MatchesFoundation() throws {
         var generator = SystemRandomNumberGenerator()

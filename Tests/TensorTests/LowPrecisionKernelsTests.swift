@@ -42,6 +42,27 @@ import Testing
         #expect(round(Float.leastNonzeroMagnitude) == 0 && round(.infinity) == .infinity && round(.nan).isNaN)
     }
 
+    /// The packed layout, value by value (panel p, pair q, column j: q·64 + 2j, zeros past the edges), whole
+    /// 32 × 32 blocks (vectors on AVX512_BF16) and edges alike; NaN, infinities and denormals rounded as one value.
+    @Test(arguments: [(64, 64), (100, 70), (32, 33), (31, 32), (1152, 384), (5, 3)])
+    func bf16PackingPlacesEveryRoundedWeight(outputs: Int, inputs: Int) {
+        var weight = random(outputs * inputs, seed: 37)
+        for (index, special) in [Float.nan, .infinity, -.infinity, .leastNonzeroMagnitude, -0.0, 3e38].enumerated()
+        where index * 7 < weight.count {
+            weight[index * 7] = special
+        }
+        var packed = [UInt16](repeating: 0xffff, count: oe_packed_bf16_size(outputs, inputs))
+        oe_pack_weights_bf16(weight, outputs, inputs, &packed)
+        let kp = (inputs + 1) / 2 * 2
+        var expected = [UInt16](repeating: 0, count: packed.count)
+        for column in 0..<outputs {
+            for k in 0..<inputs {
+                expected[column / 32 * 32 * kp + k / 2 * 64 + column % 32 * 2 + k % 2] = oe_bf16(weight[column * inputs + k])
+            }
+        }
+        #expect(packed == expected)
+    }
+
     /// The products of the bfloat16-rounded operands summed in fp32 pair by pair, as vdpbf16ps sums them: within
     /// fp32 summation error of that sum, and within bf16's rounding of the exact product.
     @Test(arguments: shapes)

@@ -67,7 +67,10 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
                 state.unlink(i)
                 state.pushFront(i)
             }
-            for (position, i) in found.enumerated() where i >= 0 { body(position, state.nodes[i].value) }
+            // Through the buffer: an array subscript would copy each node (retaining its key and value).
+            state.nodes.withUnsafeBufferPointer { nodes in
+                for (position, i) in found.enumerated() where i >= 0 { body(position, nodes[i].value) }
+            }
             return absent
         }
     }
