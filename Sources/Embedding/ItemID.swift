@@ -6,13 +6,16 @@ public enum ItemID {
     public static let defaultMaxBytes = 256
 
     /// 422 `invalid_id` naming `field` (`items[3].id`, `/items/{id}`) when `id` breaks the rule.
-    public static func check(_ id: String, field: String, maxBytes: Int = defaultMaxBytes) throws(EmbeddingError) {
+    /// `field` is made only for the error: a /match checks thousands of ids.
+    public static func check(_ id: String, field: @autoclosure () -> String,
+                             maxBytes: Int = defaultMaxBytes) throws(EmbeddingError) {
         let bytes = id.utf8.count
         guard bytes > 0, bytes <= maxBytes else {
-            throw .invalid("invalid_id", "\(field): an id must be 1 to \(maxBytes) bytes of UTF-8, got \(bytes)")
+            throw .invalid("invalid_id", "\(field()): an id must be 1 to \(maxBytes) bytes of UTF-8, got \(bytes)")
         }
-        if let control = id.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            throw .invalid("invalid_id", "\(field): an id may not contain control characters (found U+\(String(control.value, radix: 16, uppercase: true).leftPadded(to: 4)))")
+        // In UTF-8 these bytes are only ever those characters: no byte of a longer character is below 0x80.
+        if let control = id.utf8.first(where: { $0 < 0x20 || $0 == 0x7F }) {
+            throw .invalid("invalid_id", "\(field()): an id may not contain control characters (found U+\(String(control, radix: 16, uppercase: true).leftPadded(to: 4)))")
         }
     }
 }

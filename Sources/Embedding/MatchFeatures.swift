@@ -105,7 +105,7 @@ public enum MatchFeatures {
         let packedHistory = kept > 0 && query.precision.effective == .bf16
             ? Linear(weight: query.history, bias: [Float](repeating: 0, count: h), outputs: h, inputs: d, precision: .bf16) : nil
         let big = (kept > 0 ? h : 1) * c * d >= 1 << 21
-        let blocks = Parallel.ranges(c, parts: big && threads > 1 ? min(2 * threads, max(1, c / 64)) : 1)
+        let blocks = Parallel.ranges(c, parts: big && threads > 1 ? max(min(2 * threads, c / 64), c / 128) : 1)
         return Parallel.map(blocks.count, parts: blocks.count) { part in
             let rows = blocks[part]
             var block = Block(rows: rows)

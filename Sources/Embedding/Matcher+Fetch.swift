@@ -59,7 +59,8 @@ extension Matcher {
         return fetched
     }
 
-    /// One part of a fetch as read from the bank, before rotation.
+    /// What the bank had of a list of sources (a part of a fetch, a /match's history or candidates), before
+    /// rotation, inline sources and codes to compute.
     struct StoredRead: Sendable {
         var resolved = ResolvedVectors()
         var needCodes: [Int] = []
@@ -67,12 +68,7 @@ extension Matcher {
     }
 
     private func read(_ ids: [String], codes: Bool, codebook: SemanticCodebook?) throws(EmbeddingError) -> StoredRead {
-        var read = StoredRead()
-        read.resolved.vectors = [Float](repeating: 0, count: ids.count * pipeline.dimensions)
-        read.resolved.found = [Bool](repeating: false, count: ids.count)
-        read.resolved.codes = [[Int]](repeating: [], count: ids.count)
-        try readStored(ids.map { .id($0) }, field: "ids", codebook: codebook, codes: codes, into: &read.resolved,
-                       needCodes: &read.needCodes, storedEmbeddings: &read.storedEmbeddings)
+        var read = try readStored(ids.map { .id($0) }, field: "ids", codebook: codebook, codes: codes)
         read.resolved.ids = ids
         return read
     }

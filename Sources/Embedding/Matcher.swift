@@ -1,4 +1,5 @@
 import Foundation
+internal import Tensor
 
 /// The work of `/match` and `/user_embedding` before the features: stored vectors read through the store's cache,
 /// inline vectors checked and brought into the model's space, inline items embedded, codes computed (and written
@@ -75,9 +76,20 @@ public struct Matcher: Sendable {
         let (codebook, size) = (request.codebook, request.dimensions)
         let historyCodes = request.features.contains(.sidMatch)
         let candidateCodes = historyCodes || request.features.contains(.sid)
-        let history = try await resolve(request.history, codebook: codebook, codes: historyCodes)
-        let candidates = try await resolveCandidates(request.candidates, codebook: codebook, codes: candidateCodes,
-                                                     options: request.options)
+        try Self.check(request.history)
+        try Self.checkCandidates(request.candidates)
+        // The store's reads of both lists at once, on two threads (the cache is sharded), when both are long.
+        let lists = [(request.history.sources, "user.history", historyCodes), (request.candidates, "candidates", candidateCodes)]
+        let both = lists.allSatisfy { $0.0.count >= Self.parallelReadFrom }
+        let reads = Parallel.map(lists.count, parts: both ? 2 : 1) { index in
+            Result { () throws(EmbeddingError) in
+                try readStored(lists[index].0, field: lists[index].1, codebook: codebook, codes: lists[index].2)
+            }
+        }
+        let history = try await resolve(request.history.sources, field: "user.history", codebook: codebook,
+                                        codes: historyCodes, options: nil, stored: try reads[0].get())
+        let candidates = try await resolve(request.candidates, field: "candidates", codebook: codebook,
+                                           codes: candidateCodes, options: request.options, stored: try reads[1].get())
         let historyRows = history.foundRows
         let weights = request.history.weights
         try Self.checkRecentWeights(weights, rows: historyRows, recent: request.recent)
@@ -115,7 +127,9 @@ public struct Matcher: Sendable {
     /// The weighted mean of the last `recent` history vectors found, at Matryoshka size `size`.
     public func userVector(_ history: History, size: Int, recent: Int,
                            codebook: SemanticCodebook?) async throws(EmbeddingError) -> UserVector {
-        let resolved = try await resolve(history, codebook: codebook, codes: false)
+        try Self.check(history)
+        let resolved = try await resolve(history.sources, field: "user.history", codebook: codebook, codes: false, options: nil,
+                                         stored: try readStored(history.sources, field: "user.history", codebook: codebook, codes: false))
         let rows = resolved.foundRows
         guard !rows.isEmpty else {
             throw .invalid("no_history", "none of the history items is known: \(resolved.missingIDs.prefix(10))")
@@ -136,7 +150,10 @@ public struct Matcher: Sendable {
 
     // MARK: - Resolving
 
-    private func resolve(_ history: History, codebook: SemanticCodebook?, codes: Bool) async throws(EmbeddingError) -> ResolvedVectors {
+    /// Lists shorter than this are read one after the other: waking a second thread costs more than they do.
+    static let parallelReadFrom = 128
+
+    private static func check(_ history: History) throws(EmbeddingError) {
         if let weights = history.weights {
             guard weights.count == history.sources.count else {
                 throw .invalid("invalid_weights", "'user.weights' has \(weights.count) values for \(history.sources.count) history items")
@@ -145,37 +162,23 @@ public struct Matcher: Sendable {
                 throw .invalid("invalid_weights", "'user.weights' must be finite and ≥ 0")
             }
         }
-        return try await resolve(history.sources, field: "user.history", codebook: codebook, codes: codes, options: nil)
     }
 
-    private func resolveCandidates(_ candidates: [VectorSource<ItemInput>], codebook: SemanticCodebook?, codes: Bool,
-                                   options: EmbeddingPipeline.Options?) async throws(EmbeddingError) -> ResolvedVectors {
+    private static func checkCandidates(_ candidates: [VectorSource<ItemInput>]) throws(EmbeddingError) {
         var seen = Set<String>()
         for (index, candidate) in candidates.enumerated() {
             if case .item(let item) = candidate, !seen.insert(item.id).inserted {
                 throw .invalid("duplicate_id", "candidates[\(index)]: id '\(item.id)' appears twice")
             }
         }
-        return try await resolve(candidates, field: "candidates", codebook: codebook, codes: codes, options: options)
     }
 
-    /// Full-size model-space unit vectors for `sources`, with codes when asked.
+    /// Full-size model-space unit vectors for `sources`, with codes when asked: what the store had (`stored`,
+    /// from `readStored`), then inline vectors and items.
     private func resolve(_ sources: [VectorSource<ItemInput>], field: String, codebook: SemanticCodebook?, codes: Bool,
-                         options: EmbeddingPipeline.Options?) async throws(EmbeddingError) -> ResolvedVectors {
+                         options: EmbeddingPipeline.Options?, stored: StoredRead) async throws(EmbeddingError) -> ResolvedVectors {
         let d = pipeline.dimensions
-        for (index, source) in sources.enumerated() {
-            guard let id = source.id else { continue }
-            try ItemID.check(id, field: "\(field)[\(index)]", maxBytes: maxIdBytes)
-        }
-        var resolved = ResolvedVectors()
-        resolved.vectors = [Float](repeating: 0, count: sources.count * d)
-        resolved.found = [Bool](repeating: false, count: sources.count)
-        resolved.codes = [[Int]](repeating: [], count: sources.count)
-        var needCodes: [Int] = []
-        // Of the stored items whose codes are computed here.
-        var storedEmbeddings: [Int: [Float]] = [:]
-        try readStored(sources, field: field, codebook: codebook, codes: codes, into: &resolved, needCodes: &needCodes,
-                       storedEmbeddings: &storedEmbeddings)
+        var (resolved, needCodes, storedEmbeddings) = (stored.resolved, stored.needCodes, stored.storedEmbeddings)
 
         var inline: [Int] = []
         var items: [(Int, ItemInput)] = []
@@ -232,11 +235,19 @@ public struct Matcher: Sendable {
         return resolved
     }
 
-    /// Stored items' vectors, copied straight from the store's cache into their rows, and their codes when the
-    /// store has them for `codebook` (else they are listed in `needCodes`).
-    func readStored(_ sources: [VectorSource<ItemInput>], field: String, codebook: SemanticCodebook?, codes: Bool,
-                            into resolved: inout ResolvedVectors, needCodes: inout [Int],
-                            storedEmbeddings: inout [Int: [Float]]) throws(EmbeddingError) {
+    /// `sources`' ids checked, and the stored items' vectors copied straight from the store's cache into their
+    /// rows, with their codes when the store has them for `codebook` (else they are listed in `needCodes`).
+    func readStored(_ sources: [VectorSource<ItemInput>], field: String, codebook: SemanticCodebook?,
+                    codes: Bool) throws(EmbeddingError) -> StoredRead {
+        for (index, source) in sources.enumerated() {
+            guard let id = source.id else { continue }
+            try ItemID.check(id, field: "\(field)[\(index)]", maxBytes: maxIdBytes)
+        }
+        let d = pipeline.dimensions
+        var read = StoredRead()
+        read.resolved.vectors = [Float](repeating: 0, count: sources.count * d)
+        read.resolved.found = [Bool](repeating: false, count: sources.count)
+        read.resolved.codes = [[Int]](repeating: [], count: sources.count)
         var idPositions: [Int] = [], ids: [String] = []
         for (index, source) in sources.enumerated() {
             if case .id(let id) = source {
@@ -244,33 +255,33 @@ public struct Matcher: Sendable {
                 ids.append(id)
             }
         }
-        guard !ids.isEmpty else { return }
+        guard !ids.isEmpty else { return read }
         guard let store = pipeline.store else {
             throw EmbeddingError(status: 409, code: "store_disabled",
                                  message: "\(field) names items by id, and the item store is disabled (store.enabled)")
         }
-        let (model, d, version) = (pipeline.model, pipeline.dimensions, codebook?.version)
-        var (vectors, found, storedCodes) = (resolved.vectors, resolved.found, resolved.codes)
-        resolved = ResolvedVectors()  // the arrays above are then the only references: written in place
+        let (model, version) = (pipeline.model, codebook?.version)
+        var (vectors, found, storedCodes) = (read.resolved.vectors, read.resolved.found, read.resolved.codes)
+        read.resolved = ResolvedVectors()  // the arrays above are then the only references: written in place
         var pending: [Int] = [], embeddings: [Int: [Float]] = [:]
         let failure = vectors.withUnsafeMutableBufferPointer { vectors -> EmbeddingError? in
             do throws(EmbeddingError) {
                 _ = try store.visitVectors(ids) { position, vector in
                     // A vector of another model (revision) is not comparable: as good as missing.
-                    guard vector.modelID == model.id, vector.revision == model.revision,
-                          vector.embedding.count == d else { return }
+                    guard vector.pointee.modelID == model.id, vector.pointee.revision == model.revision,
+                          vector.pointee.embedding.count == d else { return }
                     let index = idPositions[position]
                     found[index] = true
                     // Stored vectors are unit length already: copied as they are.
-                    vector.embedding.withUnsafeBufferPointer { embedding in
+                    vector.pointee.embedding.withUnsafeBufferPointer { embedding in
                         (vectors.baseAddress! + index * d).update(from: embedding.baseAddress!, count: d)
                     }
                     guard codes else { return }
-                    if let semanticID = vector.semanticID, vector.codebookVersion == version {
+                    if let semanticID = vector.pointee.semanticID, vector.pointee.codebookVersion == version {
                         storedCodes[index] = semanticID
                     } else {
                         pending.append(index)
-                        embeddings[index] = vector.embedding
+                        embeddings[index] = vector.pointee.embedding
                     }
                 }
                 return nil
@@ -278,10 +289,10 @@ public struct Matcher: Sendable {
                 return error
             }
         }
-        (resolved.vectors, resolved.found, resolved.codes) = (vectors, found, storedCodes)
-        needCodes += pending
-        storedEmbeddings.merge(embeddings) { $1 }
         if let failure { throw failure }
+        (read.resolved.vectors, read.resolved.found, read.resolved.codes) = (vectors, found, storedCodes)
+        (read.needCodes, read.storedEmbeddings) = (pending, embeddings)
+        return read
     }
 
     // MARK: - Rows

@@ -365,9 +365,30 @@ import Testing
         let cache = LRUCache<String, [Int]>(capacity: 2)
         cache.set([("a", [1]), ("b", [2])])
         var seen: [Int: [Int]] = [:]
-        #expect(cache.visit(["b", "x", "a", "b"]) { position, value in seen[position] = copy value } == [1])
+        #expect(cache.visit(["b", "x", "a", "b"]) { position, value in seen[position] = value.pointee } == [1])
         #expect(seen == [0: [2], 2: [1], 3: [2]])
         cache.set([("c", [3])])  // b was used last: a goes
         #expect(cache.values(["a", "b", "c"]) == [nil, [2], [3]])
+    }
+
+    /// A large cache is sharded: it still holds at most its capacity (give or take a shard's rounding), keeps
+    /// what was used recently over what was not, and visits return the absent positions in order.
+    @Test func aShardedCacheStaysBoundedAndKeepsTheRecent() async {
+        let capacity = LRUCache<String, Int>.shardedFrom
+        let cache = LRUCache<String, Int>(capacity: capacity)
+        let first = (0..<capacity / 2).map { "old\($0)" }
+        cache.set(first.enumerated().map { ($1, $0) })
+        // Read the first half from many tasks at once (the shards' locks), then write as much again.
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 { group.addTask { _ = cache.values(first) } }
+        }
+        cache.set((0..<capacity).map { ("new\($0)", $0) })
+        #expect(cache.count <= capacity + LRUCache<String, Int>.shardCount)
+        let newest = (capacity / 2..<capacity).map { "new\($0)" }
+        #expect(cache.values(newest) == (capacity / 2..<capacity).map { $0 })
+        let keys = ["new\(capacity - 1)", "absent1", "new\(capacity - 2)", "absent2", "absent3"]
+        var seen: [Int: Int] = [:]
+        #expect(cache.visit(keys) { position, value in seen[position] = value.pointee } == [1, 3, 4])
+        #expect(seen == [0: capacity - 1, 2: capacity - 2])
     }
 }

@@ -104,6 +104,51 @@ extension ServiceLiveTests {
         await service.shutdown()
     }
 
+    /// Long lists (history and candidates read from the bank on two threads at once): ids repeated and missing
+    /// among them, an inline history vector without an id, the features and `sim_top`'s members still the loops'.
+    @Test func longListsAreReadTogetherAndMatchTheLoops() async throws {
+        let (service, port) = try await makeService()
+        let vectors = try storeCatalogue(port: port)
+        let inline = normalized(zip(vectors[3], vectors[4]).map { $0 - $1 })
+        // History: 160 entries, every 16th an unknown id, one inline vector; candidates: 140, every 20th unknown.
+        var history: [String] = (0..<160).map { $0 % 16 == 15 ? "\"gone\($0)\"" : "\"i\(($0 * 7) % 40)\"" }
+        history[100] = #"{"embedding": [\#(inline.map { "\($0)" }.joined(separator: ", "))]}"#
+        let candidates: [String] = (0..<140).map { $0 % 20 == 19 ? "absent\($0)" : "i\(($0 * 3) % 40)" }
+        let json = #"{"user": {"history": [\#(history.joined(separator: ", "))]}, "candidates": [\#(candidates.map { "\"\($0)\"" }.joined(separator: ", "))], "top_k": 4, "sim_top": 3, "features": ["max_cos", "topk_mean_cos", "sim_top"]}"#
+        let (status, body) = try post("/match", port: port, json: json)
+        #expect(status == 200)
+        let missing = (0..<160).filter { $0 % 16 == 15 }.map { "gone\($0)" } + candidates.filter { $0.hasPrefix("absent") }
+        #expect(body["missing"] as? [String] == missing)
+        let known = (0..<160).filter { $0 % 16 != 15 }
+        #expect(body["history_used"] as? Int == known.count)
+        let data = try #require(body["data"] as? [[String: Any]])
+        #expect(data.map { $0["id"] as? String } == candidates)
+        let historyVector = { (index: Int) in index == 100 ? inline : vectors[(index * 7) % 40] }
+        for (row, id) in candidates.enumerated() {
+            guard !id.hasPrefix("absent") else {
+                #expect(data[row]["missing"] as? Bool == true)
+                continue
+            }
+            let candidate = vectors[Int(id.dropFirst())!]
+            let best = known.map { dot(candidate, historyVector($0)) }.sorted(by: >)
+            #expect(abs(Float(data[row]["max_cos"] as! Double) - best[0]) < 1e-5)
+            #expect(abs(Float(data[row]["topk_mean_cos"] as! Double) - best.prefix(4).reduce(0, +) / 4) < 1e-5)
+            let sim = try #require(data[row]["sim_top"] as? [[String: Any]])
+            #expect(sim.count == 3)
+            for entry in sim {
+                let index = try #require(entry["index"] as? Int)
+                #expect(abs(Float(entry["score"] as! Double) - dot(candidate, historyVector(index))) < 1e-5)
+                if index == 100 { #expect(entry["id"] is NSNull) } else { #expect(entry["id"] as? String == "i\((index * 7) % 40)") }
+            }
+            #expect(abs(Float(sim[0]["score"] as! Double) - best[0]) < 1e-5)
+        }
+        // A bad id deep in the long candidate list is named by its position.
+        let bad = json.replacingOccurrences(of: "\"absent139\"", with: #""bad\u0001id""#)
+        let refused = try post("/match", port: port, json: bad)
+        #expect(refused.status == 422 && "\(refused.body)".contains("candidates[139]"))
+        await service.shutdown()
+    }
+
     @Test func matchRefusesBadRequestsClearly() async throws {
         var configuration = testConfiguration()
         configuration.match.maxCandidates = 3

@@ -192,11 +192,22 @@ import Testing
         if bf16 { #expect(worst > 1e-6, "bf16 products are not fp32's") }
     }
 
+    /// NaN scores (a corrupt vector) are never among the best of a long row, wherever they sit: on the lane
+    /// maxima's path, vector or plain, the best of the other scores come back.
+    @Test func topKPassesOverNaN() {
+        let columns = 1000
+        var row = random(columns, seed: 5)
+        for j in [0, 1, 17, 63, 64, 500, 998, 999] { row[j] = .nan }
+        let (index, score) = Kernels.topK(row, rows: 1, columns: columns, k: 10)
+        let expected = (0..<columns).filter { !row[$0].isNaN }.sorted { row[$0] > row[$1] }.prefix(10)
+        #expect(index.map(Int.init) == Array(expected) && score == expected.map { row[$0] })
+    }
+
     /// Top-k against a full sort (score descending, then column ascending), on both paths (a threshold from
     /// lane maxima when the row is long enough for k, a heap over the whole row otherwise), with ties and with
     /// rows whose best scores sit together at the start or the end.
     @Test func topKEqualsAFullSort() {
-        for (columns, k) in [(1000, 10), (1000, 1), (1000, 100), (37, 37), (300, 5), (17, 16), (2000, 64)] {
+        for (columns, k) in [(1000, 10), (1000, 1), (1000, 100), (37, 37), (300, 5), (17, 16), (2000, 64), (1001, 10), (263, 16), (999, 3)] {
             var rows = random(5 * columns, seed: UInt64(columns * 131 + k))
             for j in 0..<columns { rows[columns + j] = Float(j % 7) }  // many ties
             for j in 0..<columns { rows[2 * columns + j] = Float(j) }  // ascending: every score enters

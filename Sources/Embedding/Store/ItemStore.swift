@@ -134,14 +134,14 @@ public final class ItemStore: Sendable {
     /// Each id's vector (`nil` where there is none), in the ids' order, from the cache or else the database (then cached).
     public func vectors(_ ids: [String]) throws(EmbeddingError) -> [StoredVector?] {
         var vectors = [StoredVector?](repeating: nil, count: ids.count)
-        _ = try visitVectors(ids) { position, vector in vectors[position] = copy vector }
+        _ = try visitVectors(ids) { position, vector in vectors[position] = vector.pointee }
         return vectors
     }
 
     /// Calls `body` with the position in `ids` and the vector of each id stored, from the cache or else the
-    /// database (then cached); returns the positions of the ids not stored. Cached vectors are lent, not copied
-    /// (see `LRUCache.visit`).
-    public func visitVectors(_ ids: [String], _ body: (Int, borrowing StoredVector) -> Void) throws(EmbeddingError) -> [Int] {
+    /// database (then cached); returns the positions of the ids not stored. Vectors are lent by address, not
+    /// copied (see `LRUCache.visit`).
+    public func visitVectors(_ ids: [String], _ body: (Int, UnsafePointer<StoredVector>) -> Void) throws(EmbeddingError) -> [Int] {
         let absent = cache.visit(ids, body)
         guard !absent.isEmpty else { return [] }
         let missing = Array(Set(absent.map { ids[$0] }))
@@ -152,7 +152,11 @@ public final class ItemStore: Sendable {
         }
         var notStored: [Int] = []
         for position in absent {
-            if let vector = read[ids[position]] { body(position, vector) } else { notStored.append(position) }
+            if let vector = read[ids[position]] {
+                withUnsafePointer(to: vector) { body(position, $0) }
+            } else {
+                notStored.append(position)
+            }
         }
         return notStored
     }

@@ -34,32 +34,57 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
     }
 
     public let capacity: Int
-    private let state = Locked(State())
+    /// A large cache is cut into shards by key hash, each with its own lock and recency order, so that requests
+    /// (and the two halves of one /match) read it at once; a small one is one shard, exactly LRU.
+    private let shards: [Locked<State>]
+    private let shardCapacity: Int
 
     /// `capacity` 0 keeps nothing.
     public init(capacity: Int) {
         self.capacity = max(0, capacity)
+        let count = self.capacity >= Self.shardedFrom ? Self.shardCount : 1
+        shards = (0..<count).map { _ in Locked(State()) }
+        shardCapacity = (self.capacity + count - 1) / count
     }
 
-    public var count: Int { state.withLock { $0.index.count } }
+    /// From this capacity on the cache is sharded (each shard then forgets its own least recently used).
+    static var shardedFrom: Int { 4096 }
+    static var shardCount: Int { 16 }
+
+    private func shard(_ key: Key) -> Int { shards.count == 1 ? 0 : Int(UInt(bitPattern: key.hashValue) % UInt(shards.count)) }
+
+    public var count: Int { shards.reduce(0) { total, shard in total + shard.withLock { $0.index.count } } }
 
     /// Each key's value (`nil` where absent), in the keys' order; the present ones are marked as just used.
     public func values(_ keys: [Key]) -> [Value?] {
         var values = [Value?](repeating: nil, count: keys.count)
-        _ = visit(keys) { position, value in values[position] = copy value }
+        _ = visit(keys) { position, value in values[position] = value.pointee }
         return values
     }
 
     /// Calls `body` with the position in `keys` and the value of each key present, marking it as just used;
-    /// returns the positions of the keys absent. The values are lent under the lock, not copied: no reference
-    /// counting on thousands of values scattered in memory, but `body` must not use the cache.
-    public func visit(_ keys: [Key], _ body: (Int, borrowing Value) -> Void) -> [Int] {
-        state.withLock { state in
+    /// returns the positions of the keys absent, in order. The values are lent under their shard's lock, by
+    /// address: no copy and no reference counting on thousands of values scattered in memory (a borrowed
+    /// generic value is still copied to be passed), but `body` must not use the cache or keep the pointer.
+    public func visit(_ keys: [Key], _ body: (Int, UnsafePointer<Value>) -> Void) -> [Int] {
+        guard shards.count > 1 else { return Self.visit(shards[0], keys, positions: keys.indices, body) }
+        var positions = [[Int]](repeating: [], count: shards.count)
+        for (position, key) in keys.enumerated() { positions[shard(key)].append(position) }
+        var absent: [Int] = []
+        for (shard, positions) in zip(shards, positions) where !positions.isEmpty {
+            absent += Self.visit(shard, keys, positions: positions, body)
+        }
+        return absent.sorted()
+    }
+
+    private static func visit(_ shard: Locked<State>, _ keys: [Key], positions: some Collection<Int>,
+                              _ body: (Int, UnsafePointer<Value>) -> Void) -> [Int] {
+        shard.withLock { state in
             // In passes (find every key, then mark each as used, then lend the values): the memory reads of one
             // pass do not wait for each other, where one pass per key would wait for each in turn.
-            let found = keys.map { state.index[$0] ?? -1 }
+            let found = positions.map { state.index[keys[$0]] ?? -1 }
             var absent: [Int] = []
-            for (position, i) in found.enumerated() {
+            for (position, i) in zip(positions, found) {
                 guard i >= 0 else {
                     absent.append(position)
                     continue
@@ -67,26 +92,29 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
                 state.unlink(i)
                 state.pushFront(i)
             }
-            // Through the buffer: an array subscript would copy each node (retaining its key and value).
+            let offset = MemoryLayout<Node>.offset(of: \Node.value)!
             state.nodes.withUnsafeBufferPointer { nodes in
-                for (position, i) in found.enumerated() where i >= 0 { body(position, nodes[i].value) }
+                let base = UnsafeRawPointer(nodes.baseAddress!)
+                for (position, i) in zip(positions, found) where i >= 0 {
+                    body(position, (base + i * MemoryLayout<Node>.stride + offset).assumingMemoryBound(to: Value.self))
+                }
             }
             return absent
         }
     }
 
-    /// Inserts or replaces entries, evicting the least recently used beyond the capacity.
+    /// Inserts or replaces entries, evicting the least recently used (of the entry's shard) beyond the capacity.
     public func set(_ entries: some Sequence<(Key, Value)>) {
         guard capacity > 0 else { return }
-        state.withLock { state in
-            for (key, value) in entries {
+        for (key, value) in entries {
+            shards[shard(key)].withLock { state in
                 if let i = state.index[key] {
                     state.nodes[i].value = value
                     state.unlink(i)
                     state.pushFront(i)
-                    continue
+                    return
                 }
-                if state.index.count >= capacity {
+                if state.index.count >= shardCapacity {
                     let last = state.tail
                     state.unlink(last)
                     state.index[state.nodes[last].key] = nil
@@ -109,18 +137,18 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
 
     /// Changes the values of the keys present in place (their recency unchanged).
     public func update(_ keys: some Sequence<Key>, _ body: (Key, inout Value) -> Void) {
-        state.withLock { state in
-            for key in keys {
-                guard let i = state.index[key] else { continue }
+        for key in keys {
+            shards[shard(key)].withLock { state in
+                guard let i = state.index[key] else { return }
                 body(key, &state.nodes[i].value)
             }
         }
     }
 
     public func remove(_ keys: some Sequence<Key>) {
-        state.withLock { state in
-            for key in keys {
-                guard let i = state.index.removeValue(forKey: key) else { continue }
+        for key in keys {
+            shards[shard(key)].withLock { state in
+                guard let i = state.index.removeValue(forKey: key) else { return }
                 state.unlink(i)
                 state.free.append(i)
             }
@@ -128,6 +156,6 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
     }
 
     public func removeAll() {
-        state.withLock { $0 = State() }
+        for shard in shards { shard.withLock { $0 = State() } }
     }
 }
