@@ -8,7 +8,6 @@ Run through scripts/bench/bench-audio, which prepares the TensorFlow venv and th
 """
 import argparse
 import os
-import struct
 import sys
 import time
 
@@ -17,18 +16,6 @@ import bench_common  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PREFIX = os.path.join(ROOT, "models", "musicnn-mtt", "")
-
-
-def recording(path, rate=44100, seconds=30):
-    import numpy as np
-    if os.path.exists(path):
-        return
-    t = np.arange(rate * seconds) / rate
-    notes = 220 * 2 ** (np.floor(t * 4) % 12 / 12)
-    signal = 0.3 * np.sin(2 * np.pi * notes * t) * np.exp(-3 * (t % 0.25)) + 0.02 * np.random.default_rng(0).standard_normal(t.size)
-    pcm = np.round(signal.clip(-1, 1) * 32767).astype("<i2").tobytes()
-    header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-    open(path, "wb").write(header + b"data" + struct.pack("<I", len(pcm)) + pcm)
 
 
 def main():
@@ -41,8 +28,7 @@ def main():
     precisions = [p for p in args.precision.split(",") if p != "fp32"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     path = os.path.join(ROOT, ".cache", "bench", "30s-44k.wav")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    recording(path)
+    bench_common.melody_wav(path)
 
     ours = bench_common.omniembed(args.binary, ["--audio", path, "--seconds", str(args.seconds)], args.threads)
     duration = ours["audio_seconds"]

@@ -117,6 +117,26 @@ def titles(count, seed=7):
     return [" ".join(rng.choice(words) for _ in range(14)) for _ in range(count)]
 
 
+def melody_wav(path, seconds=30, rate=44100):
+    """A mono 16-bit recording at `path` (kept when already there): a synthetic melody, a note every quarter
+    second, with a little noise. Standard library only."""
+    import math
+    import struct
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rng = random.Random(0)
+    samples = bytearray()
+    for n in range(rate * seconds):
+        t = n / rate
+        note = 220 * 2 ** (math.floor(t * 4) % 12 / 12)
+        value = 0.3 * math.sin(2 * math.pi * note * t) * math.exp(-3 * (t % 0.25)) + 0.02 * rng.gauss(0, 1)
+        samples += struct.pack("<h", round(max(-1.0, min(1.0, value)) * 32767))
+    header = b"RIFF" + struct.pack("<I", 36 + len(samples)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+    with open(path, "wb") as f:
+        f.write(header + b"data" + struct.pack("<I", len(samples)) + bytes(samples))
+
+
 def run_wrk(lua, port, connections, seconds, work, **environment):
     """wrk -t1 with the Lua script `lua` (ending in WRK_DONE_LUA) against 127.0.0.1:`port`: its summary."""
     script = os.path.join(work, "bench.lua")
