@@ -371,6 +371,22 @@ import Testing
         #expect(cache.values(["a", "b", "c"]) == [nil, [2], [3]])
     }
 
+    /// Entries read while old go to the front and outlive the entries never read again; entries read while
+    /// among the most recent quarter stay where they are (and are still ahead of the rest).
+    @Test func readEntriesOutliveTheUnread() {
+        let capacity = LRUCache<String, Int>.shardedFrom
+        let cache = LRUCache<String, Int>(capacity: capacity)
+        let old = (0..<capacity / 2).map { "old\($0)" }
+        cache.set(old.enumerated().map { ($1, $0) })
+        let hot = Array(old.prefix(capacity / 16))
+        for _ in 0..<3 { #expect(cache.values(hot) == hot.indices.map { $0 }) }
+        cache.set((0..<capacity * 5 / 8).map { ("new\($0)", $0) })
+        #expect(cache.values(hot).allSatisfy { $0 != nil })
+        let cold = cache.values(Array(old.dropFirst(hot.count))).filter { $0 != nil }.count
+        #expect(cold < old.count - hot.count, "the cold entries make room")
+        #expect(cache.count <= capacity + LRUCache<String, Int>.shardCount)
+    }
+
     /// A large cache is sharded: it still holds at most its capacity (give or take a shard's rounding), keeps
     /// what was used recently over what was not, and visits return the absent positions in order.
     @Test func aShardedCacheStaysBoundedAndKeepsTheRecent() async {
