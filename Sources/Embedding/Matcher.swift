@@ -291,7 +291,8 @@ public struct Matcher: Sendable {
         }
         if let failure { throw failure }
         (read.resolved.vectors, read.resolved.found, read.resolved.codes) = (vectors, found, storedCodes)
-        (read.needCodes, read.storedEmbeddings) = (pending, embeddings)
+        // In request order: the cache lends its shards' entries one shard after another.
+        (read.needCodes, read.storedEmbeddings) = (pending.sorted(), embeddings)
         return read
     }
 
@@ -312,8 +313,9 @@ public struct Matcher: Sendable {
     }
 
     func gather(_ vectors: [Float], rows: [Int], d: Int) -> [Float] {
-        // Every row, in order (all found): the vectors as they are.
-        if rows.count * d == vectors.count, rows.last.map({ $0 == rows.count - 1 }) ?? true { return vectors }
+        // Every row, in order (all found): the vectors as they are. (Rows of codes to compute come stored first,
+        // then inline: all of them, not in order, must be gathered.)
+        if rows.count * d == vectors.count, rows.elementsEqual(rows.indices) { return vectors }
         var out = [Float](repeating: 0, count: rows.count * d)
         vectors.withUnsafeBufferPointer { vectors in
             out.withUnsafeMutableBufferPointer { out in

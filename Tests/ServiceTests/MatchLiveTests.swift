@@ -265,6 +265,12 @@ extension ServiceLiveTests {
         let pair = try #require(inline.body["data"] as? [[String: Any]])
         #expect(abs((pair[0]["max_cos"] as! Double) - (pair[1]["max_cos"] as! Double)) < 1e-5)
         #expect(pair[0]["sid_match"] as? [Int] == pair[1]["sid_match"] as? [Int])
+        // Codes computed in one call for inline vectors around a stored item whose code is not cached yet: each
+        // row gets its own.
+        let served = { (i: Int) in codebook.rotate(vectors[i], count: 1).map { "\($0)" }.joined(separator: ", ") }
+        let mixed = try post("/match", port: port, json: #"{"user": {"history": ["i1"]}, "candidates": [{"id": "a", "embedding": [\#(served(30))]}, "i35", {"id": "b", "embedding": [\#(served(39))]}], "features": ["sid"]}"#)
+        let mixedCodes = try #require(mixed.body["data"] as? [[String: Any]]).map { $0["semantic_id"] as? [Int] }
+        #expect(mixedCodes == [allCodes[30], allCodes[35], allCodes[39]])
 
         // Bad files leave the loaded codebook in place.
         let good = try Data(contentsOf: URL(fileURLWithPath: configuration.codebook.path))
