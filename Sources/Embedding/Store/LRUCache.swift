@@ -54,7 +54,7 @@ public final class LRUCache<Key: Hashable & Sendable, Value: Sendable>: Sendable
 
     public let capacity: Int
     /// A large cache is cut into shards by key hash, each with its own lock and recency order, so that requests
-    /// (and the two halves of one /match) read it at once; a small one is one shard, exactly LRU.
+    /// (and the two halves of one /match) read it at once; a small one is one shard.
     private let shards: [Locked<State>]
     private let shardCapacity: Int
 
