@@ -222,10 +222,17 @@ void oe_pack_weights_int8(const float *w, size_t n, size_t k, int8_t *out, float
     }
 }
 
-/* Row r of x to u8 (its int8 code + 128; the padding is code 0) and its scale. */
-static void int8_rows(const float *x, size_t m, size_t k, uint8_t *xq, size_t k4, float *scales) {
+/* Row r of x (times `smoothing` column by column, when given) to u8 (its int8 code + 128; the padding is code 0) and
+   its scale. */
+static void int8_rows(const float *x, size_t m, size_t k, const float *smoothing, uint8_t *xq, size_t k4, float *scales) {
+    float *smoothed = smoothing ? malloc(k * sizeof *smoothed) : NULL;
+    if (smoothing && smoothed == NULL) abort();
     for (size_t row = 0; row < m; row++) {
         const float *in = x + row * k;
+        if (smoothing) {
+            for (size_t kk = 0; kk < k; kk++) smoothed[kk] = in[kk] * smoothing[kk];
+            in = smoothed;
+        }
         float largest = 0.0f;
         for (size_t kk = 0; kk < k; kk++) largest = fmaxf(largest, fabsf(in[kk]));
         float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
@@ -233,6 +240,7 @@ static void int8_rows(const float *x, size_t m, size_t k, uint8_t *xq, size_t k4
         for (size_t kk = 0; kk < k; kk++) xq[row * k4 + kk] = (uint8_t)(clamp127(lrintf(in[kk] * inverse)) + 128);
         for (size_t kk = k; kk < k4; kk++) xq[row * k4 + kk] = 128;
     }
+    free(smoothed);
 }
 
 static void int8_linear_generic(const uint8_t *xq, const float *row_scales, size_t m, size_t k4, const int8_t *packed,
@@ -259,14 +267,23 @@ static void int8_linear_generic(const uint8_t *xq, const float *row_scales, size
 
 #define LP_INT8 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-/* int8_rows in vectors: the same largest magnitude, products and nearest-even conversions. */
-LP_INT8 static void int8_rows_avx512(const float *x, size_t m, size_t k, uint8_t *xq, size_t k4, float *scales) {
+/* int8_rows in vectors: the same products, largest magnitude and nearest-even conversions. */
+LP_INT8 static void int8_rows_avx512(const float *x, size_t m, size_t k, const float *smoothing, uint8_t *xq, size_t k4,
+                                     float *scales) {
     const __m512i low = _mm512_set1_epi32(-127), high = _mm512_set1_epi32(127), shift = _mm512_set1_epi32(128);
+    float *smoothed = smoothing ? malloc(k * sizeof *smoothed) : NULL;
+    if (smoothing && smoothed == NULL) abort();
     for (size_t row = 0; row < m; row++) {
         const float *in = x + row * k;
-        __m512 most = _mm512_setzero_ps();
         size_t kk = 0;
-        for (; kk + 16 <= k; kk += 16) most = _mm512_max_ps(most, _mm512_abs_ps(_mm512_loadu_ps(in + kk)));
+        if (smoothing) {
+            for (; kk + 16 <= k; kk += 16)
+                _mm512_storeu_ps(smoothed + kk, _mm512_mul_ps(_mm512_loadu_ps(in + kk), _mm512_loadu_ps(smoothing + kk)));
+            for (; kk < k; kk++) smoothed[kk] = in[kk] * smoothing[kk];
+            in = smoothed;
+        }
+        __m512 most = _mm512_setzero_ps();
+        for (kk = 0; kk + 16 <= k; kk += 16) most = _mm512_max_ps(most, _mm512_abs_ps(_mm512_loadu_ps(in + kk)));
         float largest = _mm512_reduce_max_ps(most);
         for (; kk < k; kk++) largest = fmaxf(largest, fabsf(in[kk]));
         float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
@@ -281,6 +298,7 @@ LP_INT8 static void int8_rows_avx512(const float *x, size_t m, size_t k, uint8_t
         for (; kk < k; kk++) out[kk] = (uint8_t)(clamp127(lrintf(in[kk] * inverse)) + 128);
         for (; kk < k4; kk++) out[kk] = 128;
     }
+    free(smoothed);
 }
 
 LP_INT8 static inline __attribute__((always_inline)) void int8_panel_rows(
@@ -331,8 +349,9 @@ LP_INT8 static void int8_linear_avx512(const uint8_t *xq, const float *row_scale
     }
 }
 
-void oe_packed_linear_int8(const float *x, size_t m, size_t k, const int8_t *packed, const float *scales,
-                           const int32_t *sums, size_t n, const float *bias, float *y, size_t ldy, int relu6) {
+void oe_packed_linear_int8(const float *x, size_t m, size_t k, const float *smoothing, const int8_t *packed,
+                           const float *scales, const int32_t *sums, size_t n, const float *bias, float *y, size_t ldy,
+                           int relu6) {
     if (m == 0 || n == 0) return;
     size_t k4 = round_up(k, 4), block = m < LP_ROW_BLOCK ? m : LP_ROW_BLOCK;
     uint8_t *xq = malloc(block * k4);
@@ -342,10 +361,10 @@ void oe_packed_linear_int8(const float *x, size_t m, size_t k, const int8_t *pac
     for (size_t row = 0; row < m; row += LP_ROW_BLOCK) {
         size_t rows = m - row < LP_ROW_BLOCK ? m - row : LP_ROW_BLOCK;
         if (native) {
-            int8_rows_avx512(x + row * k, rows, k, xq, k4, row_scales);
+            int8_rows_avx512(x + row * k, rows, k, smoothing, xq, k4, row_scales);
             int8_linear_avx512(xq, row_scales, rows, k4, packed, scales, sums, n, bias, y + row * ldy, ldy, relu6);
         } else {
-            int8_rows(x + row * k, rows, k, xq, k4, row_scales);
+            int8_rows(x + row * k, rows, k, smoothing, xq, k4, row_scales);
             int8_linear_generic(xq, row_scales, rows, k4, packed, scales, sums, n, bias, y + row * ldy, ldy, relu6);
         }
     }

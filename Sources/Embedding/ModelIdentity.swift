@@ -1,4 +1,5 @@
 import Foundation
+internal import Models
 
 /// Which model produced a vector: vectors of different revisions are not comparable.
 public struct ModelIdentity: Sendable, Equatable {
@@ -13,8 +14,9 @@ public struct ModelIdentity: Sendable, Equatable {
 
     /// The towers' names joined, and a hash of everything in `configuration` that shapes the vectors: weights,
     /// tokenizer, label lists and the settings that change outputs. A stored vector is reused only under the
-    /// same revision.
-    public init(of configuration: PipelineConfiguration) throws {
+    /// same revision. `textCalibration`: what an int8 text encoder calibrates on (by default
+    /// `TextCalibration.revision`, what it does).
+    public init(of configuration: PipelineConfiguration, textCalibration: String? = nil) throws {
         let (text, image, audio) = (configuration.text, configuration.image, configuration.audio)
         let files = [text.directory + "/model.safetensors", text.directory + "/tokenizer.json",
                      image.directory + "/model.safetensors", audio.directory + "/model.safetensors", image.labels, audio.labels]
@@ -42,6 +44,8 @@ public struct ModelIdentity: Sendable, Equatable {
         // Vectors of another precision are another model's: never mixed in the store or compared by /match. fp32
         // adds nothing, so banks written before precisions existed keep their revision.
         if precisions.contains(where: { $0 != .fp32 }) { parts.append((3, Array(precisionNames.utf8))) }
+        // int8 text vectors also depend on the texts the encoder calibrates its smoothing on.
+        if precisions[0] == .int8 { parts.append((4, Array((textCalibration ?? TextCalibration.revision).utf8))) }
         self.init(id: id, revision: String(ContentHash.sha256(parts).prefix(16)))
     }
 }

@@ -52,7 +52,8 @@ public final class BertEncoder: Sendable {
 
     /// Loads `config.json` and `model.safetensors` from `directory`, checking every tensor's presence and shape;
     /// the dense layers in `precision` (attention's products in bf16 below fp32; normalisations, softmax, GELU and
-    /// pooling stay fp32).
+    /// pooling stay fp32). int8 first runs the model in fp32 on `TextCalibration`'s texts, tokenized by the
+    /// directory's `tokenizer.json`, to smooth the query/key/value projection.
     public init(directory: URL, threads: Int = 1, precision: Precision = .fp32) throws {
         self.threads = max(1, threads)
         self.precision = precision.effective
@@ -99,17 +100,16 @@ public final class BertEncoder: Sendable {
         typeEmbeddings = try file.floats("embeddings.token_type_embeddings.weight")
         embeddingNormWeight = try file.floats("embeddings.LayerNorm.weight")
         embeddingNormBias = try file.floats("embeddings.LayerNorm.bias")
-        // int8 keeps the query/key/value projection in bf16: quantising its input (LayerNorm's output, a few channels
-        // far larger than the rest) per row cost the most of any layer, mean cosine 0.9973 → 0.9988 on the fixture
-        // corpus with it in bf16 (README, "Precision").
-        let projection = precision == .int8 ? Precision.bf16 : precision
+        // int8 smooths the query/key/value projection's input, LayerNorm's output, where a few channels are far
+        // larger than the rest: quantised per row as it is, it cost the most of any layer (README, "Precision").
+        let smoothing = self.precision == .int8 ? try Self.smoothing(directory: directory, file: file, configuration: c) : nil
         layers = try (0..<c.layers).map { layer in
             let p = "encoder.layer.\(layer)."
             func f(_ name: String) throws -> [Float] { try file.floats(p + name) }
             return Layer(
                 qkv: Linear(weight: try f("attention.self.query.weight") + f("attention.self.key.weight") + f("attention.self.value.weight"),
                             bias: try f("attention.self.query.bias") + f("attention.self.key.bias") + f("attention.self.value.bias"),
-                            outputs: 3 * h, inputs: h, precision: projection),
+                            outputs: 3 * h, inputs: h, precision: precision, smoothing: smoothing?[layer]),
                 output: Linear(weight: try f("attention.output.dense.weight"), bias: try f("attention.output.dense.bias"),
                                outputs: h, inputs: h, precision: precision),
                 attentionNormWeight: try f("attention.output.LayerNorm.weight"),
@@ -138,6 +138,13 @@ public final class BertEncoder: Sendable {
 
     /// `embed`, optionally with each sequence's token states (what a fusion model attends over).
     public func encode(_ sequences: [[Int32]], tokenStates: Bool = false, threads: Int? = nil) -> [Encoding] {
+        forward(sequences, tokenStates: tokenStates, threads: threads, qkvInputMaxima: nil)
+    }
+
+    /// `encode`; with `qkvInputMaxima` (layers × hidden, on one thread) also the largest magnitude each query/key/value
+    /// projection's input column reaches.
+    private func forward(_ sequences: [[Int32]], tokenStates: Bool, threads: Int?,
+                         qkvInputMaxima: UnsafeMutablePointer<Float>?) -> [Encoding] {
         let c = configuration
         let (h, inter) = (c.hiddenSize, c.intermediateSize)
         let shape = Attention.Shape(heads: c.heads, headSize: h / c.heads)
@@ -152,14 +159,15 @@ public final class BertEncoder: Sendable {
         let positions = lengths.flatMap { 0..<$0 }
         let owners = lengths.indices.flatMap { s in repeatElement(s, count: lengths[s]) }
 
-        let available = max(1, threads ?? self.threads)
+        let available = qkvInputMaxima == nil ? max(1, threads ?? self.threads) : 1
         let parts = Parallel.ranges(rows, parts: min(available, max(1, rows / Self.minimumRowsPerThread)))
         // Too few rows to split: the threads split the dense layers' output columns instead.
         let columnThreads = parts.count == 1 ? available : 1
         // Attention scores of a thread's queries against one sequence's keys.
         let scoresPerPart = Attention.scratchSize(length: lengths.max() ?? 0, queries: parts.map(\.count).max() ?? 0,
                                                   shape: shape)
-        let workspace = Workspace(rows: rows, hidden: h, intermediate: inter, scores: parts.count * scoresPerPart)
+        let workspace = Workspace(rows: rows, hidden: h, intermediate: inter, scores: parts.count * scoresPerPart,
+                                  qkvInputMaxima: qkvInputMaxima)
         defer { workspace.deallocate() }
 
         // One parallel pass per layer: each thread owns a range of rows. Attention needs the keys and values of
@@ -178,6 +186,11 @@ public final class BertEncoder: Sendable {
                     feedForward(layers[layer], range, workspace: workspace, columnThreads: columnThreads)
                 }
                 if layer + 1 < layers.count {
+                    if let maxima = workspace.qkvInputMaxima {
+                        for row in range {
+                            for j in 0..<h { maxima[(layer + 1) * h + j] = max(maxima[(layer + 1) * h + j], abs(workspace.x[row * h + j])) }
+                        }
+                    }
                     layers[layer + 1].qkv.apply(workspace.x + range.lowerBound * h, rows: range.count,
                                                 into: workspace.qkv(layer + 1) + range.lowerBound * 3 * h,
                                                 columnThreads: columnThreads)
@@ -202,16 +215,48 @@ public final class BertEncoder: Sendable {
         }
     }
 
+    /// SmoothQuant's factors for each layer's query/key/value projection: `max|x_j|^α / max|w_j|^(1-α)` per input
+    /// column j, x's maxima measured by the fp32 model on `TextCalibration.texts`, w the three projections' weights.
+    private static func smoothing(directory: URL, file: SafetensorsFile, configuration c: BertConfiguration) throws -> [[Float]] {
+        let tokenizerURL = directory.appendingPathComponent("tokenizer.json")
+        let tokenizer: WordPieceTokenizer
+        do {
+            tokenizer = try WordPieceTokenizer(contentsOf: tokenizerURL, maxLength: c.maxPositions)
+        } catch {
+            throw ModelLoadingError(file: tokenizerURL.path, reason: "int8 calibrates on texts this tokenizer reads: \(error)")
+        }
+        let reference = try BertEncoder(directory: directory, threads: 1, precision: .fp32)
+        let h = c.hiddenSize
+        var maxima = [Float](repeating: 0, count: c.layers * h)
+        maxima.withUnsafeMutableBufferPointer { maxima in
+            _ = reference.forward(TextCalibration.texts.map { tokenizer.encoding($0).ids }, tokenStates: false, threads: 1,
+                                  qkvInputMaxima: maxima.baseAddress!)
+        }
+        let alpha = TextCalibration.alpha
+        return try (0..<c.layers).map { layer in
+            let p = "encoder.layer.\(layer).attention.self."
+            let weight = try file.floats(p + "query.weight") + file.floats(p + "key.weight") + file.floats(p + "value.weight")
+            var wMax = [Float](repeating: 0, count: h)
+            for (index, value) in weight.enumerated() { wMax[index % h] = max(wMax[index % h], abs(value)) }
+            return (0..<h).map { j in
+                pow(max(maxima[layer * h + j], 1e-5), alpha) / pow(max(wMax[j], 1e-5), 1 - alpha)
+            }
+        }
+    }
+
     /// Below this many rows per thread, splitting a batch costs more than it saves.
     static let minimumRowsPerThread = 8
 
     /// Activations of one batch, rows × width each; threads write disjoint row ranges.
     struct Workspace: @unchecked Sendable {
         let x, evenQKV, oddQKV, context, projected, intermediate, scores: UnsafeMutablePointer<Float>
+        /// Not owned; written by the only thread when calibrating.
+        let qkvInputMaxima: UnsafeMutablePointer<Float>?
 
         func qkv(_ layer: Int) -> UnsafeMutablePointer<Float> { layer % 2 == 0 ? evenQKV : oddQKV }
 
-        init(rows: Int, hidden: Int, intermediate width: Int, scores scoreCount: Int) {
+        init(rows: Int, hidden: Int, intermediate width: Int, scores scoreCount: Int, qkvInputMaxima: UnsafeMutablePointer<Float>?) {
+            self.qkvInputMaxima = qkvInputMaxima
             x = .allocate(capacity: rows * hidden)
             evenQKV = .allocate(capacity: rows * 3 * hidden)
             oddQKV = .allocate(capacity: rows * 3 * hidden)

@@ -19,7 +19,8 @@ public struct Linear: Sendable {
     enum Weights: Sendable {
         case fp32(weight: [Float], packed: [Float])
         case bf16([UInt16])
-        case int8(codes: [Int8], scales: [Float], sums: [Int32])
+        /// `inputScales`: what x's columns are multiplied by before a row is quantised (empty: nothing).
+        case int8(codes: [Int8], scales: [Float], sums: [Int32], inputScales: [Float])
     }
 
     /// Up to this many rows per call use the packed kernel; more go to OpenBLAS. Measured once per process
@@ -52,8 +53,14 @@ public struct Linear: Sendable {
         return median(blas) * 10 < median(packed) * 9 ? 64 : .max
     }
 
-    public init(weight: [Float], bias: [Float], outputs: Int, inputs: Int, precision: Precision = .fp32) {
+    /// `smoothing` (int8 only; one positive factor per input) moves range from the inputs to the weights, as
+    /// SmoothQuant does: input column j is divided by `smoothing[j]` and weight column j multiplied by it before each
+    /// is quantised, so an input with a few channels far larger than the rest loses less to its row's scale.
+    public init(weight: [Float], bias: [Float], outputs: Int, inputs: Int, precision: Precision = .fp32,
+                smoothing: [Float]? = nil) {
         precondition(weight.count == outputs * inputs && bias.count == outputs, "Linear: shapes do not match")
+        precondition(smoothing.map { $0.count == inputs && $0.allSatisfy { $0 > 0 && $0.isFinite } } ?? true,
+                     "Linear: one positive smoothing factor per input")
         self.inputs = inputs
         self.outputs = outputs
         self.bias = bias
@@ -72,11 +79,12 @@ public struct Linear: Sendable {
         case .int8:
             let columns = oe_packed_int8_columns(outputs)
             var scales = [Float](repeating: 0, count: columns), sums = [Int32](repeating: 0, count: columns)
+            let smoothed = smoothing.map { s in (0..<(outputs * inputs)).map { weight[$0] * s[$0 % inputs] } } ?? weight
             let codes = [Int8](unsafeUninitializedCapacity: oe_packed_int8_size(outputs, inputs)) { buffer, count in
-                oe_pack_weights_int8(weight, outputs, inputs, buffer.baseAddress, &scales, &sums)
+                oe_pack_weights_int8(smoothed, outputs, inputs, buffer.baseAddress, &scales, &sums)
                 count = buffer.count
             }
-            weights = .int8(codes: codes, scales: scales, sums: sums)
+            weights = .int8(codes: codes, scales: scales, sums: sums, inputScales: smoothing?.map { 1 / $0 } ?? [])
         }
     }
 
@@ -118,13 +126,16 @@ public struct Linear: Sendable {
             case .bf16(let packed):
                 let stride = (inputs + 1) / 2 * 2
                 packed.withUnsafeBufferPointer { oe_packed_linear_bf16(x, rows, inputs, $0.baseAddress! + first * stride, n, b, y + first, outputs, relu) }
-            case .int8(let codes, let scales, let sums):
+            case .int8(let codes, let scales, let sums, let inputScales):
                 let stride = (inputs + 3) / 4 * 4
                 codes.withUnsafeBufferPointer { codes in
                     scales.withUnsafeBufferPointer { scales in
                         sums.withUnsafeBufferPointer { sums in
-                            oe_packed_linear_int8(x, rows, inputs, codes.baseAddress! + first * stride, scales.baseAddress! + first,
-                                                  sums.baseAddress! + first, n, b, y + first, outputs, relu)
+                            inputScales.withUnsafeBufferPointer { smoothing in
+                                oe_packed_linear_int8(x, rows, inputs, smoothing.isEmpty ? nil : smoothing.baseAddress, codes.baseAddress! + first * stride,
+                                                      scales.baseAddress! + first, sums.baseAddress! + first, n, b, y + first,
+                                                      outputs, relu)
+                            }
                         }
                     }
                 }

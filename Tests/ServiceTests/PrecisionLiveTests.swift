@@ -36,6 +36,18 @@ extension ServiceLiveTests {
         await lower.shutdown()
     }
 
+    /// int8 text vectors depend on the texts the encoder calibrates its smoothing on: another calibration is
+    /// another revision in int8, and changes nothing in fp32 or bf16.
+    @Test func theTextCalibrationIsPartOfTheInt8Revision() async throws {
+        for precision in [TowerPrecision.fp32, .bf16, .int8] {
+            var configuration = testConfiguration()
+            configuration.precision = precision
+            let pipeline = try configuration.pipeline
+            let (usual, other) = (try ModelIdentity(of: pipeline), try ModelIdentity(of: pipeline, textCalibration: "other texts"))
+            #expect((usual.revision != other.revision) == (precision.effective == .int8), "\(precision)")
+        }
+    }
+
     /// `model.precision` is every tower's; `image.precision` and `audio.precision` override it for one.
     @Test func precisionIsReadAndCheckedAsASetting() async throws {
         let loaded = try await ServiceConfiguration.load(file: ServiceConfigurationTests.defaultFile,

@@ -25,12 +25,15 @@ void oe_pack_weights_bf16(const float *w, size_t n, size_t k, uint16_t *out);
 void oe_packed_linear_bf16(const float *x, size_t m, size_t k, const uint16_t *packed, size_t n, const float *bias,
                            float *y, size_t ldy, int relu6);
 
-/* `out` holds oe_packed_int8_size(n, k) bytes; `scales` and `sums` oe_packed_int8_columns(n) each. */
+/* `out` holds oe_packed_int8_size(n, k) bytes; `scales` and `sums` oe_packed_int8_columns(n) each. `smoothing`, when
+   not NULL, holds k multipliers applied to x's columns before a row is quantised (SmoothQuant: the weights' columns
+   were divided by the same when packed, so the product is unchanged but the row's range is flatter). */
 size_t oe_packed_int8_size(size_t n, size_t k);
 size_t oe_packed_int8_columns(size_t n);
 void oe_pack_weights_int8(const float *w, size_t n, size_t k, int8_t *out, float *scales, int32_t *sums);
-void oe_packed_linear_int8(const float *x, size_t m, size_t k, const int8_t *packed, const float *scales,
-                           const int32_t *sums, size_t n, const float *bias, float *y, size_t ldy, int relu6);
+void oe_packed_linear_int8(const float *x, size_t m, size_t k, const float *smoothing, const int8_t *packed,
+                           const float *scales, const int32_t *sums, size_t n, const float *bias, float *y, size_t ldy,
+                           int relu6);
 
 /* bfloat16 of `value`, nearest even, denormals to zero (as the instruction rounds). */
 uint16_t oe_bf16(float value);
