@@ -8,6 +8,7 @@ FROM ${SWIFT_IMAGE} AS build
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         zlib1g-dev libopenblas-dev libjpeg62-turbo-dev libpng-dev libfftw3-dev libsqlite3-dev libssl-dev libpq-dev \
+        libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev \
         pkg-config python3 python3-venv curl ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -26,6 +27,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         zlib1g libopenblas0-pthread libjpeg62-turbo libpng16-16 libfftw3-single3 libsqlite3-0 libssl3 libpq5 \
+        libavformat59 libavcodec59 libswscale6 libswresample4 libavutil57 \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /opt/omniembed --shell /usr/sbin/nologin omniembed

@@ -53,12 +53,14 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         // JPEG and PNG decoding through libjpeg-turbo and libpng, with their error exits turned into returns.
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
+        // Video and compressed audio through FFmpeg's libraries (Debian's), read from memory only.
+        .target(name: "CVideoCodecs", linkerSettings: ["avformat", "avcodec", "swscale", "swresample", "avutil"].map { .linkedLibrary($0) }),
         // FFTW's single-precision interface, for log-mel spectrograms.
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
         // Media's kernels: Pillow-exact 8-bit image resampling, audio resampling, image planes; dispatched as CKernels.
         .target(name: "CMediaKernels", dependencies: ["CKernels"], cSettings: [.unsafeFlags(["-O3"])]),
         // Image and audio decoding and preprocessing.
-        .target(name: "Media", dependencies: ["CImageCodecs", "CMediaKernels", "CFFTW"]),
+        .target(name: "Media", dependencies: ["CImageCodecs", "CVideoCodecs", "CMediaKernels", "CFFTW"]),
         // Model files and model code: safetensors, tokenizer, the towers, the Fusion-Q-Former.
         .target(name: "Models", dependencies: ["Locking", "Tensor", "CKernels"]),
         // PostgreSQL's own client library, libpq: the item store when several replicas share it. Chosen over

@@ -16,6 +16,8 @@ extension EmbeddingPipeline {
         var audio: [[Float]] = []
         var hasAudio = false
         var audioSeconds = 0.0
+        var videoSeconds = 0.0
+        var framesDecoded = 0
     }
 
     /// Tokenises items (here: cheap and bounded by the text limit) and decodes their media on the decode pool,
@@ -33,7 +35,9 @@ extension EmbeddingPipeline {
                 metrics.tokenize.record(.now - started)
             }
             do throws(MediaFailure) {
-                costs[index] = try towers.cost(images: item.images, audio: item.audio)
+                let started = ContinuousClock.now
+                costs[index] = try towers.cost(images: item.images, audio: item.audio, video: item.video)
+                if item.video != nil { metrics.videoDemux.record(.now - started) }
             } catch {
                 metrics.decodeFailures.increment()
                 results[index] = .failure(Self.refuse(error.error, item.label, error.what))
@@ -44,7 +48,7 @@ extension EmbeddingPipeline {
         try budget.check(pixels: admitted.reduce(0) { $0 + costs[$1].pixels },
                          audioSeconds: admitted.reduce(0) { $0 + costs[$1].audioSeconds })
 
-        let media = admitted.filter { !items[$0].images.isEmpty || items[$0].audio != nil }
+        let media = admitted.filter { !items[$0].images.isEmpty || items[$0].audio != nil || items[$0].video != nil }
         for index in admitted where !media.contains(index) { results[index] = .success(inputs[index]) }
         guard !media.isEmpty else { return results.map { $0! } }
 
@@ -94,7 +98,9 @@ extension EmbeddingPipeline {
         }
     }
 
-    /// An item's images and audio decoded into `input`, step by step.
+    /// An item's images, audio and video decoded into `input`, step by step: the video's frames after the images
+    /// (the first of them its cover when the item gives no image), its soundtrack as the audio when the item gives
+    /// none.
     static func decodeMedia(_ item: ItemInput, cost: Towers.MediaCost, into input: Inputs, towers: Towers,
                                     metrics: Metrics, checkpoint: () throws(EmbeddingError) -> Void) -> Result<Inputs, EmbeddingError> {
         var inputs = input
@@ -121,6 +127,24 @@ extension EmbeddingPipeline {
                     return .failure(refuse(error, item.label, "audio"))
                 }
                 metrics.decodeAudio.record(.now - started)
+            }
+            if let video = item.video, let header = cost.video {
+                try checkpoint()
+                let started = ContinuousClock.now
+                switch try towers.videoInput(video.data, cost: cost, checkpoint: checkpoint) {
+                case .success(let decoded):
+                    inputs.images += decoded.frames
+                    (inputs.videoSeconds, inputs.framesDecoded) = (header.duration, decoded.frames.count)
+                    if let patches = decoded.patches {
+                        (inputs.audio, inputs.audioSeconds, inputs.hasAudio) = (patches, header.duration, true)
+                    }
+                    metrics.videoDecode.record(decoded.timing.decode)
+                    metrics.videoConvert.record(decoded.timing.convert)
+                case .failure(let error):
+                    metrics.decodeFailures.increment()
+                    return .failure(refuse(error, item.label, "video"))
+                }
+                metrics.decodeVideo.record(.now - started)
             }
         } catch {
             return .failure(error)

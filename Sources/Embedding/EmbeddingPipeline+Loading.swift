@@ -16,6 +16,7 @@ extension EmbeddingPipeline {
         for (tower, precision) in precisions {
             if let notice = precision.fallbackNotice(tower: tower) { logger.warning("\(notice)") }
         }
+        FFmpegLog.route(to: logger)
         let towers = try loadTowers(configuration)
         let dimensions = configuration.dimensions
         guard dimensions.first == towers.dimensions, dimensions.allSatisfy({ $0 <= towers.dimensions }) else {
@@ -75,6 +76,7 @@ extension EmbeddingPipeline {
             audio: try Musicnn(directory: URL(fileURLWithPath: audio.directory), threads: threads, precision: audio.precision.tensor),
             imageLabels: try labels(image.labels), audioLabels: try labels(audio.labels),
             imageTopK: image.topK, audioTopK: audio.topK, maxPixels: configuration.maxImagePixels,
-            maxAudioSeconds: Double(configuration.maxAudioSeconds))
+            maxAudioSeconds: Double(configuration.maxAudioSeconds), maxVideoSeconds: Double(configuration.maxVideoSeconds),
+            maxVideoBytes: configuration.maxVideoBytes)
     }
 }

@@ -173,8 +173,8 @@ public final class EmbeddingPipeline: Sendable {
     /// alone; overload, deadline and store failures always fail the call.
     public func embed(_ items: [ItemInput], options: Options) async throws(EmbeddingError) -> Outcome {
         var results = [Result<EmbeddedItem, EmbeddingError>?](repeating: nil, count: items.count)
-        for (index, item) in items.enumerated() where item.text == nil && item.images.isEmpty && item.audio == nil {
-            results[index] = .failure(.invalid("no_modality", "\(item.label): no text, fields, images or audio"))
+        for (index, item) in items.enumerated() where item.text == nil && item.images.isEmpty && item.audio == nil && item.video == nil {
+            results[index] = .failure(.invalid("no_modality", "\(item.label): no text, fields, images, audio or video"))
         }
         try checkFailures(results, options)
         let codebook = codebooks.current
@@ -233,7 +233,8 @@ public final class EmbeddingPipeline: Sendable {
             let item = EmbeddedItem(id: items[index].id, contentHash: items[index].contentHash,
                                     embedding: embedding, modalities: modalities, cached: false,
                                     tokens: input.tokens.count, truncated: input.truncated, images: input.images.count,
-                                    audioSeconds: input.audioSeconds, semanticID: codes?[position],
+                                    audioSeconds: input.audioSeconds, videoSeconds: input.videoSeconds,
+                                    framesDecoded: input.framesDecoded, semanticID: codes?[position],
                                     features: features[position])
             results[index] = .success(item)
             records.append(ItemStore.Record(
@@ -287,13 +288,19 @@ public final class EmbeddingPipeline: Sendable {
     }
 
     struct Metrics: Sendable {
-        let tokenize, decodeImage, decodeAudio, fusion, store: CoreMetrics.Timer
+        let tokenize, decodeImage, decodeAudio, decodeVideo, fusion, store: CoreMetrics.Timer
+        /// A video's stages: reading its container's headers, decoding frames and soundtrack, converting frames to RGB.
+        let videoDemux, videoDecode, videoConvert: CoreMetrics.Timer
         let cacheHits, cacheMisses, decodeFailures: Counter
 
         init(factory: any MetricsFactory) {
             tokenize = CoreMetrics.Timer(label: "omniembed_tokenize_seconds", factory: factory)
             decodeImage = CoreMetrics.Timer(label: "omniembed_decode_seconds", dimensions: [("modality", "image")], factory: factory)
             decodeAudio = CoreMetrics.Timer(label: "omniembed_decode_seconds", dimensions: [("modality", "audio")], factory: factory)
+            decodeVideo = CoreMetrics.Timer(label: "omniembed_decode_seconds", dimensions: [("modality", "video")], factory: factory)
+            videoDemux = CoreMetrics.Timer(label: "omniembed_video_stage_seconds", dimensions: [("stage", "demux")], factory: factory)
+            videoDecode = CoreMetrics.Timer(label: "omniembed_video_stage_seconds", dimensions: [("stage", "decode")], factory: factory)
+            videoConvert = CoreMetrics.Timer(label: "omniembed_video_stage_seconds", dimensions: [("stage", "convert")], factory: factory)
             fusion = CoreMetrics.Timer(label: "omniembed_fusion_seconds", factory: factory)
             store = CoreMetrics.Timer(label: "omniembed_store_seconds", factory: factory)
             cacheHits = Counter(label: "omniembed_cache_hits_total", factory: factory)

@@ -55,7 +55,8 @@ public struct ItemFields: Sendable, Equatable {
     }
 }
 
-/// An item as a request gives it: text, encoded images (the cover first, then frames) and an encoded WAV.
+/// An item as a request gives it: text, encoded images (the cover first, then frames), an encoded recording (WAV,
+/// or MP3, AAC, Ogg Vorbis/Opus, FLAC) and an encoded video (MP4, MOV, WebM).
 public struct ItemInput: Sendable {
     public var id: String
     /// How messages name the item (`items[3] (v42)`).
@@ -64,19 +65,34 @@ public struct ItemInput: Sendable {
     public var text: String?
     public var images: [[UInt8]]
     public var audio: [UInt8]?
-    /// SHA-256 of the text, images and audio: an unchanged item is answered from the store.
+    public var video: Video?
+    /// SHA-256 of the text, images, audio and video (with its frame count): an unchanged item is answered from the
+    /// store.
     public var contentHash: String
 
+    /// A video and how many frames to sample from it besides the cover.
+    public struct Video: Sendable {
+        public var data: [UInt8]
+        public var frames: Int
+
+        public init(data: [UInt8], frames: Int = 5) {
+            self.data = data
+            self.frames = frames
+        }
+    }
+
     public init(id: String, label: String? = nil, text: String? = nil, fields: ItemFields = ItemFields(),
-                images: [[UInt8]] = [], audio: [UInt8]? = nil) {
+                images: [[UInt8]] = [], audio: [UInt8]? = nil, video: Video? = nil) {
         self.id = id
         self.label = label ?? id
         self.text = Self.composeText(text, fields)
         self.images = images
         self.audio = audio
+        self.video = video
         var parts: [(tag: UInt8, bytes: [UInt8])] = [(0, Array((self.text ?? "").utf8))]
         parts += images.map { (1, $0) }
         if let audio { parts.append((2, audio)) }
+        if let video { parts += [(3, video.data), (4, Array("frames=\(video.frames)".utf8))] }
         contentHash = ContentHash.sha256(parts)
     }
 
@@ -114,6 +130,9 @@ public struct EmbeddedItem: Sendable, Equatable {
     public var truncated: Bool
     public var images: Int
     public var audioSeconds: Double
+    /// Seconds of the video given and frames decoded from it (0 when cached).
+    public var videoSeconds: Double = 0
+    public var framesDecoded: Int = 0
     /// The codes of the codebook in use (`Outcome.codebook`), `nil` without one.
     public var semanticID: [Int]? = nil
     /// The towers' raw outputs (computed items only: the store does not keep them).

@@ -64,6 +64,9 @@ public struct PipelineConfiguration: Sendable {
     public var maxImagePixels: Int
     /// Longest recording accepted, in seconds (checked on the WAV header).
     public var maxAudioSeconds: Int
+    /// Longest video accepted, in seconds, and its largest encoded size (checked on the container's headers).
+    public var maxVideoSeconds = 600
+    public var maxVideoBytes = 64 << 20
     public var compute: ComputeThreads
     public var fusion: Fusion
     /// Matryoshka sizes; the first must be the model's full size.

@@ -12,13 +12,17 @@ final class Towers: Sendable {
     public let audioSpace: ConvexSemanticEmbedding
     let imageDecoder: ImageDecoder
     let wavDecoder: WAVDecoder
+    /// Compressed recordings (`audio` that is not WAV), under the audio limits.
+    let audioDecoder: VideoDecoder
+    let videoDecoder: VideoDecoder
     let preprocessor = ImagePreprocessor()
     let mel = MelSpectrogram.musicnn()
 
     /// `imageLabels` and `audioLabels` name the classifiers' classes and tags, in order; ConSE combines the
     /// `topK` most probable.
     public init(text: TextEmbedder, image: EfficientNetLite, audio: Musicnn, imageLabels: [String], audioLabels: [String],
-                imageTopK: Int, audioTopK: Int, maxPixels: Int, maxAudioSeconds: Double) throws {
+                imageTopK: Int, audioTopK: Int, maxPixels: Int, maxAudioSeconds: Double, maxVideoSeconds: Double = 600,
+                maxVideoBytes: Int = 64 << 20) throws {
         guard imageLabels.count == image.classes else {
             throw ModelLoadingError(file: "image labels", reason: "\(imageLabels.count) names; the model has \(image.classes) classes")
         }
@@ -32,22 +36,30 @@ final class Towers: Sendable {
         audioSpace = ConvexSemanticEmbedding(labels: audioLabels, text: text, topK: audioTopK)
         imageDecoder = ImageDecoder(maxPixels: maxPixels)
         wavDecoder = WAVDecoder(maxDuration: maxAudioSeconds)
+        audioDecoder = VideoDecoder(maxBytes: .max, maxSeconds: maxAudioSeconds, maxPixels: maxPixels)
+        videoDecoder = VideoDecoder(maxBytes: maxVideoBytes, maxSeconds: maxVideoSeconds, maxPixels: maxPixels)
     }
 
     /// Size of every vector in the shared space.
     public var dimensions: Int { text.encoder.configuration.hiddenSize }
 
     /// What decoding an item's media will cost, read from the headers alone (no pixel or sample is decoded):
-    /// each image's decoded pixels (after DCT scaling) and the recording's duration.
+    /// each image's decoded pixels (after DCT scaling), each sampled video frame's, and the recording's or the
+    /// soundtrack's duration.
     public struct MediaCost: Sendable {
         var imageHeaders: [ImageDecoder.Header] = []
         var wavHeader: WAVDecoder.Header?
+        var video: VideoDecoder.Header?
+        /// Times of the video frames to decode (the cover at 0 when the item gives no image).
+        var frameTimes: [Double] = []
+        /// The video's soundtrack is the item's audio (the item gives none).
+        var soundtrack = false
         public var pixels = 0
         public var audioSeconds = 0.0
     }
 
     /// The headers of an item's media and what decoding them costs; header errors and per-file limits throw here.
-    func cost(images: [[UInt8]], audio: [UInt8]?) throws(MediaFailure) -> MediaCost {
+    func cost(images: [[UInt8]], audio: [UInt8]?, video: ItemInput.Video?) throws(MediaFailure) -> MediaCost {
         var cost = MediaCost()
         for (position, bytes) in images.enumerated() {
             do throws(MediaError) {
@@ -61,11 +73,36 @@ final class Towers: Sendable {
         }
         if let audio {
             do throws(MediaError) {
-                let header = try wavDecoder.header(of: audio)
-                cost.wavHeader = header
-                cost.audioSeconds = header.duration
+                if WAVDecoder.isWAV(audio) {
+                    let header = try wavDecoder.header(of: audio)
+                    cost.wavHeader = header
+                    cost.audioSeconds = header.duration
+                } else {
+                    let header = try audioDecoder.header(of: audio)
+                    guard header.hasAudio else { throw MediaError.corrupt("no audio stream") }
+                    cost.audioSeconds = header.duration
+                }
             } catch {
                 throw MediaFailure(error: error, what: "audio")
+            }
+        }
+        if let video {
+            do throws(MediaError) {
+                let header = try videoDecoder.header(of: video.data)
+                cost.video = header
+                if let size = header.frameSize {
+                    cost.frameTimes = VideoDecoder.sampleTimes(duration: header.duration, frames: video.frames, cover: images.isEmpty)
+                    cost.pixels += cost.frameTimes.count * size.width * size.height
+                }
+                if audio == nil, header.hasAudio {
+                    cost.soundtrack = true
+                    cost.audioSeconds += header.duration
+                }
+                guard !cost.frameTimes.isEmpty || cost.soundtrack || !images.isEmpty else {
+                    throw MediaError.corrupt("no video frame to sample and no soundtrack to use")
+                }
+            } catch {
+                throw MediaFailure(error: error, what: "video")
             }
         }
         return cost
@@ -86,16 +123,67 @@ final class Towers: Sendable {
         return .success(preprocessor.tensor(image))
     }
 
-    /// Audio tower patches from a WAV file whose header `cost` read; `checkpoint` runs between steps.
+    /// Audio tower patches from a recording whose header `cost` read: WAV by its own decoder, anything else by
+    /// FFmpeg's; `checkpoint` runs between steps.
     func audioInput(_ bytes: [UInt8], checkpoint: () throws(EmbeddingError) -> Void) throws(EmbeddingError) -> Result<[[Float]], MediaError> {
         let recording: Audio
-        do throws(MediaError) { recording = try wavDecoder.decode(bytes) } catch { return .failure(error) }
+        do throws(MediaError) {
+            recording = WAVDecoder.isWAV(bytes) ? try wavDecoder.decode(bytes) : try audioDecoder.audio(bytes)
+        } catch {
+            return .failure(error)
+        }
+        return .success(try patches(recording, checkpoint: checkpoint))
+    }
+
+    /// A video's frames (as image tower inputs, in `cost.frameTimes`' order) and, when `cost.soundtrack`, its
+    /// soundtrack's audio tower patches.
+    struct VideoInput {
+        var frames: [[Float]] = []
+        var patches: [[Float]]?
+        var timing = VideoTiming()
+    }
+
+    /// Where a video's decoding time went.
+    struct VideoTiming {
+        var demux = Duration.zero, decode = Duration.zero, convert = Duration.zero
+    }
+
+    func videoInput(_ bytes: [UInt8], cost: MediaCost,
+                    checkpoint: () throws(EmbeddingError) -> Void) throws(EmbeddingError) -> Result<VideoInput, MediaError> {
+        var input = VideoInput()
+        if !cost.frameTimes.isEmpty {
+            let started = ContinuousClock.now
+            let decoded: Result<[VideoDecoder.Frame], EmbeddingError>
+            do throws(MediaError) {
+                decoded = try videoDecoder.frames(bytes, at: cost.frameTimes, checkpoint: checkpoint)
+            } catch {
+                return .failure(error)
+            }
+            let frames = try decoded.get()
+            let converting = Duration.seconds(frames.reduce(0) { $0 + $1.convertSeconds })
+            (input.timing.decode, input.timing.convert) = (.now - started - converting, converting)
+            for frame in frames {
+                try checkpoint()
+                input.frames.append(preprocessor.tensor(frame.image))
+            }
+        }
+        if cost.soundtrack {
+            let started = ContinuousClock.now
+            let recording: Audio
+            do throws(MediaError) { recording = try videoDecoder.audio(bytes) } catch { return .failure(error) }
+            input.timing.decode += .now - started
+            input.patches = try patches(recording, checkpoint: checkpoint)
+        }
+        return .success(input)
+    }
+
+    private func patches(_ recording: Audio, checkpoint: () throws(EmbeddingError) -> Void) throws(EmbeddingError) -> [[Float]] {
         try checkpoint()
         let samples = Resampler.resample(recording, to: mel.sampleRate).samples
         try checkpoint()
         let spectrogram = mel.musicnnInput(samples)
         try checkpoint()
-        return .success(Musicnn.patches(spectrogram))
+        return Musicnn.patches(spectrogram)
     }
 }
 

@@ -46,6 +46,11 @@ public struct WAVDecoder: Sendable {
         var dataOffset: Int
     }
 
+    /// Whether `bytes` claim to be WAV (a RIFF or RIFX header): what this decoder, not FFmpeg's, reads.
+    public static func isWAV(_ bytes: [UInt8]) -> Bool {
+        bytes.count >= 4 && (bytes[0..<4].elementsEqual("RIFF".utf8) || bytes[0..<4].elementsEqual("RIFX".utf8))
+    }
+
     /// The header, with the sample rate and duration limits checked: nothing is decoded.
     public func header(of bytes: [UInt8]) throws(MediaError) -> Header {
         guard bytes.count >= 12 else { throw .unsupportedFormat("not a WAV file (shorter than a RIFF header)") }

@@ -12,17 +12,20 @@ public struct FusionQFormerConfiguration: Decodable, Sendable, Equatable {
     public var layerNormEpsilon: Float
     /// Token width per modality (`text`, `image`, `audio`): the towers' outputs it reads.
     public var inputSizes: [String: Int]
+    /// Learned frame positions for the image tokens (the cover, then a video's frames in time order; past the last,
+    /// the last); none when absent.
+    public var maxFrames: Int?
 
     enum CodingKeys: String, CodingKey {
         case hiddenSize = "hidden_size", heads = "num_attention_heads", layers = "num_layers"
         case intermediateSize = "intermediate_size", queries, outputSize = "output_size"
-        case layerNormEpsilon = "layer_norm_eps", inputSizes = "input_sizes"
+        case layerNormEpsilon = "layer_norm_eps", inputSizes = "input_sizes", maxFrames = "max_frames"
     }
 }
 
 /// EM3's Fusion-Q-Former: learnable queries prepended to an item's modality tokens (text token states, image
 /// features per frame, audio features per patch), each projected to the model width and tagged with a learned
-/// modality embedding; pre-LayerNorm self-attention layers; the query outputs, after a final LayerNorm, flattened
+/// modality embedding, image tokens also with a learned frame position (when the model has them); pre-LayerNorm self-attention layers; the query outputs, after a final LayerNorm, flattened
 /// and projected to the output size, then L2-normalised. The same computation as `scripts/reference/fusion_qformer.py`
 /// (PyTorch's `TransformerEncoderLayer` with `norm_first`, erf GELU). Items are fused one at a time: each is a few
 /// dozen tokens, and its result cannot depend on other items.
@@ -40,6 +43,8 @@ public final class FusionQFormer: Sendable {
 
     let queries: [Float]
     let modalityEmbeddings: [Float]
+    /// `maxFrames` rows of the model width, or empty.
+    let framePositions: [Float]
     let projections: [Linear]
     let layers: [Layer]
     let finalNormWeight, finalNormBias: [Float]
@@ -59,7 +64,7 @@ public final class FusionQFormer: Sendable {
             throw ModelLoadingError(file: configURL.path, reason: "not a readable Fusion-Q-Former config: \(error)")
         }
         let c = configuration
-        guard c.heads > 0, c.hiddenSize % c.heads == 0, c.queries > 0, c.layers >= 0,
+        guard c.heads > 0, c.hiddenSize % c.heads == 0, c.queries > 0, c.layers >= 0, (c.maxFrames ?? 1) > 0,
               Self.modalities.allSatisfy({ (c.inputSizes[$0] ?? 0) > 0 }) else {
             throw ModelLoadingError(file: configURL.path,
                                     reason: "needs hidden_size divisible by the heads, queries > 0 and input_sizes for \(Self.modalities)")
@@ -71,6 +76,7 @@ public final class FusionQFormer: Sendable {
             "final_norm.weight": [d], "final_norm.bias": [d],
             "output.weight": [c.outputSize, c.queries * d], "output.bias": [c.outputSize],
         ]
+        if let maxFrames = c.maxFrames { expected["frame_positions"] = [maxFrames, d] }
         for modality in Self.modalities {
             expected["projections.\(modality).weight"] = [d, c.inputSizes[modality]!]
             expected["projections.\(modality).bias"] = [d]
@@ -98,6 +104,7 @@ public final class FusionQFormer: Sendable {
         }
         queries = try file.floats("queries")
         modalityEmbeddings = try file.floats("modality_embeddings")
+        framePositions = c.maxFrames == nil ? [] : try file.floats("frame_positions")
         projections = try Self.modalities.map { try linear("projections.\($0)", d, c.inputSizes[$0]!) }
         layers = try (0..<c.layers).map { layer in
             let p = "layers.\(layer)."
@@ -138,6 +145,10 @@ public final class FusionQFormer: Sendable {
                 flat.withUnsafeBufferPointer { projections[index].apply($0.baseAddress!, rows: rows.count, into: x + row * d) }
                 for r in row..<(row + rows.count) {
                     for j in 0..<d { x[r * d + j] += modalityEmbeddings[index * d + j] }
+                    if Self.modalities[index] == "image", let maxFrames = c.maxFrames {
+                        let position = min(r - row, maxFrames - 1)
+                        for j in 0..<d { x[r * d + j] += framePositions[position * d + j] }
+                    }
                 }
                 row += rows.count
             }

@@ -89,11 +89,15 @@ struct EmbedRoute: Sendable {
             var tokens: Int
             var images: Int
             var audioSeconds: Double
+            /// Seconds of the videos given and frames decoded from them (computed items only).
+            var videoSeconds: Double
+            var framesDecoded: Int
             /// Ids of items whose text was cut to the model's maximum length.
             var truncated: [String]
 
             enum CodingKeys: String, CodingKey {
-                case tokens, images, audioSeconds = "audio_seconds", truncated
+                case tokens, images, audioSeconds = "audio_seconds", videoSeconds = "video_seconds"
+                case framesDecoded = "frames_decoded", truncated
             }
         }
         var model: Model
@@ -192,6 +196,8 @@ struct EmbedRoute: Sendable {
             model: Response.Model(id: pipeline.model.id, revision: pipeline.model.revision), dimensions: size, data: data,
             usage: Response.Usage(tokens: embedded.map(\.tokens).reduce(0, +), images: embedded.map(\.images).reduce(0, +),
                                   audioSeconds: embedded.map(\.audioSeconds).reduce(0, +),
+                                  videoSeconds: embedded.map(\.videoSeconds).reduce(0, +),
+                                  framesDecoded: embedded.map(\.framesDecoded).reduce(0, +),
                                   truncated: embedded.filter(\.truncated).map(\.id)),
             codebookVersion: outcome.codebook?.version))
         response.addTiming(outcome.timing)

@@ -2,11 +2,16 @@ import Embedding
 import Foundation
 
 /// An item as JSON, in `/embed` requests and in `omniembed embed`'s input lines:
-/// `{"id", "text", "fields": {"title", "ocr", "asr", "author", "tags"}, "images": [{"data"}], "audio": {"data"}}`,
-/// media as base64.
+/// `{"id", "text", "fields": {"title", "ocr", "asr", "author", "tags"}, "images": [{"data"}], "audio": {"data"},
+/// "video": {"data", "frames"}}`, media as base64.
 public struct ItemPayload: Decodable, Sendable, IdentifiedItem {
     public struct Media: Decodable, Sendable {
         public var data: String
+    }
+    /// A video (MP4, MOV, WebM) and the frames to sample from it besides the cover (5 by default).
+    public struct Video: Decodable, Sendable {
+        public var data: String
+        public var frames: Int?
     }
     public struct Fields: Decodable, Sendable {
         public var title, ocr, asr, author: String?
@@ -17,6 +22,7 @@ public struct ItemPayload: Decodable, Sendable, IdentifiedItem {
     public var fields: Fields?
     public var images: [Media]?
     public var audio: Media?
+    public var video: Video?
 
     /// The checked, base64-decoded pipeline input; `index` names the item in messages (`items[3] (v42)`).
     public func input(at index: Int, limits: ServiceConfiguration.RequestLimits) throws(EmbeddingError) -> ItemInput {
@@ -29,11 +35,17 @@ public struct ItemPayload: Decodable, Sendable, IdentifiedItem {
             throw .tooLarge("text_too_long", "\(label): text and fields are \(text.utf8.count) bytes; at most \(limits.maxTextBytes)")
         }
         let images = images ?? []
-        guard composed != nil || !images.isEmpty || audio != nil else {
-            throw .invalid("no_modality", "\(label): no text, fields, images or audio")
+        guard composed != nil || !images.isEmpty || audio != nil || video != nil else {
+            throw .invalid("no_modality", "\(label): no text, fields, images, audio or video")
         }
         guard images.count <= limits.maxImagesPerItem else {
             throw .tooLarge("too_many_images", "\(label): \(images.count) images; at most \(limits.maxImagesPerItem) per item")
+        }
+        let frames = video?.frames ?? 5
+        guard frames >= 0 else { throw .invalid("invalid_frames", "\(label): video.frames is \(frames); 0 or more") }
+        // The cover (a frame, unless the item gives images) and the sampled frames count as the item's images.
+        if video != nil, frames > limits.maxImagesPerItem - images.count - (images.isEmpty ? 1 : 0) {
+            throw .tooLarge("too_many_images", "\(label): \(images.count) images and \(frames) video frames\(images.isEmpty ? " and a cover" : ""); at most \(limits.maxImagesPerItem) per item")
         }
         func bytes(_ media: Media, _ what: String, limit: Int) throws(EmbeddingError) -> [UInt8] {
             // Checked on the base64 length, before decoding: 4 characters carry 3 bytes.
@@ -51,6 +63,9 @@ public struct ItemPayload: Decodable, Sendable, IdentifiedItem {
             decodedImages.append(try bytes(image, "images[\(position)]", limit: limits.maxImageBytes))
         }
         let audio = try audio.map { media throws(EmbeddingError) in try bytes(media, "audio", limit: limits.maxAudioBytes) }
-        return ItemInput(id: id, label: label, text: composed, images: decodedImages, audio: audio)
+        let video = try video.map { video throws(EmbeddingError) in
+            ItemInput.Video(data: try bytes(Media(data: video.data), "video", limit: limits.maxVideoBytes), frames: frames)
+        }
+        return ItemInput(id: id, label: label, text: composed, images: decodedImages, audio: audio, video: video)
     }
 }

@@ -10,7 +10,7 @@ extension ServiceConfiguration {
         case .late: .late(weights: embedding.fusionWeights)
         case .qformer: .qformer(directory: embedding.qformerDirectory, precision: embedding.fusionPrecision ?? precision)
         }
-        return PipelineConfiguration(
+        var configuration = PipelineConfiguration(
             text: .init(directory: modelDirectory, maxTokens: maxTokens, precision: precision),
             image: .init(directory: image.directory, labels: image.labels, topK: image.topK, precision: image.precision ?? precision),
             audio: .init(directory: audio.directory, labels: audio.labels, topK: audio.topK, precision: audio.precision ?? precision),
@@ -18,6 +18,8 @@ extension ServiceConfiguration {
             fusion: fusion, dimensions: embedding.dimensions, settings: embedding.pipeline,
             store: store.enabled ? .init(backend: try store.itemStoreBackend(), cacheItems: store.cacheItems) : nil,
             codebookPath: codebook.path)
+        (configuration.maxVideoSeconds, configuration.maxVideoBytes) = (limits.maxVideoSeconds, limits.maxVideoBytes)
+        return configuration
         }
     }
 

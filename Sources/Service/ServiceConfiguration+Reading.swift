@@ -65,6 +65,8 @@ extension ServiceConfiguration {
         try config.int("limits.maxItems", &limits.maxItems)
         try config.int("limits.maxImageBytes", &limits.maxImageBytes)
         try config.int("limits.maxAudioBytes", &limits.maxAudioBytes)
+        try config.int("limits.maxVideoBytes", &limits.maxVideoBytes)
+        try config.int("limits.maxVideoSeconds", &limits.maxVideoSeconds)
         try config.int("limits.maxIdBytes", &limits.maxIdBytes)
         try config.int("limits.maxRequestPixels", &embedding.pipeline.budget.maxPixels)
         if let seconds = try config.double("limits.maxRequestAudioSeconds") {
@@ -192,6 +194,8 @@ extension ServiceConfiguration {
         try positive("limits.maxItems", limits.maxItems)
         try positive("limits.maxImageBytes", limits.maxImageBytes)
         try positive("limits.maxAudioBytes", limits.maxAudioBytes)
+        try positive("limits.maxVideoBytes", limits.maxVideoBytes)
+        try positive("limits.maxVideoSeconds", limits.maxVideoSeconds)
         try positive("limits.maxIdBytes", limits.maxIdBytes)
         try positive("limits.maxRequestPixels", embedding.pipeline.budget.maxPixels)
         try positive("decode.queueCapacity", embedding.pipeline.decodeQueueCapacity)

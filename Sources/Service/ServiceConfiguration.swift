@@ -175,8 +175,13 @@ public struct ServiceConfiguration: Sendable {
         public var maxItems = 256
         /// Bytes of one encoded image (after base64 decoding).
         public var maxImageBytes = 20 * 1024 * 1024
-        /// Bytes of one encoded WAV (its duration is limited by `audio.maxSeconds`).
+        /// Bytes of one encoded recording (its duration is limited by `audio.maxSeconds`).
         public var maxAudioBytes = 128 * 1024 * 1024
+        /// Bytes of one encoded video (its duration is limited by `maxVideoSeconds`); a request still fits
+        /// `http.maxBodyBytes`, as base64.
+        public var maxVideoBytes = 64 * 1024 * 1024
+        /// Seconds of one video, checked on its container's headers.
+        public var maxVideoSeconds = 600
         public var maxTextBytes = 64 * 1024
         /// Images (cover and frames) per item.
         public var maxImagesPerItem = 8

@@ -14,7 +14,9 @@ struct BenchmarkCommand: AsyncParsableCommand {
             batches of random 3×224×224 inputs through the image tower (--lengths is ignored); --texts FILE tokenises and \
             encodes the file's lines in batches of each --batch-sizes value; --decode FILE times \
             decoding and preprocessing one image file (full-size and DCT-scaled); --audio FILE times the audio tower \
-            on one WAV file, end to end (decode, resample, log-mel, musicnn) and the model alone. Each cell runs one warm-up, then \
+            on one WAV file, end to end (decode, resample, log-mel, musicnn) and the model alone; --video FILE times \
+            decoding a video's cover and --frames frames to preprocessed image tower inputs and its soundtrack to \
+            16 kHz samples, on one thread (as the decode pool runs an item). Each cell runs one warm-up, then \
             until --seconds have passed and at least --minimum-runs ran; one JSON line per cell with the median \
             seconds per batch and items/s. Threads come from the configuration (model.threads, model.blasThreads).
             """
@@ -30,6 +32,12 @@ struct BenchmarkCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Time the audio tower end to end on this WAV file instead.")
     var audio: String?
+
+    @Option(name: .long, help: "Time decoding this video's cover, --frames frames and soundtrack to tower inputs instead.")
+    var video: String?
+
+    @Option(name: .long, help: "Frames sampled from --video besides the cover.")
+    var frames = 5
 
     @Option(name: .long, help: "Time tokenising and encoding the texts of this file (one per line) in batches instead.")
     var texts: String?
@@ -64,6 +72,7 @@ struct BenchmarkCommand: AsyncParsableCommand {
         let settings = try await settingsOptions.load()
         if let decode { return try timeDecoding(decode, settings: settings) }
         if let audio { return try timeAudio(audio, settings: settings) }
+        if let video { return try timeVideo(video, settings: settings) }
         if let texts { return try timeTexts(texts, settings: settings) }
         switch tower {
         case .text: try timeText(settings)
@@ -161,6 +170,33 @@ struct BenchmarkCommand: AsyncParsableCommand {
         let modelOnly = median { _ = model.run(patches) }
         try emit(AudioTiming(file: path, audioSeconds: recording.duration, patches: patches.count,
                              endToEndSeconds: endToEnd.seconds, modelSeconds: modelOnly.seconds))
+    }
+
+    struct VideoTiming: Encodable {
+        var file: String
+        var duration: Double
+        var width: Int, height: Int
+        var frames: Int
+        var samples: Int
+        var seconds: Double
+        var runs: Int
+    }
+
+    func timeVideo(_ path: String, settings: ServiceConfiguration) throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let decoder = VideoDecoder(maxBytes: .max, maxSeconds: Double(settings.limits.maxVideoSeconds), maxPixels: settings.image.maxPixels)
+        let preprocessor = ImagePreprocessor()
+        let header = try decoder.header(of: bytes)
+        let times = VideoDecoder.sampleTimes(duration: header.duration, frames: frames, cover: true)
+        var samples = 0
+        let (time, runs) = try median {
+            let decoded = try decoder.frames(bytes, at: times, checkpoint: { () throws(Never) in }).get()
+            precondition(decoded.map { preprocessor.tensor($0.image) }.count == times.count)
+            if header.hasAudio { samples = Resampler.resample(try decoder.audio(bytes), to: 16000).samples.count }
+        }
+        try emit(VideoTiming(file: path, duration: header.duration, width: header.frameSize?.width ?? 0,
+                             height: header.frameSize?.height ?? 0, frames: times.count, samples: samples, seconds: time,
+                             runs: runs))
     }
 
     struct DecodeTiming: Encodable {

@@ -7,6 +7,7 @@ Starts the service on free loopback ports (waiting for /readyz by polling, never
 checks what the Swift suites cannot see from inside the process (command line, configuration file and
 environment overrides, log output, SIGTERM handling and exit code), and prints `clients: N passed, N failed`.
 """
+import base64
 import gzip
 import http.client
 import json
@@ -362,6 +363,26 @@ def offline_embed_matches_the_reference():
         result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target],
                                 capture_output=True, text=True, timeout=300, env=environment)
         assert result.returncode != 0 and "items.jsonl:42" in result.stderr, result.stderr
+
+
+@test
+def offline_embed_takes_videos():
+    """`omniembed embed` reads the same items as /embed: a video line is its cover, frames and soundtrack."""
+    video = base64.b64encode(open(os.path.join(ROOT, "Tests/MediaTests/Fixtures/video/h264-aac.mp4"), "rb").read()).decode()
+    with tempfile.TemporaryDirectory() as work:
+        source, target = os.path.join(work, "items.jsonl"), os.path.join(work, "out.jsonl")
+        with open(source, "w") as f:
+            f.write(json.dumps({"id": "clip", "video": {"data": video, "frames": 3}}) + "\n")
+            f.write(json.dumps({"id": "sound", "video": {"data": video, "frames": 0}}) + "\n")
+        environment = dict(os.environ, OMNIEMBED_STORE_PATH=os.path.join(work, "items.sqlite"))
+        result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target],
+                                capture_output=True, text=True, timeout=300, env=environment)
+        assert result.returncode == 0 and "embedded 2 items" in result.stderr, result.stderr
+        lines = [json.loads(line) for line in open(target)]
+        assert [line["id"] for line in lines] == ["clip", "sound"], lines
+        assert all(len(line["embedding"]) == 384 for line in lines)
+        # Cover, 3 frames and soundtrack against the cover and soundtrack alone (0 frames): two different vectors.
+        assert lines[0]["embedding"] != lines[1]["embedding"]
 
 
 @test

@@ -86,7 +86,10 @@ end
 
 def wrk_summary(stderr):
     """The figures WRK_DONE_LUA printed."""
-    return json.loads(next(l for l in stderr.splitlines() if l.startswith("BENCH "))[6:])
+    lines = [l for l in stderr.splitlines() if l.startswith("BENCH ")]
+    if not lines:
+        raise RuntimeError(f"wrk printed no summary: {stderr[-2000:]}")
+    return json.loads(lines[0][6:])
 
 
 def free_port():
@@ -145,7 +148,7 @@ def run_wrk(lua, port, connections, seconds, work, **environment):
     result = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script,
                              f"http://127.0.0.1:{port}"], capture_output=True, text=True,
                             env=dict(os.environ, **environment))
-    return wrk_summary(result.stderr)
+    return wrk_summary(result.stderr + result.stdout)
 
 
 def stop_servers(processes):

@@ -2,7 +2,8 @@
 """EM3's Fusion-Q-Former in PyTorch: the reference OmniEmbed's `FusionQFormer` is checked against.
 
 Learnable queries are prepended to the item's modality tokens, each projected linearly to the model width and tagged
-with a learned modality embedding (text token states, image features per frame, audio features per 3-second patch);
+with a learned modality embedding (text token states, image features per frame, audio features per 3-second patch),
+and each image token (the cover, then a video's frames in time order) with a learned frame position embedding;
 L pre-LayerNorm self-attention layers (PyTorch's TransformerEncoderLayer with norm_first, erf GELU, no dropout) mix
 them; the query outputs go through a final LayerNorm, are flattened and projected to the output size, then
 L2-normalised. Weight names below are the safetensors names OmniEmbed loads.
@@ -36,13 +37,19 @@ class FusionQFormer(torch.nn.Module):
             for _ in range(config["num_layers"])])
         self.final_norm = torch.nn.LayerNorm(d, eps=config["layer_norm_eps"])
         self.output = torch.nn.Linear(config["queries"] * d, config["output_size"])
+        # Image token i (past the last position: the last) gets frame_positions[i].
+        self.frame_positions = torch.nn.Parameter(torch.randn(config["max_frames"], d) * 0.5)
 
     def forward(self, inputs):
         """One item: `inputs` maps a modality to its tokens (rows × input size); absent modalities are left out."""
         tokens = [self.queries]
         for index, modality in enumerate(MODALITIES):
             if modality in inputs and len(inputs[modality]):
-                tokens.append(self.projections[modality](inputs[modality]) + self.modality_embeddings[index])
+                projected = self.projections[modality](inputs[modality]) + self.modality_embeddings[index]
+                if modality == "image":
+                    positions = torch.clamp(torch.arange(len(projected)), max=self.config["max_frames"] - 1)
+                    projected = projected + self.frame_positions[positions]
+                tokens.append(projected)
         x = torch.cat(tokens).unsqueeze(0)
         for layer in self.layers:
             x = layer(x)
@@ -52,6 +59,7 @@ class FusionQFormer(torch.nn.Module):
     def named_weights(self):
         """The module's tensors under the names OmniEmbed reads."""
         weights = {"queries": self.queries, "modality_embeddings": self.modality_embeddings,
+                   "frame_positions": self.frame_positions,
                    "final_norm.weight": self.final_norm.weight, "final_norm.bias": self.final_norm.bias,
                    "output.weight": self.output.weight, "output.bias": self.output.bias}
         for m in MODALITIES:
@@ -80,7 +88,7 @@ def main():
     torch.manual_seed(args.seed)
     config = {"architecture": "fusion-qformer", "hidden_size": 64, "num_attention_heads": 4, "num_layers": 2,
               "intermediate_size": 128, "queries": 4, "output_size": 48, "layer_norm_eps": 1e-5,
-              "input_sizes": {"text": 40, "image": 24, "audio": 16}}
+              "input_sizes": {"text": 40, "image": 24, "audio": 16}, "max_frames": 6}
     model = FusionQFormer(config).eval()
     # LayerNorm weights away from 1 and biases away from 0, so that a wrong affine would show.
     with torch.no_grad():

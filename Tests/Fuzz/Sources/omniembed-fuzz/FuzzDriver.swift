@@ -13,6 +13,7 @@ let targets: [String: FuzzCallback] = [
     "fuzz-json": { data, size in fuzzJson(data ?? UnsafePointer(bitPattern: 1)!, size) },
     "fuzz-image": { data, size in fuzzImage(data ?? UnsafePointer(bitPattern: 1)!, size) },
     "fuzz-wav": { data, size in fuzzWav(data ?? UnsafePointer(bitPattern: 1)!, size) },
+    "fuzz-video": { data, size in fuzzVideo(data ?? UnsafePointer(bitPattern: 1)!, size) },
     "fuzz-safetensors": { data, size in fuzzSafetensors(data ?? UnsafePointer(bitPattern: 1)!, size) },
     "fuzz-api-keys": { data, size in fuzzAPIKeys(data ?? UnsafePointer(bitPattern: 1)!, size) },
 ]
