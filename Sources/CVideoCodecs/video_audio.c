@@ -63,7 +63,7 @@ static int append_mono(oe_video *v, const AVFrame *frame, float **samples, int64
 }
 
 int oe_video_audio(oe_video *v, double max_seconds, int min_rate, int max_rate, float **samples, int64_t *count,
-                   int *rate, char *message, size_t message_size) {
+                   int *rate, oe_video_keep_going keep_going, void *context, char *message, size_t message_size) {
     int64_t max_samples = 0;
     *samples = NULL;
     *count = 0;
@@ -82,10 +82,11 @@ int oe_video_audio(oe_video *v, double max_seconds, int min_rate, int max_rate, 
     avcodec_flush_buffers(v->audio);
     swr_free(&v->resampler);
     int64_t capacity = 0;
-    int ended = 0, result = OE_VIDEO_OK, layout_channels = 0, sample_rate = 0, sample_format = -1;
+    int ended = 0, result = OE_VIDEO_OK, layout_channels = 0, sample_rate = 0, sample_format = -1, frames = 0;
     while (result == OE_VIDEO_OK) {
         int status = avcodec_receive_frame(v->audio, v->frame);
         if (status == 0) {
+            if (++frames % 64 == 0 && keep_going && !keep_going(context)) result = OE_VIDEO_STOPPED;
             if (sample_rate == 0) {
                 /* The decoder's own rate, which may differ from the container's (HE-AAC doubles it). */
                 sample_rate = v->frame->sample_rate;

@@ -65,7 +65,8 @@ static int convert(oe_video *v, const AVFrame *frame, uint8_t *rgb, size_t capac
 }
 
 int oe_video_frame(oe_video *v, double seconds, int max_frames, uint8_t *rgb, size_t capacity,
-                   oe_video_frame_info *info, char *message, size_t message_size) {
+                   oe_video_frame_info *info, oe_video_keep_going keep_going, void *context, char *message,
+                   size_t message_size) {
     memset(info, 0, sizeof *info);
     if (v->video == NULL) {
         oe_video_say(message, message_size, "no video stream");
@@ -87,7 +88,8 @@ int oe_video_frame(oe_video *v, double seconds, int max_frames, uint8_t *rgb, si
     while (1) {
         int status = avcodec_receive_frame(v->video, v->frame);
         if (status == 0) {
-            if (++decoded > max_frames) {
+            if (++decoded % 8 == 0 && keep_going && !keep_going(context)) return OE_VIDEO_STOPPED;
+            if (decoded > max_frames) {
                 oe_video_say(message, message_size, "more than %d frames to decode to reach %.3f s", max_frames, seconds);
                 return OE_VIDEO_TOO_LARGE;
             }

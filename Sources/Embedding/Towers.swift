@@ -126,13 +126,14 @@ final class Towers: Sendable {
     /// Audio tower patches from a recording whose header `cost` read: WAV by its own decoder, anything else by
     /// FFmpeg's; `checkpoint` runs between steps.
     func audioInput(_ bytes: [UInt8], checkpoint: () throws(EmbeddingError) -> Void) throws(EmbeddingError) -> Result<[[Float]], MediaError> {
-        let recording: Audio
+        let recording: Result<Audio, EmbeddingError>
         do throws(MediaError) {
-            recording = WAVDecoder.isWAV(bytes) ? try wavDecoder.decode(bytes) : try audioDecoder.audio(bytes)
+            recording = WAVDecoder.isWAV(bytes) ? .success(try wavDecoder.decode(bytes))
+                : try audioDecoder.audio(bytes, checkpoint: checkpoint)
         } catch {
             return .failure(error)
         }
-        return .success(try patches(recording, checkpoint: checkpoint))
+        return .success(try patches(try recording.get(), checkpoint: checkpoint))
     }
 
     /// A video's frames (as image tower inputs, in `cost.frameTimes`' order) and, when `cost.soundtrack`, its
@@ -169,10 +170,10 @@ final class Towers: Sendable {
         }
         if cost.soundtrack {
             let started = ContinuousClock.now
-            let recording: Audio
-            do throws(MediaError) { recording = try videoDecoder.audio(bytes) } catch { return .failure(error) }
+            let recording: Result<Audio, EmbeddingError>
+            do throws(MediaError) { recording = try videoDecoder.audio(bytes, checkpoint: checkpoint) } catch { return .failure(error) }
             input.timing.decode += .now - started
-            input.patches = try patches(recording, checkpoint: checkpoint)
+            input.patches = try patches(try recording.get(), checkpoint: checkpoint)
         }
         return .success(input)
     }

@@ -64,8 +64,8 @@ public struct VideoDecoder: Sendable {
         try withOpened(bytes) { _, header throws(MediaError) in header }
     }
 
-    /// The frames shown at `times` (seconds from the start), in order; `checkpoint` runs before each and may throw
-    /// to stop.
+    /// The frames shown at `times` (seconds from the start), in order; `checkpoint` runs before each and between
+    /// decoded frames, and may throw to stop.
     public func frames<E: Error>(_ bytes: [UInt8], at times: [Double],
                                  checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<[Frame], E> {
         try withOpened(bytes) { video, header throws(MediaError) -> Result<[Frame], E> in
@@ -77,12 +77,18 @@ public struct VideoDecoder: Sendable {
                 do throws(E) { try checkpoint() } catch { return .failure(error) }
                 var info = oe_video_frame_info()
                 var pixels = [UInt8](repeating: 0, count: capacity)
-                let status = pixels.withUnsafeMutableBufferPointer { buffer in
-                    Self.call { message, size in
-                        oe_video_frame(video, time, Int32(clamping: maxFramesPerSeek), buffer.baseAddress, capacity, &info, message, size)
+                let status = Stopper.run(checkpoint) { keepGoing, context in
+                    pixels.withUnsafeMutableBufferPointer { buffer in
+                        Self.call { message, size in
+                            oe_video_frame(video, time, Int32(clamping: maxFramesPerSeek), buffer.baseAddress, capacity, &info,
+                                           keepGoing, context, message, size)
+                        }
                     }
                 }
-                try status.get()
+                switch status {
+                case .failure(let error): return .failure(error)
+                case .success(let status): try status.get()
+                }
                 let count = Int(info.width) * Int(info.height) * 3
                 if count < pixels.count { pixels.removeLast(pixels.count - count) }
                 frames.append(Frame(image: RGBImage(width: Int(info.width), height: Int(info.height), pixels: pixels),
@@ -93,23 +99,35 @@ public struct VideoDecoder: Sendable {
         }
     }
 
-    /// The first audio stream, channels averaged to mono, at its own rate.
-    public func audio(_ bytes: [UInt8]) throws(MediaError) -> Audio {
-        try withOpened(bytes) { video, header throws(MediaError) -> Audio in
+    /// The first audio stream, channels averaged to mono, at its own rate; `checkpoint` runs between decoded frames
+    /// and may throw to stop.
+    public func audio<E: Error>(_ bytes: [UInt8], checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<Audio, E> {
+        try withOpened(bytes) { video, header throws(MediaError) -> Result<Audio, E> in
             guard header.hasAudio else { throw .corrupt("no audio stream") }
             try prepare(video)
             // Decoded samples past the declared duration (plus a second of slack for encoder padding) are refused.
             let limit = min(header.duration, maxSeconds) + 1
             var samples: UnsafeMutablePointer<Float>?
             var (count, rate): (Int64, Int32) = (0, 0)
-            try Self.call { message, size in
-                oe_video_audio(video, limit, Int32(Self.sampleRates.lowerBound), Int32(Self.sampleRates.upperBound), &samples,
-                               &count, &rate, message, size)
-            }.get()
             defer { oe_video_free_samples(samples) }
+            let status = Stopper.run(checkpoint) { keepGoing, context in
+                Self.call { message, size in
+                    oe_video_audio(video, limit, Int32(Self.sampleRates.lowerBound), Int32(Self.sampleRates.upperBound),
+                                   &samples, &count, &rate, keepGoing, context, message, size)
+                }
+            }
+            switch status {
+            case .failure(let error): return .failure(error)
+            case .success(let status): try status.get()
+            }
             guard let samples else { throw .corrupt("no audio sample decodes") }
-            return Audio(samples: Array(UnsafeBufferPointer(start: samples, count: Int(count))), sampleRate: Int(rate))
+            return .success(Audio(samples: Array(UnsafeBufferPointer(start: samples, count: Int(count))), sampleRate: Int(rate)))
         }
+    }
+
+    /// `audio(_:checkpoint:)` run to its end.
+    public func audio(_ bytes: [UInt8]) throws(MediaError) -> Audio {
+        try audio(bytes, checkpoint: { () throws(Never) in }).get()
     }
 
     private func prepare(_ video: OpaquePointer) throws(MediaError) {
@@ -195,5 +213,41 @@ extension VideoDecoder.Header {
         audioCodec = hasAudio ? name(info.audio_codec) : nil
         sampleRate = Int(info.sample_rate)
         channels = Int(info.channels)
+    }
+}
+
+/// Carries a caller's checkpoint into the C decoders' `keep_going` callback, and the error it threw back out.
+private class KeepGoing {
+    func callAsFunction() -> Bool { true }
+}
+
+private final class Stopper<E: Error>: KeepGoing {
+    let checkpoint: () throws(E) -> Void
+    var error: E?
+
+    init(_ checkpoint: @escaping () throws(E) -> Void) { self.checkpoint = checkpoint }
+
+    override func callAsFunction() -> Bool {
+        do throws(E) {
+            try checkpoint()
+            return true
+        } catch {
+            self.error = error
+            return false
+        }
+    }
+
+    /// `body`'s result, or the error `checkpoint` threw when a callback stopped the call.
+    static func run<T>(_ checkpoint: () throws(E) -> Void,
+                       _ body: (oe_video_keep_going, UnsafeMutableRawPointer) -> T) -> Result<T, E> {
+        withoutActuallyEscaping(checkpoint) { checkpoint in
+            let stopper = Stopper(checkpoint)
+            let context = Unmanaged.passUnretained(stopper as KeepGoing).toOpaque()
+            let result = withExtendedLifetime(stopper) {
+                body({ context in Unmanaged<KeepGoing>.fromOpaque(context!).takeUnretainedValue()() ? 1 : 0 }, context)
+            }
+            if let error = stopper.error { return .failure(error) }
+            return .success(result)
+        }
     }
 }

@@ -158,3 +158,25 @@ import Testing
         }
     }
 }
+
+/// A checkpoint that throws stops decoding between frames, inside a seek and inside a soundtrack: the caller's
+/// deadline holds while FFmpeg decodes.
+@Suite struct VideoCheckpointTests {
+    struct Stop: Error, Equatable {}
+
+    @Test func aThrowingCheckpointStopsTheDecodersMidway() throws {
+        let bytes = try VideoDecoderTests.bytes("no-audio.mp4")   // a keyframe every 25 frames
+        var calls = 0
+        let frames = try VideoDecoder().frames(bytes, at: [0.9], checkpoint: { () throws(Stop) in
+            calls += 1
+            if calls > 1 { throw Stop() }                      // the first call is before the seek
+        })
+        #expect(frames.map { _ in 0 } == .failure(Stop()) && calls == 2)
+        var audioCalls = 0
+        let audio = try VideoDecoder().audio(VideoDecoderTests.bytes("melody.flac"), checkpoint: { () throws(Stop) in
+            audioCalls += 1
+            throw Stop()
+        })
+        #expect(audio.map { _ in 0 } == .failure(Stop()) && audioCalls == 1)
+    }
+}

@@ -16,7 +16,11 @@ enum {
     OE_VIDEO_UNSUPPORTED = 2,  /* a codec without a decoder here: `codec` names it */
     OE_VIDEO_TOO_LARGE = 3,    /* past a limit given to the call */
     OE_VIDEO_NO_MEMORY = 4,
+    OE_VIDEO_STOPPED = 5,      /* the caller's `keep_going` said stop */
 };
+
+/* Asked between decoded frames whether to go on (the request's deadline, its client): 0 stops the call. */
+typedef int (*oe_video_keep_going)(void *context);
 
 typedef struct {
     char format[32];           /* the demuxer's name */
@@ -54,13 +58,14 @@ int oe_video_prepare(oe_video *video, int64_t max_pixels, char *message, size_t 
    Packed RGB24 (`info.width` × `info.height` × 3 bytes, at most `capacity`), converted as the ffmpeg CLI converts to
    rgb24, then rotated as the display matrix asks. */
 int oe_video_frame(oe_video *video, double seconds, int max_frames, uint8_t *rgb, size_t capacity,
-                   oe_video_frame_info *info, char *message, size_t message_size);
+                   oe_video_frame_info *info, oe_video_keep_going keep_going, void *context, char *message,
+                   size_t message_size);
 
 /* The first audio stream from its start, channels averaged to mono, at the decoder's own rate (OE_VIDEO_CORRUPT
    outside [min_rate, max_rate]): at most `max_seconds` of it (OE_VIDEO_TOO_LARGE past them). `*samples` is malloc'd
    (free with oe_video_free_samples). */
 int oe_video_audio(oe_video *video, double max_seconds, int min_rate, int max_rate, float **samples, int64_t *count,
-                   int *rate, char *message, size_t message_size);
+                   int *rate, oe_video_keep_going keep_going, void *context, char *message, size_t message_size);
 void oe_video_free_samples(float *samples);
 
 /* Where FFmpeg's log lines go: `sink` gets each line at FFmpeg's level (AV_LOG_*). Lines below warnings are dropped. */
