@@ -236,7 +236,13 @@ static int open_decoder(oe_video *v, int index, AVCodecContext **out, int64_t ma
     const AVCodecParameters *p = v->format->streams[index]->codecpar;
     const AVCodec *codec = avcodec_find_decoder(p->codec_id);
     if (codec == NULL) {
-        oe_video_say(message, size, "%s", avcodec_get_name(p->codec_id));
+        if (p->codec_id == AV_CODEC_ID_NONE) {
+            char tag[AV_FOURCC_MAX_STRING_SIZE] = {0};
+            av_fourcc_make_string(tag, p->codec_tag);
+            oe_video_say(message, size, "an unknown codec (tag %s)", tag);
+        } else {
+            oe_video_say(message, size, "%s", avcodec_get_name(p->codec_id));
+        }
         return OE_VIDEO_UNSUPPORTED;
     }
     AVCodecContext *context = avcodec_alloc_context3(codec);

@@ -383,6 +383,14 @@ def offline_embed_takes_videos():
         assert all(len(line["embedding"]) == 384 for line in lines)
         # Cover, 3 frames and soundtrack against the cover and soundtrack alone (0 frames): two different vectors.
         assert lines[0]["embedding"] != lines[1]["embedding"]
+        # A damaged video: our error naming the line, and none of FFmpeg's own log lines on stderr.
+        damaged = base64.b64encode(base64.b64decode(video)[:20000] + os.urandom(9000)).decode()
+        with open(source, "a") as f:
+            f.write(json.dumps({"id": "damaged", "video": {"data": damaged}}) + "\n")
+        result = subprocess.run([BINARY, "embed", "--config", CONFIG, "--input", source, "--output", target],
+                                capture_output=True, text=True, timeout=300, env=environment)
+        assert result.returncode != 0 and "items.jsonl:3" in result.stderr, result.stderr
+        assert not re.search(r"\[(mov|h264|aac|matroska)[^\]]* @ 0x", result.stderr), result.stderr
 
 
 @test

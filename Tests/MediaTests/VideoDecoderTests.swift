@@ -180,3 +180,13 @@ import Testing
         #expect(audio.map { _ in 0 } == .failure(Stop()) && audioCalls == 1)
     }
 }
+
+extension VideoBombTests {
+    /// A codec without a decoder here is refused naming it.
+    @Test func anUnknownCodecIsNamed() throws {
+        let unknown = try Self.patched("stsd", at: 4 + 4 + 4 + 4, Array("zzzz".utf8))
+        #expect(throws: MediaError.unsupportedFormat("unsupported codec or format: an unknown codec (tag zzzz)")) {
+            try VideoDecoder().frames(unknown, at: [0], checkpoint: { () throws(Never) in }).get()
+        }
+    }
+}

@@ -101,11 +101,16 @@ extension ServiceLiveTests {
         hostile.append(("60000 × 60000", patched("stsd", at: 44, [0xEA, 0x60, 0xEA, 0x60]), [413]))
         hostile.append(("a billion frames", patched("stts", at: 12, [0x3B, 0x9A, 0xCA, 0x00]), [413]))
         hostile.append(("not a container", Array("hello".utf8), [422]))
+        hostile.append(("an unknown codec", patched("stsd", at: 16, Array("zzzz".utf8)), [422]))
         for (name, bytes, statuses) in hostile {
             let (status, body) = try post("/embed", port: port, json: #"{"items": [{"id": "v", "video": {"data": "\#(Data(bytes).base64EncodedString())"}}], "store": false}"#)
             #expect(statuses.contains(status), "\(name): \(status) \(body)")
             if status != 200 {
                 #expect(["corrupt_media", "media_too_large", "unsupported_media"].contains(errorCode(body) ?? ""), "\(name): \(body)")
+            }
+            if name == "an unknown codec" {
+                let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+                #expect(errorCode(body) == "unsupported_media" && message.contains("zzzz"), "\(body)")
             }
         }
         let (status, body) = try post("/embed", port: port, json: #"{"items": [{"id": "v", "video": {"data": "\#(Data(file).base64EncodedString())", "frames": 9}}]}"#)
