@@ -138,4 +138,23 @@ extension ServiceLiveTests {
         #expect(abs(again - 1) < 1e-5 && other < 0.9, "\(rows)")
         await service.shutdown()
     }
+
+    /// `limits.maxVideoBytes` and `limits.maxVideoSeconds`, read as settings and enforced: 413 naming the item.
+    @Test func videoLimitsAreSettingsAndEnforced() async throws {
+        let loaded = try await ServiceConfiguration.load(file: ServiceConfigurationTests.defaultFile,
+                                                         environment: ["OMNIEMBED_LIMITS_MAX_VIDEO_SECONDS": "1",
+                                                                       "OMNIEMBED_LIMITS_MAX_VIDEO_BYTES": "30000"])
+        #expect(loaded.limits.maxVideoSeconds == 1 && loaded.limits.maxVideoBytes == 30000)
+        #expect(try loaded.pipeline.maxVideoSeconds == 1 && loaded.pipeline.maxVideoBytes == 30000)
+        var configuration = videoConfiguration()
+        (configuration.limits.maxVideoSeconds, configuration.limits.maxVideoBytes) = (1, 30000)
+        let (service, port) = try await makeService(configuration)
+        for (name, expected) in [("h264-aac.mp4", "over 30000 bytes"), ("no-audio.mp4", "2.0 s (at most 1.0 s)")] {
+            let (status, body) = try post("/embed", port: port, json: #"{"items": [{"id": "v", "video": {"data": "\#(try base64(Self.videoFixtures + name))"}}]}"#)
+            let message = (body["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(status == 413 && errorCode(body) == "media_too_large" && message.contains(expected) && message.contains("items[0] (v)"),
+                    "\(name): \(body)")
+        }
+        await service.shutdown()
+    }
 }
