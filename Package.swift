@@ -53,8 +53,14 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels"]),
         // JPEG and PNG decoding through libjpeg-turbo and libpng, with their error exits turned into returns.
         .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
-        // Video and compressed audio through FFmpeg's libraries (Debian's), read from memory only.
-        .target(name: "CVideoCodecs", linkerSettings: ["avformat", "avcodec", "swscale", "swresample", "avutil"].map { .linkedLibrary($0) }),
+        // FFmpeg's libraries from Debian (libavformat, libavcodec, libswscale, libswresample, libavutil), and the C
+        // glue that reads videos and compressed audio through them from memory only.
+        .systemLibrary(name: "CFFmpeg", path: "Sources/CFFmpeg",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libswresample-dev"])]),
+        // (A C target is not autolinked against a system library it depends on, as a Swift importer is: hence the
+        // explicit libraries.)
+        .target(name: "CVideoCodecs", dependencies: ["CFFmpeg"],
+                linkerSettings: ["avformat", "avcodec", "swscale", "swresample", "avutil"].map { .linkedLibrary($0) }),
         // FFTW's single-precision interface, for log-mel spectrograms.
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
         // Media's kernels: Pillow-exact 8-bit image resampling, audio resampling, image planes; dispatched as CKernels.

@@ -232,7 +232,8 @@ int oe_video_open(const uint8_t *data, size_t size, int64_t probe_bytes, int max
     return OE_VIDEO_OK;
 }
 
-static int open_decoder(oe_video *v, int index, AVCodecContext **out, int64_t max_pixels, char *message, size_t size) {
+static int open_decoder(oe_video *v, int index, AVCodecContext **out, int64_t max_pixels, int min_shorter_side,
+                        char *message, size_t size) {
     const AVCodecParameters *p = v->format->streams[index]->codecpar;
     const AVCodec *codec = avcodec_find_decoder(p->codec_id);
     if (codec == NULL) {
@@ -252,6 +253,15 @@ static int open_decoder(oe_video *v, int index, AVCodecContext **out, int64_t ma
     context->thread_count = 1;
     context->pkt_timebase = v->format->streams[index]->time_base;
     if (max_pixels > 0) context->max_pixels = max_pixels;
+    /* A decoder that can decode at 1/2, 1/4 or 1/8 size (MJPEG's DCT scaling) does so while the shorter side stays
+       at least `min_shorter_side`, as the image decoder scales a JPEG. */
+    int shorter = p->width < p->height ? p->width : p->height;
+    for (int lowres = codec->max_lowres; min_shorter_side > 0 && lowres > 0; lowres--) {
+        if (AV_CEIL_RSHIFT(shorter, lowres) >= min_shorter_side) {
+            context->lowres = lowres;
+            break;
+        }
+    }
     int status = avcodec_open2(context, codec, NULL);
     if (status < 0) {
         oe_video_say(message, size, "the %s stream's decoder refused it (%s)", avcodec_get_name(p->codec_id), av_err2str(status));
@@ -260,11 +270,11 @@ static int open_decoder(oe_video *v, int index, AVCodecContext **out, int64_t ma
     return OE_VIDEO_OK;
 }
 
-int oe_video_prepare(oe_video *v, int64_t max_pixels, char *message, size_t message_size) {
+int oe_video_prepare(oe_video *v, int64_t max_pixels, int min_shorter_side, char *message, size_t message_size) {
     int status = OE_VIDEO_OK;
     if (v->video_stream >= 0 && v->video == NULL)
-        status = open_decoder(v, v->video_stream, &v->video, max_pixels, message, message_size);
+        status = open_decoder(v, v->video_stream, &v->video, max_pixels, min_shorter_side, message, message_size);
     if (status == OE_VIDEO_OK && v->audio_stream >= 0 && v->audio == NULL)
-        status = open_decoder(v, v->audio_stream, &v->audio, 0, message, message_size);
+        status = open_decoder(v, v->audio_stream, &v->audio, 0, 0, message, message_size);
     return status;
 }

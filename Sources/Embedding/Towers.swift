@@ -37,7 +37,8 @@ final class Towers: Sendable {
         imageDecoder = ImageDecoder(maxPixels: maxPixels)
         wavDecoder = WAVDecoder(maxDuration: maxAudioSeconds)
         audioDecoder = VideoDecoder(maxBytes: .max, maxSeconds: maxAudioSeconds, maxPixels: maxPixels)
-        videoDecoder = VideoDecoder(maxBytes: maxVideoBytes, maxSeconds: maxVideoSeconds, maxPixels: maxPixels)
+        videoDecoder = VideoDecoder(maxBytes: maxVideoBytes, maxSeconds: maxVideoSeconds, maxPixels: maxPixels,
+                                    minimumShorterSide: ImagePreprocessor().shorterSide)
     }
 
     /// Size of every vector in the shared space.

@@ -14,6 +14,9 @@ public struct VideoDecoder: Sendable {
     public var maxPixels: Int
     public var maxStreams: Int
     public var maxFramesPerSeek: Int
+    /// Frames are decoded at reduced size where the decoder can (MJPEG's DCT scaling) while their shorter side stays
+    /// at least this long, as `ImageDecoder` scales a JPEG; nil: full size.
+    public var minimumShorterSide: Int?
     /// A declared rate above this is refused: no camera films it, and a container claiming it would ask for work out
     /// of proportion to its duration.
     public static let maxFrameRate = 1000.0
@@ -23,12 +26,13 @@ public struct VideoDecoder: Sendable {
     static let sampleRates = WAVDecoder.minSampleRate...384_000
 
     public init(maxBytes: Int = 64 << 20, maxSeconds: Double = 600, maxPixels: Int = 40_000_000, maxStreams: Int = 8,
-                maxFramesPerSeek: Int = 600) {
+                maxFramesPerSeek: Int = 600, minimumShorterSide: Int? = nil) {
         self.maxBytes = maxBytes
         self.maxSeconds = maxSeconds
         self.maxPixels = maxPixels
         self.maxStreams = maxStreams
         self.maxFramesPerSeek = maxFramesPerSeek
+        self.minimumShorterSide = minimumShorterSide
     }
 
     /// What the container says, read without decoding a frame or a sample.
@@ -131,7 +135,7 @@ public struct VideoDecoder: Sendable {
     }
 
     private func prepare(_ video: OpaquePointer) throws(MediaError) {
-        try Self.call { message, size in oe_video_prepare(video, Int64(maxPixels), message, size) }.get()
+        try Self.call { message, size in oe_video_prepare(video, Int64(maxPixels), Int32(clamping: minimumShorterSide ?? 0), message, size) }.get()
     }
 
     /// Opens `bytes`, checks the limits on what the headers say, and runs `body` with the handle.

@@ -184,8 +184,9 @@ struct BenchmarkCommand: AsyncParsableCommand {
 
     func timeVideo(_ path: String, settings: ServiceConfiguration) throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        let decoder = VideoDecoder(maxBytes: .max, maxSeconds: Double(settings.limits.maxVideoSeconds), maxPixels: settings.image.maxPixels)
         let preprocessor = ImagePreprocessor()
+        let decoder = VideoDecoder(maxBytes: .max, maxSeconds: Double(settings.limits.maxVideoSeconds), maxPixels: settings.image.maxPixels,
+                                   minimumShorterSide: preprocessor.shorterSide)
         let header = try decoder.header(of: bytes)
         let times = VideoDecoder.sampleTimes(duration: header.duration, frames: frames, cover: true)
         var samples = 0

@@ -12,6 +12,8 @@ import Testing
         struct Frame: Decodable { var seconds: Double; var png: String }
         var duration: Double
         var audio: Bool
+        /// Decoded at 1/2^lowres size by the CLI, as ours decodes MJPEG whose shorter side stays at least 256.
+        var lowres: Int?
         var frames: [Frame]
     }
 
@@ -20,7 +22,8 @@ import Testing
         return try! JSONDecoder().decode([String: Expected].self, from: data)
     }()
 
-    static let videos = ["h264-aac.mp4", "vp9-opus.webm", "mjpeg-pcm.mov", "no-audio.mp4", "rotated.mp4", "odd-size.webm", "vfr.mkv"]
+    static let videos = ["h264-aac.mp4", "vp9-opus.webm", "mjpeg-pcm.mov", "no-audio.mp4", "rotated.mp4", "odd-size.webm", "vfr.mkv",
+                         "mjpeg-large.mov"]
 
     /// Each frame shown at a time equals the CLI's `-ss` decode of it in rgb24 within 1 per channel, rotated as the
     /// CLI rotates it.
@@ -29,7 +32,9 @@ import Testing
         let bytes = try Self.bytes(name)
         let header = try VideoDecoder().header(of: bytes)
         #expect(abs(header.duration - expected.duration) < 0.05 && header.hasAudio == expected.audio)
-        let frames = try VideoDecoder().frames(bytes, at: expected.frames.map(\.seconds), checkpoint: { () throws(CancellationError) in }).get()
+        // The service's setting: reduced size where the decoder allows it (only MJPEG here, and only the large one).
+        let decoder = VideoDecoder(minimumShorterSide: 256)
+        let frames = try decoder.frames(bytes, at: expected.frames.map(\.seconds), checkpoint: { () throws(CancellationError) in }).get()
         var worst = 0
         for (frame, reference) in zip(frames, expected.frames) {
             let cli = try ImageDecoder().decode(Self.bytes(reference.png))
@@ -38,6 +43,9 @@ import Testing
             let difference = zip(frame.image.pixels, cli.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
             worst = max(worst, difference)
             #expect(frame.seconds >= reference.seconds - 1e-6 && frame.decoded >= 1)
+        }
+        if let lowres = expected.lowres {
+            #expect(frames.allSatisfy { $0.image.width == header.width >> lowres && $0.image.height == header.height >> lowres })
         }
         print("video \(name): \(frames.count) frames, worst difference from the ffmpeg CLI \(worst)")
         #expect(worst <= 1, "\(name)")

@@ -50,8 +50,9 @@ int oe_video_open(const uint8_t *data, size_t size, int64_t probe_bytes, int max
 void oe_video_close(oe_video *video);
 
 /* Decoders for the first video and audio streams; OE_VIDEO_UNSUPPORTED names a codec without one. A video decoder
-   refuses frames of more than `max_pixels`. */
-int oe_video_prepare(oe_video *video, int64_t max_pixels, char *message, size_t message_size);
+   refuses frames of more than `max_pixels`, and decodes at reduced size where it can (MJPEG) while the shorter side
+   stays at least `min_shorter_side` (0: full size). */
+int oe_video_prepare(oe_video *video, int64_t max_pixels, int min_shorter_side, char *message, size_t message_size);
 
 /* The first frame shown at or after `seconds` from the stream's start (the last one when the stream ends first):
    seeks to the keyframe before it and decodes forward, at most `max_frames` frames (OE_VIDEO_TOO_LARGE past them).
