@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,29 +62,32 @@ static int refuse_open(struct AVFormatContext *s, AVIOContext **pb, const char *
 
 /* ---- logging --------------------------------------------------------------------------------------------------- */
 
-static void (*log_sink)(int, const char *);
+typedef void (*log_function)(int, const char *);
+/* Set when a pipeline loads, read by any decoding thread. */
+static _Atomic(log_function) log_sink;
 
 static void log_line(void *context, int level, const char *format, va_list arguments) {
-    if (level > AV_LOG_WARNING || log_sink == NULL) return;
+    log_function sink = atomic_load(&log_sink);
+    if (level > AV_LOG_WARNING || sink == NULL) return;
     char line[512];
     int prefix = 1;
     av_log_format_line2(context, level, format, arguments, line, sizeof line, &prefix);
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-    if (n > 0) log_sink(level, line);
+    if (n > 0) sink(level, line);
 }
 
-void oe_video_set_log(void (*sink)(int, const char *)) {
-    log_sink = sink;
-    av_log_set_callback(log_line);
-}
-
-/* Until a sink is set, FFmpeg's lines are dropped: its default callback writes to stderr. Allocations are capped so
-   that no header can make a demuxer ask for gigabytes. */
+/* FFmpeg's lines go to log_line, dropped until a sink is set (its default callback writes to stderr), and its
+   allocations are capped so that no header can make a demuxer ask for gigabytes: once, before the first use. */
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static void setup(void) {
     av_log_set_callback(log_line);
     av_max_alloc(256u << 20);
+}
+
+void oe_video_set_log(void (*sink)(int, const char *)) {
+    pthread_once(&setup_once, setup);
+    atomic_store(&log_sink, sink);
 }
 
 /* ---- opening --------------------------------------------------------------------------------------------------- */
