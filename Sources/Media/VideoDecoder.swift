@@ -35,7 +35,8 @@ public struct VideoDecoder: Sendable {
         self.minimumShorterSide = minimumShorterSide
     }
 
-    /// What the container says, read without decoding a frame or a sample.
+    /// What the container says: its headers, and what FFmpeg's probing finds (it may decode a frame or two, under the
+    /// pixel limit).
     public struct Header: Sendable, Equatable {
         public var format: String
         public var duration: Double
