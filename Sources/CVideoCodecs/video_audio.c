@@ -82,53 +82,31 @@ int oe_video_audio(oe_video *v, double max_seconds, int min_rate, int max_rate, 
     avcodec_flush_buffers(v->audio);
     swr_free(&v->resampler);
     int64_t capacity = 0;
-    int ended = 0, result = OE_VIDEO_OK, layout_channels = 0, sample_rate = 0, sample_format = -1, frames = 0;
-    while (result == OE_VIDEO_OK) {
-        int status = avcodec_receive_frame(v->audio, v->frame);
-        if (status == 0) {
-            if (++frames % 64 == 0 && keep_going && !keep_going(context)) result = OE_VIDEO_STOPPED;
-            if (sample_rate == 0) {
-                /* The decoder's own rate, which may differ from the container's (HE-AAC doubles it). */
-                sample_rate = v->frame->sample_rate;
-                layout_channels = v->frame->ch_layout.nb_channels;
-                sample_format = v->frame->format;
-                max_samples = (int64_t)(max_seconds * sample_rate);
-                if (sample_rate < min_rate || sample_rate > max_rate || layout_channels < 1 || layout_channels > 64) {
-                    oe_video_say(message, message_size, "an audio stream of %d Hz, %d channels", sample_rate, layout_channels);
-                    result = OE_VIDEO_CORRUPT;
-                }
-            } else if (v->frame->sample_rate != sample_rate || v->frame->ch_layout.nb_channels != layout_channels ||
-                       v->frame->format != sample_format) {
-                oe_video_say(message, message_size, "the audio stream changes its rate or channels midway");
-                result = OE_VIDEO_UNSUPPORTED;
-            }
-            if (result == OE_VIDEO_OK)
-                result = append_mono(v, v->frame, samples, count, &capacity, max_samples, message, message_size);
-            av_frame_unref(v->frame);
-            continue;
-        }
-        if (status == AVERROR_EOF) break;
-        if (status != AVERROR(EAGAIN)) {
-            oe_video_say(message, message_size, "the audio stream does not decode (%s)", av_err2str(status));
-            result = OE_VIDEO_CORRUPT;
-            break;
-        }
-        if (ended) break;
-        status = av_read_frame(v->format, v->packet);
-        v->packets_read = 1;
-        if (status < 0) {
-            ended = 1;
-            avcodec_send_packet(v->audio, NULL);
-            continue;
-        }
-        if (v->packet->stream_index == v->audio_stream) {
-            status = avcodec_send_packet(v->audio, v->packet);
-            if (status < 0 && status != AVERROR(EAGAIN) && status != AVERROR_INVALIDDATA) {
-                oe_video_say(message, message_size, "the audio stream does not decode (%s)", av_err2str(status));
+    int result = OE_VIDEO_OK, layout_channels = 0, sample_rate = 0, sample_format = -1, frames = 0, status = 0;
+    while (result == OE_VIDEO_OK && (status = oe_video_next_frame(v, v->audio, v->audio_stream)) == 0) {
+        if (++frames % 64 == 0 && keep_going && !keep_going(context)) result = OE_VIDEO_STOPPED;
+        if (sample_rate == 0) {
+            /* The decoder's own rate, which may differ from the container's (HE-AAC doubles it). */
+            sample_rate = v->frame->sample_rate;
+            layout_channels = v->frame->ch_layout.nb_channels;
+            sample_format = v->frame->format;
+            max_samples = (int64_t)(max_seconds * sample_rate);
+            if (sample_rate < min_rate || sample_rate > max_rate || layout_channels < 1 || layout_channels > 64) {
+                oe_video_say(message, message_size, "an audio stream of %d Hz, %d channels", sample_rate, layout_channels);
                 result = OE_VIDEO_CORRUPT;
             }
+        } else if (v->frame->sample_rate != sample_rate || v->frame->ch_layout.nb_channels != layout_channels ||
+                   v->frame->format != sample_format) {
+            oe_video_say(message, message_size, "the audio stream changes its rate or channels midway");
+            result = OE_VIDEO_UNSUPPORTED;
         }
-        av_packet_unref(v->packet);
+        if (result == OE_VIDEO_OK)
+            result = append_mono(v, v->frame, samples, count, &capacity, max_samples, message, message_size);
+        av_frame_unref(v->frame);
+    }
+    if (result == OE_VIDEO_OK && status < 0 && status != AVERROR_EOF) {
+        oe_video_say(message, message_size, "the audio stream does not decode (%s)", av_err2str(status));
+        result = OE_VIDEO_CORRUPT;
     }
     if (result == OE_VIDEO_OK && *count == 0) {
         oe_video_say(message, message_size, "no audio sample decodes");

@@ -7,10 +7,6 @@
 
 /* Frames: seeking, decoding forward, converting as the CLI converts, rotating. */
 
-static double seconds_of(int64_t value, AVRational base) {
-    return value == AV_NOPTS_VALUE ? 0 : value * av_q2d(base);
-}
-
 /* `frame` to packed RGB24 with the same swscale settings as the CLI's auto-inserted conversion (bicubic flags, the
    frame's colour matrix and range), then rotated. */
 static int convert(oe_video *v, const AVFrame *frame, uint8_t *rgb, size_t capacity, oe_video_frame_info *info,
@@ -84,53 +80,31 @@ int oe_video_frame(oe_video *v, double seconds, int max_frames, uint8_t *rgb, si
     }
     avcodec_flush_buffers(v->video);
     av_frame_unref(v->last);
-    int decoded = 0, ended = 0;
-    while (1) {
-        int status = avcodec_receive_frame(v->video, v->frame);
-        if (status == 0) {
-            if (++decoded % 8 == 0 && keep_going && !keep_going(context)) return OE_VIDEO_STOPPED;
-            if (decoded > max_frames) {
-                oe_video_say(message, message_size, "more than %d frames to decode to reach %.3f s", max_frames, seconds);
-                return OE_VIDEO_TOO_LARGE;
-            }
-            int64_t pts = v->frame->best_effort_timestamp;
-            av_frame_unref(v->last);
-            av_frame_move_ref(v->last, v->frame);
-            if (pts != AV_NOPTS_VALUE && pts >= target) break;
-            continue;
+    int decoded = 0, status = 0;
+    while ((status = oe_video_next_frame(v, v->video, v->video_stream)) == 0) {
+        if (++decoded % 8 == 0 && keep_going && !keep_going(context)) return OE_VIDEO_STOPPED;
+        if (decoded > max_frames) {
+            oe_video_say(message, message_size, "more than %d frames to decode to reach %.3f s", max_frames, seconds);
+            return OE_VIDEO_TOO_LARGE;
         }
-        if (status == AVERROR_EOF) break;
-        if (status != AVERROR(EAGAIN)) {
-            oe_video_say(message, message_size, "the video stream does not decode (%s)", av_err2str(status));
-            return OE_VIDEO_CORRUPT;
-        }
-        if (ended) break;
-        status = av_read_frame(v->format, v->packet);
-        v->packets_read = 1;
-        if (status < 0) {
-            ended = 1;
-            avcodec_send_packet(v->video, NULL);
-            continue;
-        }
-        if (v->packet->stream_index == v->video_stream) {
-            status = avcodec_send_packet(v->video, v->packet);
-            if (status < 0 && status != AVERROR(EAGAIN) && status != AVERROR_INVALIDDATA) {
-                av_packet_unref(v->packet);
-                oe_video_say(message, message_size, "the video stream does not decode (%s)", av_err2str(status));
-                return OE_VIDEO_CORRUPT;
-            }
-        }
-        av_packet_unref(v->packet);
+        int64_t pts = v->frame->best_effort_timestamp;
+        av_frame_unref(v->last);
+        av_frame_move_ref(v->last, v->frame);
+        if (pts != AV_NOPTS_VALUE && pts >= target) break;
+    }
+    if (status < 0 && status != AVERROR_EOF) {
+        oe_video_say(message, message_size, "the video stream does not decode (%s)", av_err2str(status));
+        return OE_VIDEO_CORRUPT;
     }
     if (v->last->width == 0) {
         oe_video_say(message, message_size, "no video frame decodes at %.3f s", seconds);
         return OE_VIDEO_CORRUPT;
     }
     int64_t pts = v->last->best_effort_timestamp;
-    info->seconds = pts == AV_NOPTS_VALUE ? seconds : seconds_of(pts - start, stream->time_base);
+    info->seconds = pts == AV_NOPTS_VALUE ? seconds : oe_video_seconds(pts - start, stream->time_base);
     info->decoded = decoded;
     int64_t started = av_gettime_relative();
-    int status = convert(v, v->last, rgb, capacity, info, message, message_size);
+    status = convert(v, v->last, rgb, capacity, info, message, message_size);
     info->convert_seconds = (av_gettime_relative() - started) / 1e6;
     return status;
 }

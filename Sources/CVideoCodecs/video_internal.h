@@ -28,4 +28,13 @@ struct oe_video {
 /* printf into `message` (at most `size` bytes), when there is one. */
 void oe_video_say(char *message, size_t size, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
+/* The next frame `decoder` gives for stream `stream` into v->frame, reading packets (other streams' skipped) and
+   draining the decoder at the end: 0, AVERROR_EOF when the stream is done, or the error that stopped it. A packet
+   the decoder refuses as invalid data is skipped, as the CLI skips it. */
+int oe_video_next_frame(oe_video *v, AVCodecContext *decoder, int stream);
+
+static inline double oe_video_seconds(int64_t value, AVRational base) {
+    return value == AV_NOPTS_VALUE ? 0 : value * av_q2d(base);
+}
+
 #endif

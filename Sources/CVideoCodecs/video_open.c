@@ -121,10 +121,6 @@ static int rotation_of(const AVStream *stream) {
     return 0;
 }
 
-static double seconds_of(int64_t value, AVRational base) {
-    return value == AV_NOPTS_VALUE ? 0 : value * av_q2d(base);
-}
-
 int oe_video_open(const uint8_t *data, size_t size, int64_t probe_bytes, int max_streams, int64_t max_pixels,
                   oe_video **out, oe_video_info *info, char *message, size_t message_size) {
     pthread_once(&setup_once, setup);
@@ -154,11 +150,9 @@ int oe_video_open(const uint8_t *data, size_t size, int64_t probe_bytes, int max
     format->io_open = refuse_open;
     format->probesize = probe_bytes;
     format->max_analyze_duration = AV_TIME_BASE;
-    format->max_streams = max_streams;
     format->format_whitelist = av_strdup(FORMATS);
     format->protocol_whitelist = av_strdup("none");
     format->protocol_blacklist = av_strdup("ALL");
-    format->codec_whitelist = NULL;
     AVDictionary *options = NULL;
     av_dict_set(&options, "enable_drefs", "0", 0);
     int status = avformat_open_input(&v->format, NULL, NULL, &options);
@@ -170,7 +164,8 @@ int oe_video_open(const uint8_t *data, size_t size, int64_t probe_bytes, int max
         return OE_VIDEO_CORRUPT;
     }
     format = v->format;
-    /* What the container declares, before probing decodes anything. */
+    /* What the container declares, before probing decodes anything. (The whitelisted demuxers create their streams
+       while reading the header, so probing adds none; FFmpeg's own max_streams, 1000, bounds that.) */
     for (unsigned i = 0; i < format->nb_streams; i++) {
         const AVCodecParameters *p = format->streams[i]->codecpar;
         if (p->codec_type == AVMEDIA_TYPE_VIDEO && max_pixels > 0 && (int64_t)p->width * p->height > max_pixels) {
@@ -201,17 +196,11 @@ int oe_video_open(const uint8_t *data, size_t size, int64_t probe_bytes, int max
         return OE_VIDEO_CORRUPT;
     }
     copy_name(info->format, sizeof info->format, format->iformat ? format->iformat->name : NULL);
-    info->streams = (int)format->nb_streams;
-    if ((int)format->nb_streams > max_streams) {
-        oe_video_say(message, message_size, "%u streams (at most %d)", format->nb_streams, max_streams);
-        oe_video_close(v);
-        return OE_VIDEO_TOO_LARGE;
-    }
     double longest = 0;
     for (unsigned i = 0; i < format->nb_streams; i++) {
         const AVStream *stream = format->streams[i];
         const AVCodecParameters *p = stream->codecpar;
-        double length = seconds_of(stream->duration, stream->time_base);
+        double length = oe_video_seconds(stream->duration, stream->time_base);
         if (length > longest) longest = length;
         if (p->codec_type == AVMEDIA_TYPE_VIDEO && v->video_stream < 0 && !(stream->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
             v->video_stream = (int)i;
@@ -281,4 +270,23 @@ int oe_video_prepare(oe_video *v, int64_t max_pixels, int min_shorter_side, char
     if (status == OE_VIDEO_OK && v->audio_stream >= 0 && v->audio == NULL)
         status = open_decoder(v, v->audio_stream, &v->audio, 0, 0, message, message_size);
     return status;
+}
+
+/* ---- decoding -------------------------------------------------------------------------------------------------- */
+
+int oe_video_next_frame(oe_video *v, AVCodecContext *decoder, int stream) {
+    while (1) {
+        int status = avcodec_receive_frame(decoder, v->frame);
+        if (status != AVERROR(EAGAIN)) return status;
+        status = av_read_frame(v->format, v->packet);
+        v->packets_read = 1;
+        if (status < 0) {
+            /* The container is done: drain the decoder (a second drain request fails, and so ends the stream). */
+            if (avcodec_send_packet(decoder, NULL) < 0) return AVERROR_EOF;
+            continue;
+        }
+        if (v->packet->stream_index == stream) status = avcodec_send_packet(decoder, v->packet);
+        av_packet_unref(v->packet);
+        if (status < 0 && status != AVERROR(EAGAIN) && status != AVERROR_INVALIDDATA) return status;
+    }
 }

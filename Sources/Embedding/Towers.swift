@@ -145,9 +145,9 @@ final class Towers: Sendable {
         var timing = VideoTiming()
     }
 
-    /// Where a video's decoding time went.
+    /// Where a video's decoding time went (reading its headers is timed where `cost` runs).
     struct VideoTiming {
-        var demux = Duration.zero, decode = Duration.zero, convert = Duration.zero
+        var decode = Duration.zero, convert = Duration.zero
     }
 
     func videoInput(_ bytes: [UInt8], cost: MediaCost,

@@ -25,8 +25,9 @@ public struct FusionQFormerConfiguration: Decodable, Sendable, Equatable {
 
 /// EM3's Fusion-Q-Former: learnable queries prepended to an item's modality tokens (text token states, image
 /// features per frame, audio features per patch), each projected to the model width and tagged with a learned
-/// modality embedding, image tokens also with a learned frame position (when the model has them); pre-LayerNorm self-attention layers; the query outputs, after a final LayerNorm, flattened
-/// and projected to the output size, then L2-normalised. The same computation as `scripts/reference/fusion_qformer.py`
+/// modality embedding, image tokens also with a learned frame position (when the model has them); pre-LayerNorm
+/// self-attention layers; the query outputs, after a final LayerNorm, flattened and projected to the output size,
+/// then L2-normalised. The same computation as `scripts/reference/fusion_qformer.py`
 /// (PyTorch's `TransformerEncoderLayer` with `norm_first`, erf GELU). Items are fused one at a time: each is a few
 /// dozen tokens, and its result cannot depend on other items.
 public final class FusionQFormer: Sendable {

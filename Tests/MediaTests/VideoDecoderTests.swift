@@ -101,7 +101,7 @@ import Testing
         #expect(throws: MediaError.tooLarge("\(bytes.count) bytes (at most 1000)")) { try VideoDecoder(maxBytes: 1000).header(of: bytes) }
         #expect(throws: MediaError.tooLarge("2.0 s (at most 1.5 s)")) { try VideoDecoder(maxSeconds: 1.5).header(of: bytes) }
         #expect(throws: MediaError.tooLarge("frames of 128 × 96 pixels (at most 10000)")) { try VideoDecoder(maxPixels: 10000).header(of: bytes) }
-        #expect(throws: MediaError.self) { try VideoDecoder(maxStreams: 1).header(of: bytes) }
+        #expect(throws: MediaError.tooLarge("2 streams (at most 1)")) { try VideoDecoder(maxStreams: 1).header(of: bytes) }
         #expect(throws: MediaError.tooLarge("more than 2 frames to decode to reach 0.880 s")) {
             try VideoDecoder(maxFramesPerSeek: 2).frames(bytes, at: [0.88], checkpoint: { () throws(CancellationError) in }).get()
         }

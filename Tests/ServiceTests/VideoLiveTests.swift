@@ -115,6 +115,8 @@ extension ServiceLiveTests {
         }
         let (status, body) = try post("/embed", port: port, json: #"{"items": [{"id": "v", "video": {"data": "\#(Data(file).base64EncodedString())", "frames": 9}}]}"#)
         #expect(status == 413 && errorCode(body) == "too_many_images", "\(body)")
+        let negative = try post("/embed", port: port, json: #"{"items": [{"id": "v", "video": {"data": "\#(Data(file).base64EncodedString())", "frames": -1}}]}"#)
+        #expect(negative.status == 422 && errorCode(negative.body) == "invalid_frames", "\(negative.body)")
         #expect(try get("/healthz", port: port).status == 200)
         let after = try post("/embed", port: port, json: #"{"items": [{"id": "v", "video": {"data": "\#(Data(file).base64EncodedString())", "frames": 2}}], "store": false}"#)
         #expect(after.status == 200, "\(after.body)")

@@ -13,7 +13,7 @@ typedef struct oe_video oe_video;
 enum {
     OE_VIDEO_OK = 0,
     OE_VIDEO_CORRUPT = 1,      /* not a container we read, truncated, or a stream that does not decode */
-    OE_VIDEO_UNSUPPORTED = 2,  /* a codec without a decoder here: `codec` names it */
+    OE_VIDEO_UNSUPPORTED = 2,  /* a codec without a decoder here: the message names it */
     OE_VIDEO_TOO_LARGE = 3,    /* past a limit given to the call */
     OE_VIDEO_NO_MEMORY = 4,
     OE_VIDEO_STOPPED = 5,      /* the caller's `keep_going` said stop */
@@ -24,7 +24,6 @@ typedef int (*oe_video_keep_going)(void *context);
 
 typedef struct {
     char format[32];           /* the demuxer's name */
-    int streams;
     int video_stream, audio_stream;  /* the first of each kind, -1 when none */
     int width, height;         /* the video's coded size, before rotation */
     int rotation;              /* clockwise degrees the display matrix asks for: 0, 90, 180 or 270 */
@@ -42,9 +41,9 @@ typedef struct {
     double convert_seconds;    /* of the call, spent converting and rotating the frame */
 } oe_video_frame_info;
 
-/* Opens `size` bytes at `data`, which must outlive the handle. Reading the headers is bounded by `probe_bytes`, at
-   most `max_streams` streams are accepted, and a frame probing decodes may have at most `max_pixels`. On failure returns a code, with a message in `message` and, for
-   OE_VIDEO_UNSUPPORTED, the codec in `codec`. */
+/* Opens `size` bytes at `data`, which must outlive the handle. Reading the headers is bounded by `probe_bytes`; more
+   than `max_streams` streams, or a video stream declaring frames of more than `max_pixels`, is OE_VIDEO_TOO_LARGE
+   (and a frame probing decodes may have no more). On failure returns a code, with a message in `message`. */
 int oe_video_open(const uint8_t *data, size_t size, int64_t probe_bytes, int max_streams, int64_t max_pixels,
                   oe_video **out, oe_video_info *info, char *message, size_t message_size);
 void oe_video_close(oe_video *video);
