@@ -27,7 +27,9 @@ extension EmbeddingPipeline {
         var results = [Result<Inputs, EmbeddingError>?](repeating: nil, count: items.count)
         var costs = [Towers.MediaCost](repeating: Towers.MediaCost(), count: items.count)
         var inputs = [Inputs](repeating: Inputs(), count: items.count)
-        for (index, item) in items.enumerated() {
+        // Reading a video's headers may decode a frame: once the call is over its budget, no further item is read.
+        var (pixels, audioSeconds) = (0, 0.0)
+        for (index, item) in items.enumerated() where pixels <= budget.maxPixels && audioSeconds <= budget.maxAudioSeconds {
             if let text = item.text {
                 let started = ContinuousClock.now
                 let encoding = towers.text.tokenizer.encoding(text)
@@ -38,6 +40,7 @@ extension EmbeddingPipeline {
                 let started = ContinuousClock.now
                 costs[index] = try towers.cost(images: item.images, audio: item.audio, video: item.video)
                 if item.video != nil { metrics.videoDemux.record(.now - started) }
+                (pixels, audioSeconds) = (pixels + costs[index].pixels, audioSeconds + costs[index].audioSeconds)
             } catch {
                 metrics.decodeFailures.increment()
                 results[index] = .failure(Self.refuse(error.error, item.label, error.what))

@@ -93,7 +93,8 @@ final class Towers: Sendable {
                 cost.video = header
                 if let size = header.frameSize {
                     cost.frameTimes = VideoDecoder.sampleTimes(duration: header.duration, frames: video.frames, cover: images.isEmpty)
-                    cost.pixels += cost.frameTimes.count * size.width * size.height
+                    // At least the frame reading the headers may have decoded.
+                    cost.pixels += max(cost.frameTimes.count, 1) * size.width * size.height
                 }
                 if audio == nil, header.hasAudio {
                     cost.soundtrack = true
@@ -152,30 +153,21 @@ final class Towers: Sendable {
 
     func videoInput(_ bytes: [UInt8], cost: MediaCost,
                     checkpoint: () throws(EmbeddingError) -> Void) throws(EmbeddingError) -> Result<VideoInput, MediaError> {
-        var input = VideoInput()
-        if !cost.frameTimes.isEmpty {
-            let started = ContinuousClock.now
-            let decoded: Result<[VideoDecoder.Frame], EmbeddingError>
-            do throws(MediaError) {
-                decoded = try videoDecoder.frames(bytes, at: cost.frameTimes, checkpoint: checkpoint)
-            } catch {
-                return .failure(error)
-            }
-            let frames = try decoded.get()
-            let converting = Duration.seconds(frames.reduce(0) { $0 + $1.convertSeconds })
-            (input.timing.decode, input.timing.convert) = (.now - started - converting, converting)
-            for frame in frames {
-                try checkpoint()
-                input.frames.append(preprocessor.tensor(frame.image))
-            }
+        let started = ContinuousClock.now
+        let result: Result<VideoDecoder.Decoded, EmbeddingError>
+        do throws(MediaError) {
+            result = try videoDecoder.decode(bytes, frames: cost.frameTimes, soundtrack: cost.soundtrack, checkpoint: checkpoint)
+        } catch {
+            return .failure(error)
         }
-        if cost.soundtrack {
-            let started = ContinuousClock.now
-            let recording: Result<Audio, EmbeddingError>
-            do throws(MediaError) { recording = try videoDecoder.audio(bytes, checkpoint: checkpoint) } catch { return .failure(error) }
-            input.timing.decode += .now - started
-            input.patches = try patches(try recording.get(), checkpoint: checkpoint)
+        let decoded = try result.get()
+        let converting = Duration.seconds(decoded.frames.reduce(0) { $0 + $1.convertSeconds })
+        var input = VideoInput(timing: VideoTiming(decode: .now - started - converting, convert: converting))
+        for frame in decoded.frames {
+            try checkpoint()
+            input.frames.append(preprocessor.tensor(frame.image))
         }
+        if let audio = decoded.audio { input.patches = try patches(audio, checkpoint: checkpoint) }
         return .success(input)
     }
 

@@ -69,70 +69,98 @@ public struct VideoDecoder: Sendable {
         try withOpened(bytes) { _, header throws(MediaError) in header }
     }
 
-    /// The frames shown at `times` (seconds from the start), in order; `checkpoint` runs before each and between
-    /// decoded frames, and may throw to stop.
-    public func frames<E: Error>(_ bytes: [UInt8], at times: [Double],
-                                 checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<[Frame], E> {
-        try withOpened(bytes) { video, header throws(MediaError) -> Result<[Frame], E> in
-            guard header.hasVideo else { throw .corrupt("no video stream") }
+    /// What `decode` gives: the frames at the times asked, and the soundtrack when asked.
+    public struct Decoded: Sendable {
+        public var frames: [Frame]
+        public var audio: Audio?
+    }
+
+    /// The frames shown at `times` (seconds from the start), in order, and with `soundtrack` the first audio stream,
+    /// channels averaged to mono, at its own rate: from one opening of the container, the soundtrack first (seeking
+    /// back to the start would lose the skip of an encoder's priming samples). `checkpoint` runs before each frame
+    /// and between decoded frames, and may throw to stop.
+    public func decode<E: Error>(_ bytes: [UInt8], frames times: [Double], soundtrack: Bool,
+                                 checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<Decoded, E> {
+        try withOpened(bytes) { video, header throws(MediaError) -> Result<Decoded, E> in
+            if !times.isEmpty, !header.hasVideo { throw .corrupt("no video stream") }
+            if soundtrack, !header.hasAudio { throw .corrupt("no audio stream") }
             try prepare(video)
-            let capacity = header.width * header.height * 3
-            var frames: [Frame] = []
+            var decoded = Decoded(frames: [], audio: nil)
+            if soundtrack {
+                switch try audio(video, header, checkpoint: checkpoint) {
+                case .failure(let error): return .failure(error)
+                case .success(let audio): decoded.audio = audio
+                }
+            }
             for time in times {
                 do throws(E) { try checkpoint() } catch { return .failure(error) }
-                var info = oe_video_frame_info()
-                var pixels = [UInt8](repeating: 0, count: capacity)
-                let status = Stopper.run(checkpoint) { keepGoing, context in
-                    pixels.withUnsafeMutableBufferPointer { buffer in
-                        Self.call { message, size in
-                            oe_video_frame(video, time, Int32(clamping: maxFramesPerSeek), buffer.baseAddress, capacity, &info,
-                                           keepGoing, context, message, size)
-                        }
-                    }
-                }
-                switch status {
+                switch try frame(video, header, at: time, checkpoint: checkpoint) {
                 case .failure(let error): return .failure(error)
-                case .success(let status): try status.get()
+                case .success(let frame): decoded.frames.append(frame)
                 }
-                let count = Int(info.width) * Int(info.height) * 3
-                if count < pixels.count { pixels.removeLast(pixels.count - count) }
-                frames.append(Frame(image: RGBImage(width: Int(info.width), height: Int(info.height), pixels: pixels),
-                                    seconds: info.seconds, decoded: Int(info.decoded),
-                                    convertSeconds: info.convert_seconds))
             }
-            return .success(frames)
+            return .success(decoded)
         }
     }
 
-    /// The first audio stream, channels averaged to mono, at its own rate; `checkpoint` runs between decoded frames
-    /// and may throw to stop.
+    /// `decode` of frames alone.
+    public func frames<E: Error>(_ bytes: [UInt8], at times: [Double],
+                                 checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<[Frame], E> {
+        try decode(bytes, frames: times, soundtrack: false, checkpoint: checkpoint).map(\.frames)
+    }
+
+    /// `decode` of the soundtrack alone.
     public func audio<E: Error>(_ bytes: [UInt8], checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<Audio, E> {
-        try withOpened(bytes) { video, header throws(MediaError) -> Result<Audio, E> in
-            guard header.hasAudio else { throw .corrupt("no audio stream") }
-            try prepare(video)
-            // Decoded samples past the declared duration (plus a second of slack for encoder padding) are refused.
-            let limit = min(header.duration, maxSeconds) + 1
-            var samples: UnsafeMutablePointer<Float>?
-            var (count, rate): (Int64, Int32) = (0, 0)
-            defer { oe_video_free_samples(samples) }
-            let status = Stopper.run(checkpoint) { keepGoing, context in
-                Self.call { message, size in
-                    oe_video_audio(video, limit, Int32(Self.sampleRates.lowerBound), Int32(Self.sampleRates.upperBound),
-                                   &samples, &count, &rate, keepGoing, context, message, size)
-                }
-            }
-            switch status {
-            case .failure(let error): return .failure(error)
-            case .success(let status): try status.get()
-            }
-            guard let samples else { throw .corrupt("no audio sample decodes") }
-            return .success(Audio(samples: Array(UnsafeBufferPointer(start: samples, count: Int(count))), sampleRate: Int(rate)))
-        }
+        try decode(bytes, frames: [], soundtrack: true, checkpoint: checkpoint).map { $0.audio! }
     }
 
     /// `audio(_:checkpoint:)` run to its end.
     public func audio(_ bytes: [UInt8]) throws(MediaError) -> Audio {
         try audio(bytes, checkpoint: { () throws(Never) in }).get()
+    }
+
+    private func frame<E: Error>(_ video: OpaquePointer, _ header: Header, at time: Double,
+                                 checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<Frame, E> {
+        let capacity = header.width * header.height * 3
+        var info = oe_video_frame_info()
+        var pixels = [UInt8](repeating: 0, count: capacity)
+        let status = Stopper.run(checkpoint) { keepGoing, context in
+            pixels.withUnsafeMutableBufferPointer { buffer in
+                Self.call { message, size in
+                    oe_video_frame(video, time, Int32(clamping: maxFramesPerSeek), buffer.baseAddress, capacity, &info,
+                                   keepGoing, context, message, size)
+                }
+            }
+        }
+        switch status {
+        case .failure(let error): return .failure(error)
+        case .success(let status): try status.get()
+        }
+        let count = Int(info.width) * Int(info.height) * 3
+        if count < pixels.count { pixels.removeLast(pixels.count - count) }
+        return .success(Frame(image: RGBImage(width: Int(info.width), height: Int(info.height), pixels: pixels),
+                              seconds: info.seconds, decoded: Int(info.decoded), convertSeconds: info.convert_seconds))
+    }
+
+    private func audio<E: Error>(_ video: OpaquePointer, _ header: Header,
+                                 checkpoint: () throws(E) -> Void) throws(MediaError) -> Result<Audio, E> {
+        // Decoded samples past the declared duration (plus a second of slack for encoder padding) are refused.
+        let limit = min(header.duration, maxSeconds) + 1
+        var samples: UnsafeMutablePointer<Float>?
+        var (count, rate): (Int64, Int32) = (0, 0)
+        defer { oe_video_free_samples(samples) }
+        let status = Stopper.run(checkpoint) { keepGoing, context in
+            Self.call { message, size in
+                oe_video_audio(video, limit, Int32(Self.sampleRates.lowerBound), Int32(Self.sampleRates.upperBound),
+                               &samples, &count, &rate, keepGoing, context, message, size)
+            }
+        }
+        switch status {
+        case .failure(let error): return .failure(error)
+        case .success(let status): try status.get()
+        }
+        guard let samples else { throw .corrupt("no audio sample decodes") }
+        return .success(Audio(samples: Array(UnsafeBufferPointer(start: samples, count: Int(count))), sampleRate: Int(rate)))
     }
 
     private func prepare(_ video: OpaquePointer) throws(MediaError) {

@@ -159,4 +159,19 @@ extension ServiceLiveTests {
         }
         await service.shutdown()
     }
+
+    /// Reading a video's headers may decode a frame, so a call stops reading its items' headers once it is over its
+    /// decoding budget: 413 `request_budget_exceeded`, and the items past that point never opened.
+    @Test func aCallOverItsBudgetStopsReadingVideos() async throws {
+        var configuration = videoConfiguration()
+        // Each item: 6 frames of 128 × 96 = 73,728 pixels; the third goes over.
+        configuration.embedding.pipeline.budget.maxPixels = 150_000
+        let (service, port) = try await makeService(configuration)
+        let video = try base64(Self.videoFixtures + "no-audio.mp4")
+        let items = (0..<10).map { #"{"id": "v\#($0)", "video": {"data": "\#(video)"}}"# }
+        let (status, body) = try post("/embed", port: port, json: #"{"items": [\#(items.joined(separator: ","))], "store": false}"#)
+        #expect(status == 413 && errorCode(body) == "request_budget_exceeded", "\(body)")
+        #expect(try get("/metrics", port: port).body.contains(#"omniembed_video_stage_seconds_count{stage="demux"} 3"#))
+        await service.shutdown()
+    }
 }
