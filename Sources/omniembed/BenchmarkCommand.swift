@@ -191,9 +191,9 @@ struct BenchmarkCommand: AsyncParsableCommand {
         let times = VideoDecoder.sampleTimes(duration: header.duration, frames: frames, cover: true)
         var samples = 0
         let (time, runs) = try median {
-            let decoded = try decoder.frames(bytes, at: times, checkpoint: { () throws(Never) in }).get()
-            precondition(decoded.map { preprocessor.tensor($0.image) }.count == times.count)
-            if header.hasAudio { samples = Resampler.resample(try decoder.audio(bytes), to: 16000).samples.count }
+            let decoded = try decoder.decode(bytes, frames: times, soundtrack: header.hasAudio, checkpoint: { () throws(Never) in }).get()
+            precondition(decoded.frames.map { preprocessor.tensor($0.image) }.count == times.count)
+            if let audio = decoded.audio { samples = Resampler.resample(audio, to: 16000).samples.count }
         }
         try emit(VideoTiming(file: path, duration: header.duration, width: header.frameSize?.width ?? 0,
                              height: header.frameSize?.height ?? 0, frames: times.count, samples: samples, seconds: time,
